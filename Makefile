@@ -1,0 +1,86 @@
+# Makefile — builds libcrew (static and shared), its tests, benchmarks and examples.
+#
+#   make            build the libraries, tests, benchmarks and examples
+#   make test       install what is missing, then run every test: C tests plain,
+#                   under AddressSanitizer+UBSan, threaded ones under ThreadSanitizer
+#   make bench      run the benchmarks (figures for the README)
+#   make demo       the main job: the live demo of threads vs processes
+#
+# Objects go to build/<variant>/: `plain` (optimised), `asan` and `tsan`.
+
+CC      ?= cc
+CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -pthread -fPIC
+CFLAGS_plain  := -O2 -g
+CFLAGS_asan   := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+CFLAGS_tsan   := -O1 -g -fsanitize=thread
+LDLIBS  := -pthread
+
+SRCS    := $(wildcard src/*.c)
+TESTS   := $(patsubst tests/c/%.c,%,$(wildcard tests/c/test_*.c))
+# tests whose threads TSan checks (process pools fork from a threaded parent,
+# which TSan does not model; their shared-memory logic is the same code)
+TSAN_TESTS := test_ring test_arena test_pool_threads
+
+all: lib tests bench examples
+
+# ---------------------------------------------------------------- library
+define variant
+build/$(1)/%.o: src/%.c $$(wildcard src/*.h) include/crew.h
+	@mkdir -p $$(@D)
+	$$(CC) $$(CFLAGS_COMMON) $$(CFLAGS_$(1)) -c $$< -o $$@
+build/$(1)/libcrew.a: $$(patsubst src/%.c,build/$(1)/%.o,$$(SRCS))
+	ar rcs $$@ $$^
+build/$(1)/test_%: tests/c/test_%.c tests/c/test.h build/$(1)/libcrew.a
+	$$(CC) $$(CFLAGS_COMMON) $$(CFLAGS_$(1)) -Itests/c $$< build/$(1)/libcrew.a -o $$@ $$(LDLIBS)
+endef
+$(foreach v,plain asan tsan,$(eval $(call variant,$(v))))
+
+build/plain/libcrew.so: $(patsubst src/%.c,build/plain/%.o,$(SRCS))
+	$(CC) -shared -o $@ $^ $(LDLIBS)
+
+lib: build/plain/libcrew.a build/plain/libcrew.so
+
+# ------------------------------------------------------------------ tests
+tests: $(addprefix build/plain/,$(TESTS))
+
+setup:
+	@bash scripts/setup.sh
+
+test: setup
+	@$(MAKE) --no-print-directory test-c
+
+test-c: $(addprefix build/plain/,$(TESTS)) $(addprefix build/asan/,$(TESTS)) \
+        $(addprefix build/tsan/,$(TSAN_TESTS))
+	@set -e; for t in $(TESTS); do echo "== $$t (plain)"; build/plain/$$t; done
+	@set -e; for t in $(TESTS); do echo "== $$t (asan+ubsan)"; \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 build/asan/$$t; done
+	@set -e; for t in $(TSAN_TESTS); do echo "== $$t (tsan)"; \
+	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 setarch -R build/tsan/$$t; done
+
+# ------------------------------------------------------------ benchmarks
+BENCH_SRCS := bench/raw.c
+build/plain/bench_core: bench/bench_core.c $(BENCH_SRCS) build/plain/libcrew.a
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_plain) -Ibench $< $(BENCH_SRCS) build/plain/libcrew.a -o $@ $(LDLIBS)
+build/plain/bench_raw: bench/bench_raw.c $(BENCH_SRCS)
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_plain) -Ibench $^ -o $@ $(LDLIBS)
+
+bench: build/plain/bench_core build/plain/bench_raw
+
+bench-run: bench
+	build/plain/bench_core
+
+# -------------------------------------------------------------- examples
+build/plain/demo_c: examples/c/demo.c build/plain/libcrew.a
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_plain) $< build/plain/libcrew.a -o $@ $(LDLIBS) -lm
+
+examples: build/plain/demo_c
+
+demo-c: setup build/plain/demo_c
+	build/plain/demo_c
+
+demo: demo-c
+
+clean:
+	rm -rf build
+
+.PHONY: all lib tests setup test test-c bench bench-run examples demo demo-c clean

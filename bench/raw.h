@@ -1,0 +1,18 @@
+/* Raw IPC/memory baselines (futex, spin, pipe ping-pong; memcpy) with no libcrew dependency. */
+#ifndef CREW_BENCH_RAW_H
+#define CREW_BENCH_RAW_H
+
+#include <stddef.h>
+
+/* Number of timed repeats each function takes the median over (default 7). */
+void crew_bench_set_repeats(int repeats);
+
+/* Median round trip in µs between two forked processes; -1 on error. */
+double crew_bench_futex_pingpong_us(int iters);
+double crew_bench_spin_pingpong_us(int iters);
+double crew_bench_pipe_pingpong_us(int iters);
+
+/* Median time in µs of one memcpy of `bytes` between warm buffers, over `iters` copies. */
+double crew_bench_memcpy_us(size_t bytes, int iters);
+
+#endif /* CREW_BENCH_RAW_H */

@@ -1,0 +1,21 @@
+/* errors.c — crew_strerror(): names every code crew returns. */
+#include <string.h>
+
+#include "crew.h"
+
+const char *crew_strerror(int err)
+{
+    switch (err) {
+    case 0: return "success";
+    case CREW_ECRASHED: return "the worker died while running the task";
+    case CREW_ETASK: return "the task reported an error";
+    case CREW_ENOTASK: return "no task is registered under that name";
+    case CREW_ECLOSED: return "the pool is closed";
+    case CREW_EINIT: return "the worker initializer failed";
+    case CREW_ETOOBIG: return "the payload is larger than the pool's shared arena";
+    default: break;
+    }
+    if (err < 0 && err > -4096)
+        return strerror(-err);
+    return "unknown crew error";
+}

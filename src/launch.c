@@ -1,0 +1,186 @@
+/* launch.c — the one seam through which a worker starts: a thread, or a process by fork or spawn. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "pool.h"
+#include "sync.h"
+
+#define WORKER_ENV "CREW_WORKER"
+
+static _Atomic int default_start = CREW_START_FORK;
+
+int crew_set_start_method(crew_start_method m)
+{
+    if (m != CREW_START_FORK && m != CREW_START_SPAWN)
+        return m == CREW_START_FORKSERVER ? -ENOSYS : -EINVAL;
+    atomic_store(&default_start, (int)m);
+    return 0;
+}
+
+crew_start_method crew_get_start_method(void)
+{
+    return (crew_start_method)atomic_load(&default_start);
+}
+
+const char *crew_start_method_name(crew_start_method m)
+{
+    switch (m) {
+    case CREW_START_FORK: return "fork";
+    case CREW_START_SPAWN: return "spawn";
+    case CREW_START_FORKSERVER: return "forkserver";
+    default: return NULL;
+    }
+}
+
+/* --------------------------------------------------------------- threads -- */
+
+typedef struct thread_arg {
+    crew_pool *p;
+    int i;
+} thread_arg;
+
+static void *thread_main(void *arg)
+{
+    thread_arg ta = *(thread_arg *)arg;
+    free(arg);
+    atomic_store(&ta.p->shm->slots[ta.i].pid, (int32_t)syscall(SYS_gettid));
+    crew__worker_loop(ta.p->shm, (uint32_t)ta.i);
+    crew__pool_unref(ta.p);
+    return NULL;
+}
+
+static int launch_thread(crew_pool *p, int i)
+{
+    thread_arg *ta = malloc(sizeof *ta);
+    if (!ta)
+        return -ENOMEM;
+    ta->p = p;
+    ta->i = i;
+    crew__pool_ref(p);
+    int rc = pthread_create(&p->w[i].thread, NULL, thread_main, ta);
+    if (rc) {
+        free(ta);
+        crew__pool_unref(p);
+        return -rc;
+    }
+    p->w[i].has_thread = true;
+    p->w[i].pid = 0;
+    return 0;
+}
+
+/* -------------------------------------------------------------- processes -- */
+
+/* First steps of every worker process: die with the parent, default signals. */
+static void child_setup(pid_t parent)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) /* the parent died before prctl took effect */
+        _exit(1);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static int launch_process(crew_pool *p, int i)
+{
+    pid_t parent = getpid();
+    char env[64];
+    snprintf(env, sizeof env, WORKER_ENV "=%d:%d", p->shm_fd, i);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -errno;
+    if (pid == 0) {
+        child_setup(parent);
+        if (p->start == CREW_START_SPAWN) {
+            fcntl(p->shm_fd, F_SETFD, 0); /* the shared region crosses exec */
+            putenv(env);
+            if (p->opt.spawn_argv)
+                execvp(p->opt.spawn_argv[0], p->opt.spawn_argv);
+            else {
+                char *argv[] = {(char *)"crew-worker", NULL};
+                execv("/proc/self/exe", argv);
+            }
+            _exit(127);
+        }
+        crew__worker_loop(p->shm, (uint32_t)i);
+        _exit(0);
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) {
+        int e = -errno;
+        kill(pid, SIGKILL);
+        return e;
+    }
+    p->w[i].pid = pid;
+    p->w[i].pidfd = pidfd;
+    atomic_store(&p->shm->slots[i].pid, pid);
+    return 0;
+}
+
+int crew__launch(crew_pool *p, int i)
+{
+    crew__wslot *ws = &p->w[i];
+    crew__slot *sl = &p->shm->slots[i];
+    crew__ring *req = crew__slot_req(p->shm, sl), *resp = crew__slot_resp(p->shm, sl);
+    /* the slot is nobody's now: start it afresh */
+    crew__ring_init(req, CREW__RING_CAP);
+    crew__ring_init(resp, CREW__RING_CAP);
+    atomic_store(&sl->worker_sleeping, 0);
+    atomic_store(&sl->quit, 0);
+    atomic_store(&sl->cur_tag, 0);
+    atomic_store(&sl->init_status, 0);
+    ws->given = 0;
+    ws->retiring = ws->killing = false;
+    ws->kill_reason = 0;
+    if (p->opt.initializer) {
+        memset(&ws->init_req, 0, sizeof ws->init_req);
+        ws->init_req.flags = CREW__MSG_INIT;
+        ws->init_req.fn_hash = crew__hash(p->opt.initializer);
+        int rc = crew__msg_put(p->shm, &ws->init_req, p->opt.init_arg, p->opt.init_len);
+        if (rc < 0)
+            return rc;
+        crew__ring_push(req, &ws->init_req);
+    }
+    int rc = p->kind == CREW_THREADS ? launch_thread(p, i) : launch_process(p, i);
+    if (rc < 0) {
+        if (p->opt.initializer)
+            crew__msg_free(p->shm, &ws->init_req);
+        ws->state = CREW__SLOT_DEAD;
+        return rc;
+    }
+    ws->state = CREW__SLOT_LIVE;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- spawn -- */
+
+int crew_main(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    const char *env = getenv(WORKER_ENV);
+    if (!env)
+        return 0;
+    int fd = -1, slot = -1;
+    if (sscanf(env, "%d:%d", &fd, &slot) != 2 || fd < 0 || slot < 0) {
+        fprintf(stderr, "crew: bad %s=%s\n", WORKER_ENV, env);
+        _exit(2);
+    }
+    unsetenv(WORKER_ENV);
+    crew__shm *shm;
+    if (crew__shm_map(fd, &shm) < 0 || (uint32_t)slot >= shm->nslots) {
+        fprintf(stderr, "crew: spawned worker cannot map its pool\n");
+        _exit(2);
+    }
+    close(fd);
+    crew__worker_loop(shm, (uint32_t)slot);
+    _exit(0);
+}

@@ -1,0 +1,600 @@
+/* pool.c — pool life cycle, submit, dispatch to worker rings and collection of answers.
+ *
+ * Lock order: p->mu is the only parent-side lock; the registry's lock is
+ * never taken while holding it. Nothing in shared memory is a lock, so a
+ * worker that dies can wedge nothing. Every ring is consumed on the parent
+ * side under p->mu only, produced on the parent side under p->mu only.
+ */
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "pool.h"
+#include "sync.h"
+
+#define MAX_DEPTH (CREW__RING_CAP - 4) /* room left for INIT and QUIT */
+
+void crew_options_init(crew_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->kind = CREW_PROCESSES;
+}
+
+void crew__pool_ref(crew_pool *p)
+{
+    atomic_fetch_add(&p->refs, 1);
+}
+
+void crew__pool_unref(crew_pool *p)
+{
+    if (atomic_fetch_sub(&p->refs, 1) != 1)
+        return;
+    for (int i = 0; i < p->nworkers; i++)
+        if (p->w[i].pidfd >= 0)
+            close(p->w[i].pidfd);
+    if (p->evfd >= 0)
+        close(p->evfd);
+    crew__shm_unmap(p->shm);
+    if (p->shm_fd >= 0)
+        close(p->shm_fd);
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    free(p->init_arg);
+    free(p->w);
+    free(p);
+}
+
+int crew_pool_workers(const crew_pool *p)
+{
+    return p->nworkers;
+}
+
+/* ------------------------------------------------------------ dispatch -- */
+
+static void wake_worker(crew_pool *p, int i)
+{
+    crew__slot *sl = &p->shm->slots[i];
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load(&sl->worker_sleeping)) {
+        atomic_fetch_add(&sl->req_bell, 1);
+        crew__futex_wake(&sl->req_bell, 1, p->shm->shared_futex);
+    }
+}
+
+/* Pushes a control message (QUIT) to slot i. */
+static void send_quit_locked(crew_pool *p, int i)
+{
+    crew__msg m;
+    memset(&m, 0, sizeof m);
+    m.flags = CREW__MSG_QUIT;
+    crew__ring_push(crew__slot_req(p->shm, &p->shm->slots[i]), &m);
+    p->w[i].retiring = true;
+}
+
+static void send_locked(crew_pool *p, int i, crew_future *f)
+{
+    crew__wslot *ws = &p->w[i];
+    crew__ring *req = crew__slot_req(p->shm, &p->shm->slots[i]);
+    f->req.tag = (uint64_t)(uintptr_t)f;
+    f->slot = i;
+    f->ring_idx = atomic_load_explicit(&req->tail, memory_order_relaxed);
+    crew__ring_push(req, &f->req); /* cannot fail: inflight < depth < cap */
+    crew__fifo_push(&ws->inflight, f);
+    atomic_store_explicit(&f->state, CREW__F_SENT, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
+    ws->sent++;
+    ws->given++;
+    if (p->opt.max_tasks_per_worker && ws->given >= p->opt.max_tasks_per_worker)
+        send_quit_locked(p, i); /* recycle: it leaves after this task */
+}
+
+void crew__dispatch_locked(crew_pool *p)
+{
+    bool pushed[CREW__MAX_WORKERS] = {0};
+    bool any = false;
+    while (p->pending.head) {
+        int best = -1;
+        uint32_t bn = UINT32_MAX;
+        for (int i = 0; i < p->nworkers; i++) {
+            crew__wslot *ws = &p->w[i];
+            if (ws->state != CREW__SLOT_LIVE || ws->retiring || ws->killing)
+                continue;
+            if (ws->inflight.n < p->depth && ws->inflight.n < bn) {
+                best = i;
+                bn = ws->inflight.n;
+            }
+        }
+        if (best < 0)
+            break;
+        send_locked(p, best, crew__fifo_pop(&p->pending));
+        pushed[best] = any = true;
+    }
+    if (any)
+        for (int i = 0; i < p->nworkers; i++)
+            if (pushed[i])
+                wake_worker(p, i);
+}
+
+/* ------------------------------------------------------------- collect -- */
+
+void crew__fail_locked(crew_pool *p, crew_future *f, int status, crew__fifo *done)
+{
+    (void)p;
+    if (atomic_load(&f->state) == CREW__F_DONE)
+        return;
+    crew__future_finish(f, status);
+    crew__fifo_push(done, f); /* the pool's reference travels with it */
+}
+
+void crew__run_done(crew__fifo *done)
+{
+    crew_future *f;
+    while ((f = crew__fifo_pop(done))) {
+        crew__future_run_callback(f);
+        crew__future_unref(f);
+    }
+}
+
+static void update_depth(crew_pool *p, uint64_t run_ns)
+{
+    p->avg_task_ns = p->avg_task_ns ? (p->avg_task_ns * 7 + run_ns) / 8 : run_ns;
+    uint64_t d = 200000 / (p->avg_task_ns + 1); /* about 200 us of work queued per worker */
+    p->depth = d < 2 ? 2 : d > MAX_DEPTH ? MAX_DEPTH : (uint32_t)d;
+}
+
+int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
+{
+    crew__shm *shm = p->shm;
+    crew__wslot *ws = &p->w[i];
+    crew__ring *resp = crew__slot_resp(shm, &shm->slots[i]);
+    crew__msg r;
+    int n = 0;
+    while (crew__ring_pop(resp, &r)) {
+        n++;
+        if (r.flags & CREW__MSG_INIT) { /* the initializer's answer: no future */
+            crew__msg_free(shm, &ws->init_req);
+            crew__msg_free(shm, &r);
+            continue;
+        }
+        if (r.flags & CREW__MSG_QUIT) {
+            if (p->kind == CREW_THREADS && ws->has_thread && !p->quitting) {
+                /* a recycled thread: it is leaving now, start its successor */
+                pthread_join(ws->thread, NULL);
+                ws->has_thread = false;
+                ws->state = CREW__SLOT_DEAD;
+                ws->restarts++;
+                crew__launch(p, i);
+            }
+            continue;
+        }
+        crew_future *f = crew__fifo_pop(&ws->inflight);
+        if (!f || (uint64_t)(uintptr_t)f != r.tag) {
+            fprintf(stderr, "crew: internal error: answer out of order on worker %d\n", i);
+            abort();
+        }
+        ws->answered++;
+        atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_relaxed);
+        crew__msg_free(shm, &f->req);
+        if (atomic_load(&f->state) == CREW__F_DONE) { /* timed out or cancelled already */
+            crew__msg_free(shm, &r);
+            crew__future_unref(f);
+            continue;
+        }
+        update_depth(p, r.fn_hash);
+        f->res_len = r.len;
+        if (r.flags & CREW__MSG_ARENA) {
+            f->res_arena = true;
+            f->res_off = r.off;
+        } else {
+            memcpy(f->res_inline, r.data, r.len);
+            f->res_inline[r.len] = 0;
+        }
+        crew__future_finish(f, r.status);
+        crew__fifo_push(done, f);
+    }
+    return n;
+}
+
+static bool rings_nonempty(crew_pool *p)
+{
+    crew__shm *shm = p->shm;
+    for (int i = 0; i < p->nworkers; i++)
+        if (crew__ring_count(crew__slot_resp(shm, &shm->slots[i])))
+            return true;
+    return false;
+}
+
+int crew__collect(crew_pool *p)
+{
+    if (!rings_nonempty(p))
+        return 0;
+    crew__fifo done = {0};
+    int n = 0;
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < p->nworkers; i++)
+        n += crew__drain_slot_locked(p, i, &done);
+    if (n)
+        crew__dispatch_locked(p);
+    pthread_mutex_unlock(&p->mu);
+    crew__run_done(&done);
+    return n;
+}
+
+/* The collector thread: drains answers, spinning while work is in flight,
+ * sleeping on the doorbell when there is none. */
+static void *collector_main(void *arg)
+{
+    crew_pool *p = arg;
+    crew__shm *shm = p->shm;
+    uint64_t spin = crew__spin_ns(), last = crew__now_ns();
+    while (!atomic_load(&p->stop_threads)) {
+        if (crew__collect(p) > 0) {
+            last = crew__now_ns();
+            continue;
+        }
+        if (spin && atomic_load_explicit(&p->inflight, memory_order_relaxed) &&
+            crew__now_ns() - last < spin) {
+            for (int k = 0; k < 32; k++)
+                crew__cpu_relax();
+            continue;
+        }
+        atomic_store(&shm->parent_sleeping, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+        uint32_t bell = atomic_load(&shm->doorbell);
+        if (!rings_nonempty(p) && !atomic_load(&p->stop_threads))
+            crew__futex_wait(&shm->doorbell, bell, 200000000ull, shm->shared_futex);
+        atomic_store(&shm->parent_sleeping, 0);
+        last = crew__now_ns();
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------- create -- */
+
+/* Starts a crew-internal thread with every signal blocked, so that the
+ * program's signal handlers run on its own threads. */
+static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(t, NULL, fn, arg);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return -rc;
+}
+
+int crew_pool_create(crew_pool **out, const crew_options *o)
+{
+    crew_options def;
+    if (!o) {
+        crew_options_init(&def);
+        o = &def;
+    }
+    if (!out || (o->kind != CREW_THREADS && o->kind != CREW_PROCESSES) || o->workers < 0 ||
+        o->workers > CREW__MAX_WORKERS || o->task_timeout < 0 ||
+        (unsigned)o->start > CREW_START_FORKSERVER)
+        return -EINVAL;
+    if (o->initializer && !o->initializer[0])
+        return -EINVAL;
+    crew_task_fn fn;
+    void *ud;
+    if (o->initializer && !crew__registry_find(crew__hash(o->initializer), &fn, &ud))
+        return CREW_ENOTASK;
+
+    crew_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    p->opt = *o;
+    p->kind = o->kind;
+    p->start = o->start == CREW_START_DEFAULT ? crew_get_start_method() : o->start;
+    p->nworkers = o->workers ? o->workers : crew_cpu_count();
+    if (p->nworkers > CREW__MAX_WORKERS)
+        p->nworkers = CREW__MAX_WORKERS;
+    p->depth = 2;
+    p->shm_fd = p->evfd = -1;
+    atomic_init(&p->refs, 1);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->w = calloc((size_t)p->nworkers, sizeof *p->w);
+    if (o->init_len) {
+        p->init_arg = malloc(o->init_len);
+        if (p->init_arg)
+            memcpy(p->init_arg, o->init_arg, o->init_len);
+    }
+    int rc = -ENOMEM;
+    if (!p->w || (o->init_len && !p->init_arg))
+        goto fail;
+    p->opt.init_arg = p->init_arg;
+    for (int i = 0; i < p->nworkers; i++)
+        p->w[i].pidfd = -1;
+    rc = crew__shm_create((uint32_t)p->nworkers, o->arena_size ? o->arena_size : (1ull << 30),
+                          o->kind == CREW_PROCESSES, &p->shm, &p->shm_fd);
+    if (rc < 0)
+        goto fail;
+    p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (p->evfd < 0) {
+        rc = -errno;
+        goto fail;
+    }
+    rc = start_thread(&p->collector, collector_main, p);
+    if (rc < 0)
+        goto fail;
+    rc = start_thread(&p->supervisor, crew__supervisor_main, p);
+    if (rc < 0) {
+        atomic_store(&p->stop_threads, true);
+        pthread_join(p->collector, NULL);
+        goto fail;
+    }
+    p->threads_started = true;
+    /* the supervisor starts the workers, so that process workers are tied
+     * (PR_SET_PDEATHSIG) to a thread that lives as long as the pool */
+    pthread_mutex_lock(&p->mu);
+    while (!p->launched)
+        pthread_cond_wait(&p->cv, &p->mu);
+    rc = p->launch_rc;
+    pthread_mutex_unlock(&p->mu);
+    if (rc < 0) {
+        crew_pool_terminate(p);
+        crew__pool_unref(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+fail:
+    crew__pool_unref(p);
+    return rc;
+}
+
+/* ------------------------------------------------------------- submit -- */
+
+int crew_submit(crew_pool *p, const char *name, const void *arg, size_t len, crew_future **out)
+{
+    return crew_submit_ex(p, name, arg, len, NULL, out);
+}
+
+/* Places len bytes in f's request, waiting for arena space while tasks in
+ * flight may free some. */
+static int place_payload(crew_pool *p, crew_future *f, const void *arg, size_t len)
+{
+    for (;;) {
+        int rc = crew__msg_put(p->shm, &f->req, arg, len);
+        if (rc == 0 || atomic_load(&p->inflight) + p->pending.n == 0)
+            return rc;
+        uint32_t gen = atomic_load(&p->completions);
+        atomic_fetch_add(&p->any_waiters, 1);
+        crew__futex_wait(&p->completions, gen, 10000000ull, false);
+        atomic_fetch_sub(&p->any_waiters, 1);
+    }
+}
+
+int crew__submit_msg(crew_pool *p, uint64_t hash, uint32_t flags, const void *arg, size_t len,
+                     const crew_submit_opts *so, crew_future **out)
+{
+    crew_future *f = crew__future_new(p);
+    if (!f)
+        return -ENOMEM;
+    f->req.fn_hash = hash;
+    f->req.flags = flags;
+    double t = so && so->timeout ? so->timeout : p->opt.task_timeout;
+    f->deadline_ns = t > 0 ? (uint64_t)(t * 1e9) : 0;
+    int rc = place_payload(p, f, arg, len);
+    if (rc < 0) {
+        atomic_store(&f->refs, 1);
+        crew__future_unref(f);
+        return rc;
+    }
+    pthread_mutex_lock(&p->mu);
+    if (p->closing) {
+        pthread_mutex_unlock(&p->mu);
+        crew__msg_free(p->shm, &f->req);
+        atomic_store(&f->refs, 1);
+        crew__future_unref(f);
+        return CREW_ECLOSED;
+    }
+    crew__fifo_push(&p->pending, f);
+    atomic_fetch_add_explicit(&p->submitted, 1, memory_order_relaxed);
+    crew__dispatch_locked(p);
+    pthread_mutex_unlock(&p->mu);
+    *out = f;
+    return 0;
+}
+
+int crew_submit_ex(crew_pool *p, const char *name, const void *arg, size_t len,
+                   const crew_submit_opts *so, crew_future **out)
+{
+    if (!p || !name || !out || (len && !arg))
+        return -EINVAL;
+    uint64_t h = crew__hash(name);
+    crew_task_fn fn;
+    void *ud;
+    if (!crew__registry_find(h, &fn, &ud))
+        return CREW_ENOTASK;
+    return crew__submit_msg(p, h, 0, arg, len, so, out);
+}
+
+/* -------------------------------------------------------------- stop -- */
+
+static void stop_threads(crew_pool *p)
+{
+    if (!p->threads_started)
+        return;
+    atomic_store(&p->stop_threads, true);
+    atomic_fetch_add(&p->shm->doorbell, 1);
+    crew__futex_wake(&p->shm->doorbell, INT_MAX, p->shm->shared_futex);
+    uint64_t one = 1;
+    ssize_t wr = write(p->evfd, &one, sizeof one);
+    (void)wr;
+    pthread_join(p->collector, NULL);
+    pthread_join(p->supervisor, NULL);
+    p->threads_started = false;
+}
+
+/* Waits (mu held) until every process worker has been reaped. */
+static void wait_processes_gone(crew_pool *p)
+{
+    for (;;) {
+        bool live = false;
+        for (int i = 0; i < p->nworkers; i++)
+            if (p->w[i].state == CREW__SLOT_LIVE && p->w[i].pidfd >= 0)
+                live = true;
+        if (!live)
+            return;
+        pthread_cond_wait(&p->cv, &p->mu);
+    }
+}
+
+int crew_pool_close(crew_pool *p)
+{
+    if (!p)
+        return -EINVAL;
+    pthread_mutex_lock(&p->mu);
+    if (p->closed || p->closing) {
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    p->closing = true;
+    pthread_mutex_unlock(&p->mu);
+    /* let the queue run dry */
+    for (;;) {
+        uint32_t gen = atomic_load(&p->completions);
+        pthread_mutex_lock(&p->mu);
+        bool idle = p->pending.n == 0 && atomic_load(&p->inflight) == 0;
+        pthread_mutex_unlock(&p->mu);
+        if (idle)
+            break;
+        atomic_fetch_add(&p->any_waiters, 1);
+        crew__futex_wait(&p->completions, gen, 10000000ull, false);
+        atomic_fetch_sub(&p->any_waiters, 1);
+    }
+    pthread_mutex_lock(&p->mu);
+    p->quitting = true;
+    for (int i = 0; i < p->nworkers; i++) {
+        if (p->w[i].state == CREW__SLOT_LIVE) {
+            send_quit_locked(p, i);
+            wake_worker(p, i);
+        }
+    }
+    if (p->kind == CREW_PROCESSES)
+        wait_processes_gone(p);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->nworkers; i++) {
+        if (p->w[i].has_thread) {
+            pthread_join(p->w[i].thread, NULL);
+            p->w[i].has_thread = false;
+        }
+    }
+    stop_threads(p);
+    pthread_mutex_lock(&p->mu);
+    p->closed = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+int crew_pool_terminate(crew_pool *p)
+{
+    if (!p)
+        return -EINVAL;
+    crew__fifo done = {0};
+    pthread_mutex_lock(&p->mu);
+    if (p->terminated || p->closed) {
+        while (!p->closed)
+            pthread_cond_wait(&p->cv, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
+    p->closing = p->terminated = p->quitting = true;
+    size_t cap = p->kind == CREW_THREADS ? (size_t)p->nworkers * CREW__RING_CAP : 0, nlate = 0;
+    crew_future **late = cap ? calloc(cap, sizeof *late) : NULL;
+    if (!late)
+        cap = 0;
+    crew_future *f;
+    while ((f = crew__fifo_pop(&p->pending))) {
+        crew__msg_free(p->shm, &f->req);
+        f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
+        crew__fail_locked(p, f, -ECANCELED, &done);
+    }
+    for (int i = 0; i < p->nworkers; i++) {
+        crew__wslot *ws = &p->w[i];
+        if (ws->state != CREW__SLOT_LIVE)
+            continue;
+        if (p->kind == CREW_PROCESSES) {
+            ws->kill_reason = -ECANCELED;
+            ws->killing = true;
+            kill(ws->pid, SIGKILL);
+        } else {
+            /* a thread cannot be stopped safely: its futures fail now, its
+             * answers are dropped, and it leaves after its current task */
+            for (crew_future *g = ws->inflight.head; g; g = g->next)
+                if (atomic_load(&g->state) != CREW__F_DONE) {
+                    crew__future_finish(g, -ECANCELED);
+                    if (g->cb && nlate < cap) { /* its callback runs unlocked */
+                        atomic_fetch_add(&g->refs, 1);
+                        late[nlate++] = g;
+                    }
+                }
+            send_quit_locked(p, i);
+            wake_worker(p, i);
+            if (ws->has_thread) {
+                pthread_detach(ws->thread);
+                ws->has_thread = false;
+            }
+        }
+    }
+    if (p->kind == CREW_PROCESSES)
+        wait_processes_gone(p);
+    pthread_mutex_unlock(&p->mu);
+    crew__run_done(&done);
+    for (size_t k = 0; k < nlate; k++) {
+        crew__future_run_callback(late[k]);
+        crew__future_unref(late[k]);
+    }
+    free(late);
+    stop_threads(p);
+    pthread_mutex_lock(&p->mu);
+    p->closed = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}
+
+void crew_pool_free(crew_pool *p)
+{
+    if (!p)
+        return;
+    crew_pool_terminate(p);
+    crew__pool_unref(p);
+}
+
+/* -------------------------------------------------------------- stats -- */
+
+int crew_pool_stats(crew_pool *p, crew_stats *st)
+{
+    if (!p || !st)
+        return -EINVAL;
+    memset(st, 0, sizeof *st);
+    st->kind = p->kind;
+    st->workers = p->nworkers;
+    st->submitted = atomic_load(&p->submitted);
+    st->done = atomic_load(&p->done);
+    st->failed = atomic_load(&p->failed);
+    st->crashed = atomic_load(&p->crashed);
+    st->timed_out = atomic_load(&p->timed_out);
+    st->cancelled = atomic_load(&p->cancelled);
+    pthread_mutex_lock(&p->mu);
+    for (int i = 0; i < p->nworkers; i++) {
+        crew__slot *sl = &p->shm->slots[i];
+        st->worker[i].pid = p->w[i].pid;
+        st->worker[i].tasks = atomic_load(&sl->tasks);
+        st->worker[i].busy_ns = atomic_load(&sl->busy_ns);
+        st->worker[i].restarts = p->w[i].restarts;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return 0;
+}

@@ -1,0 +1,173 @@
+/* pool.h — parent-side state of a pool and its futures, shared by the files under src/. */
+#ifndef CREW_POOL_H
+#define CREW_POOL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "crew.h"
+#include "shm.h"
+
+/* Future states. */
+enum { CREW__F_QUEUED = 0, CREW__F_SENT = 1, CREW__F_DONE = 2 };
+
+struct crew_future {
+    _Atomic uint32_t state;      /* CREW__F_*; futex word for waiters        */
+    _Atomic uint32_t waiters;    /* threads sleeping on state                */
+    _Atomic int refs;            /* the caller's and the pool's              */
+    int status;                  /* outcome once DONE                        */
+    crew_pool *pool;
+    struct crew_future *next;    /* in the pending queue or a slot's FIFO    */
+    uint64_t deadline_ns;        /* per-task limit in ns (0: none)            */
+    int slot;                    /* slot it was sent to, -1 before            */
+    uint64_t ring_idx;           /* its index in that slot's request ring     */
+    crew__msg req;               /* the request (payload already placed)     */
+    /* result: inline copy or arena allocation (freed with the future)       */
+    bool res_arena;
+    uint64_t res_off, res_len;
+    uint8_t res_inline[CREW__INLINE + 1];
+    char *errmsg;                /* malloc'd message for local failures      */
+    crew_callback cb;
+    void *cb_udata;
+};
+
+/* A FIFO of futures linked through ->next. */
+typedef struct crew__fifo {
+    crew_future *head, *tail;
+    uint32_t n;
+} crew__fifo;
+
+/* Parent-side view of one slot. */
+typedef struct crew__wslot {
+    int state;                   /* CREW__SLOT_*                             */
+    pid_t pid;
+    int pidfd;                   /* process workers: -1 for threads          */
+    pthread_t thread;            /* thread workers                           */
+    bool has_thread;
+    crew__fifo inflight;         /* sent to its ring, oldest first            */
+    uint64_t sent, answered;     /* counts over this worker's life           */
+    uint32_t restarts;
+    int kill_reason;             /* error to give its running task when it dies */
+    uint64_t given;              /* tasks given since it started (recycling) */
+    bool retiring;               /* QUIT sent: no more tasks for this worker  */
+    bool killing;                /* SIGKILL sent, waiting for its exit        */
+    crew__msg init_req;          /* the initializer request, freed on answer */
+    char errbuf[96];             /* how its last worker ended                 */
+} crew__wslot;
+
+struct crew_pool {
+    crew_kind kind;
+    crew_start_method start;
+    int nworkers;
+    _Atomic int refs;            /* the user's, one per future, the threads' */
+    crew__shm *shm;
+    int shm_fd;
+    crew_options opt;
+    void *init_arg;              /* copy of opt.init_arg                     */
+
+    pthread_mutex_t mu;          /* guards everything below; never shared with workers */
+    pthread_cond_t cv;           /* signalled on launches and worker exits    */
+    bool closing, terminated;    /* no new submits / stop now                 */
+    bool quitting;               /* QUIT sent: dead workers stay dead         */
+    bool closed;                 /* close or terminate finished               */
+    bool launched;               /* the supervisor ran the first launches    */
+    int launch_rc;
+    crew__fifo pending;          /* submitted, not yet sent                  */
+    crew__wslot *w;              /* nworkers entries                         */
+    uint32_t depth;              /* max tasks in one worker's ring            */
+    uint64_t avg_task_ns;        /* moving average of task run time           */
+
+    pthread_t collector, supervisor;
+    bool threads_started;
+    _Atomic bool stop_threads;
+    int evfd;                    /* wakes the supervisor                     */
+
+    _Atomic uint64_t inflight;    /* tasks sent and not answered              */
+    _Atomic uint32_t completions; /* bumped on every completion: wait_any     */
+    _Atomic uint32_t any_waiters;
+
+    /* statistics */
+    _Atomic uint64_t submitted, done, failed, crashed, timed_out, cancelled;
+};
+
+/* --- future.c --- */
+crew_future *crew__future_new(crew_pool *p);
+/* Marks f done with status (result already stored), wakes its waiters and
+ * returns whether a callback must now run (the caller runs it unlocked). */
+bool crew__future_finish(crew_future *f, int status);
+void crew__future_run_callback(crew_future *f);
+void crew__future_unref(crew_future *f);
+void crew__future_set_errmsg(crew_future *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* --- fifo helpers --- */
+static inline void crew__fifo_push(crew__fifo *q, crew_future *f)
+{
+    f->next = NULL;
+    if (q->tail)
+        q->tail->next = f;
+    else
+        q->head = f;
+    q->tail = f;
+    q->n++;
+}
+static inline void crew__fifo_push_front(crew__fifo *q, crew_future *f)
+{
+    f->next = q->head;
+    q->head = f;
+    if (!q->tail)
+        q->tail = f;
+    q->n++;
+}
+static inline crew_future *crew__fifo_pop(crew__fifo *q)
+{
+    crew_future *f = q->head;
+    if (f) {
+        q->head = f->next;
+        if (!q->head)
+            q->tail = NULL;
+        f->next = NULL;
+        q->n--;
+    }
+    return f;
+}
+
+/* --- pool.c --- */
+void crew__pool_ref(crew_pool *p);
+void crew__pool_unref(crew_pool *p);
+/* Sends pending work to workers with room; call with mu held. */
+void crew__dispatch_locked(crew_pool *p);
+/* Drains every response ring; returns the number of responses. */
+int crew__collect(crew_pool *p);
+
+/* Handles slot i's answers under mu; done futures go to `done`. */
+int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done);
+/* Runs callbacks of finished futures and drops the pool's references. */
+void crew__run_done(crew__fifo *done);
+/* Fails f (queued or sent) with status and message; mu held. */
+void crew__fail_locked(crew_pool *p, crew_future *f, int status, crew__fifo *done);
+
+/* --- worker.c --- */
+/* The worker loop on slot i of shm: runs requests until told to quit. */
+void crew__worker_loop(crew__shm *shm, uint32_t i);
+
+/* --- launch.c: the one seam through which workers start --- */
+/* Starts the worker for slot i (state LIVE on success). mu held. */
+int crew__launch(crew_pool *p, int i);
+
+/* --- supervise.c --- */
+void *crew__supervisor_main(void *arg);
+/* Handles the death of slot i's worker: fails its running task with
+ * the slot's kill reason (or CREW_ECRASHED), requeues the unstarted ones,
+ * starts a replacement unless the pool is closing. mu held. Fills
+ * `done` with futures whose callbacks must run unlocked. */
+void crew__worker_died(crew_pool *p, int i, int wstatus, crew__fifo *done);
+
+/* --- registry.c --- */
+uint64_t crew__hash(const char *name);
+/* Looks up a task by name hash: fn and udata, or false. */
+bool crew__registry_find(uint64_t hash, crew_task_fn *fn, void **udata);
+
+#endif

@@ -1,0 +1,66 @@
+/* ring.h — single-producer/single-consumer rings of fixed-size messages in shared memory. */
+#ifndef CREW_RING_H
+#define CREW_RING_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes of payload carried inside a message; larger payloads go to the arena. */
+#define CREW__INLINE 88
+
+/* Message flags. */
+enum {
+    CREW__MSG_ARENA = 1u << 0,  /* payload at arena offset `off`, else inline   */
+    CREW__MSG_CHUNK = 1u << 1,  /* payload packs several map items             */
+    CREW__MSG_QUIT = 1u << 2,   /* request: finish and exit the worker loop     */
+    CREW__MSG_INIT = 1u << 3,   /* request: run the initializer                 */
+};
+
+/* One message, 128 bytes: a request (parent to worker) or a response. */
+typedef struct crew__msg {
+    uint64_t tag;       /* the parent's id of the task, echoed back            */
+    uint64_t fn_hash;   /* request: hash of the task's name                     */
+    uint64_t len;       /* payload bytes                                        */
+    uint64_t off;       /* arena offset when CREW__MSG_ARENA                    */
+    uint32_t flags;
+    int32_t status;     /* response: 0 or the task's error code                 */
+    uint8_t data[CREW__INLINE];
+} crew__msg;
+_Static_assert(sizeof(crew__msg) == 128, "crew__msg must be 128 bytes");
+
+/*
+ * The ring. head is written by the consumer only, tail by the producer only,
+ * so a process that dies on either side leaves the other side's index intact:
+ * nothing here is a lock. Indices grow without wrapping; slot = index & mask.
+ */
+typedef struct crew__ring {
+    _Alignas(64) _Atomic uint64_t head;  /* next index to consume          */
+    _Alignas(64) _Atomic uint64_t tail;  /* next index to produce          */
+    _Alignas(64) uint32_t cap;           /* a power of two                 */
+    uint32_t mask;
+    _Alignas(64) crew__msg msgs[];
+} crew__ring;
+
+/* Bytes a ring of cap messages occupies. */
+size_t crew__ring_bytes(uint32_t cap);
+
+/* Initialises a ring in place; cap must be a power of two. */
+void crew__ring_init(crew__ring *r, uint32_t cap);
+
+/* Producer: copies m in; returns false when full. */
+bool crew__ring_push(crew__ring *r, const crew__msg *m);
+
+/* Consumer: copies the oldest message out and consumes it; false when empty. */
+bool crew__ring_pop(crew__ring *r, crew__msg *m);
+
+/* Number of messages waiting (either side may ask). */
+static inline uint64_t crew__ring_count(crew__ring *r)
+{
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
+    uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
+    return t - h;
+}
+
+#endif

@@ -1,0 +1,89 @@
+/* shm.h — the layout of a pool's shared memory: header, one slot per worker, rings, arena. */
+#ifndef CREW_SHM_H
+#define CREW_SHM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "ring.h"
+
+#define CREW__MAGIC 0x63726577u /* "crew" */
+#define CREW__RING_CAP 256u     /* messages per ring                          */
+#define CREW__MAX_WORKERS 256
+
+/* Slot states, written by the parent. */
+enum { CREW__SLOT_EMPTY = 0, CREW__SLOT_LIVE = 1, CREW__SLOT_DEAD = 2 };
+
+/*
+ * One worker's place. The parent owns `req` as producer and `resp` as
+ * consumer; the worker the opposite. The futex words are wake-up counters:
+ * a side that goes to sleep first sets its `*_sleeping` flag, and the other
+ * side bumps the counter and wakes it only when that flag is set, so a busy
+ * pipeline makes no syscalls at all.
+ */
+typedef struct crew__slot {
+    _Alignas(64) _Atomic uint32_t req_bell;       /* parent -> worker wake-ups */
+    _Atomic uint32_t worker_sleeping;
+    _Atomic int32_t pid;                          /* worker pid (or tid)       */
+    _Atomic uint32_t quit;                        /* parent asks it to leave   */
+    _Alignas(64) _Atomic uint64_t cur_tag;        /* task running now, 0: none */
+    _Atomic uint64_t cur_start_ns;
+    _Atomic uint64_t tasks;                       /* finished by this worker   */
+    _Atomic uint64_t busy_ns;
+    _Atomic uint32_t init_status;                 /* 1 ok, <0 initializer error */
+    uint32_t req_off, resp_off;                   /* ring offsets from base    */
+} crew__slot;
+
+typedef struct crew__shm {
+    uint32_t magic;
+    uint32_t nslots;
+    uint64_t size;                                /* bytes mapped              */
+    uint32_t shared_futex;                        /* 1: process pool           */
+    _Alignas(64) _Atomic uint32_t doorbell;       /* worker -> parent wake-ups */
+    _Atomic uint32_t parent_sleeping;
+    uint64_t arena_off;                           /* crew__arena control block */
+    _Alignas(64) crew__slot slots[];
+} crew__shm;
+
+/* Creates the shared region for nslots workers and an arena of arena_bytes,
+ * backed by a memfd (no name in /dev/shm). Returns 0, *shm_out (mapped) and
+ * *fd_out (close-on-exec), or a negative errno. */
+int crew__shm_create(uint32_t nslots, size_t arena_bytes, int shared_futex,
+                     crew__shm **shm_out, int *fd_out);
+
+/* Maps an existing region from its fd (a spawned worker). */
+int crew__shm_map(int fd, crew__shm **shm_out);
+
+/* Unmaps the region. */
+void crew__shm_unmap(crew__shm *shm);
+
+static inline crew__ring *crew__slot_req(crew__shm *s, crew__slot *sl)
+{
+    return (crew__ring *)((char *)s + sl->req_off);
+}
+static inline crew__ring *crew__slot_resp(crew__shm *s, crew__slot *sl)
+{
+    return (crew__ring *)((char *)s + sl->resp_off);
+}
+static inline crew__arena *crew__shm_arena(crew__shm *s)
+{
+    return (crew__arena *)((char *)s + s->arena_off);
+}
+
+/* Payload address of a message (inline or in the arena). */
+static inline const void *crew__msg_payload(crew__shm *s, const crew__msg *m)
+{
+    return (m->flags & CREW__MSG_ARENA) ? crew__arena_ptr(crew__shm_arena(s), (int64_t)m->off)
+                                        : (const void *)m->data;
+}
+
+/* Fills m's payload with len bytes at data: inline when it fits, else a
+ * fresh arena allocation. Returns 0 or CREW_ETOOBIG. */
+int crew__msg_put(crew__shm *s, crew__msg *m, const void *data, size_t len);
+
+/* Frees m's arena payload, if any. */
+void crew__msg_free(crew__shm *s, const crew__msg *m);
+
+#endif

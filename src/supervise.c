@@ -1,0 +1,199 @@
+/* supervise.c — the supervisor thread: starts workers, sees deaths at once (pidfd), enforces deadlines. */
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "pool.h"
+#include "sync.h"
+
+/* Says how a worker ended, e.g. "killed by signal 9 (Killed)". */
+static void describe_exit(const siginfo_t *si, char *buf, size_t n)
+{
+    if (si->si_code == CLD_EXITED)
+        snprintf(buf, n, "exited with status %d", si->si_status);
+    else
+        snprintf(buf, n, "was killed by signal %d (%s)", si->si_status, strsignal(si->si_status));
+}
+
+void crew__worker_died(crew_pool *p, int i, int wstatus, crew__fifo *done)
+{
+    (void)wstatus;
+    crew__wslot *ws = &p->w[i];
+    crew__shm *shm = p->shm;
+    crew__ring *req = crew__slot_req(shm, &shm->slots[i]);
+    crew__drain_slot_locked(p, i, done); /* answers it gave before dying count */
+    uint64_t head = atomic_load(&req->head);
+    int reason = ws->kill_reason ? ws->kill_reason : CREW_ECRASHED;
+    crew__fifo requeue = {0};
+    crew_future *f;
+    while ((f = crew__fifo_pop(&ws->inflight))) {
+        atomic_fetch_sub(&p->inflight, 1);
+        if (f->ring_idx < head || p->terminated) {
+            /* it was running (or the pool is stopping): it fails */
+            crew__msg_free(shm, &f->req);
+            f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
+            if (atomic_load(&f->state) == CREW__F_DONE) {
+                crew__future_unref(f);
+                continue;
+            }
+            if (reason == CREW_ECRASHED)
+                crew__future_set_errmsg(f, "worker %d (pid %d) %s while running this task",
+                                        i, (int)ws->pid, ws->errbuf);
+            else if (reason == -ETIMEDOUT)
+                crew__future_set_errmsg(f, "task ran past its %.3f s deadline; its worker "
+                                        "(pid %d) was killed and replaced",
+                                        (double)f->deadline_ns / 1e9, (int)ws->pid);
+            crew__fail_locked(p, f, reason, done);
+        } else {
+            atomic_store(&f->state, CREW__F_QUEUED);
+            crew__fifo_push(&requeue, f);
+        }
+    }
+    /* unstarted work goes back to the front of the queue, in order */
+    if (requeue.head) {
+        requeue.tail->next = p->pending.head;
+        if (!p->pending.head)
+            p->pending.tail = requeue.tail;
+        p->pending.head = requeue.head;
+        p->pending.n += requeue.n;
+    }
+    if (ws->init_req.flags & CREW__MSG_INIT && (ws->init_req.flags & CREW__MSG_ARENA))
+        crew__msg_free(shm, &ws->init_req);
+    memset(&ws->init_req, 0, sizeof ws->init_req);
+    ws->state = CREW__SLOT_DEAD;
+    ws->pid = 0;
+    ws->kill_reason = 0;
+    ws->killing = false;
+    pthread_cond_broadcast(&p->cv);
+    if (p->terminated || (p->quitting && !p->pending.head))
+        return;
+    ws->restarts++;
+    if (crew__launch(p, i) == 0)
+        crew__dispatch_locked(p);
+}
+
+/* Reaps slot i if its process has exited. mu held. */
+static void reap(crew_pool *p, int i, crew__fifo *done)
+{
+    crew__wslot *ws = &p->w[i];
+    siginfo_t si;
+    memset(&si, 0, sizeof si);
+    if (waitid(P_PIDFD, (id_t)ws->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+        return;
+    close(ws->pidfd);
+    ws->pidfd = -1;
+    describe_exit(&si, ws->errbuf, sizeof ws->errbuf);
+    crew__worker_died(p, i, si.si_status, done);
+}
+
+/* Kills (processes) or fails (threads) tasks past their deadline; returns
+ * the ns until the next deadline (UINT64_MAX: none). mu held. */
+static uint64_t check_deadlines(crew_pool *p, crew_future **late, int *nlate)
+{
+    uint64_t now = crew__now_ns(), next = UINT64_MAX;
+    for (int i = 0; i < p->nworkers; i++) {
+        crew__wslot *ws = &p->w[i];
+        crew__slot *sl = &p->shm->slots[i];
+        if (ws->state != CREW__SLOT_LIVE || ws->killing)
+            continue;
+        /* the running task is the oldest one not yet answered */
+        for (crew_future *f = ws->inflight.head; f; f = f->next) {
+            if (atomic_load(&f->state) == CREW__F_DONE)
+                continue; /* a thread task that already timed out */
+            if (!f->deadline_ns ||
+                atomic_load(&sl->cur_tag) != (uint64_t)(uintptr_t)f)
+                break;
+            uint64_t end = atomic_load(&sl->cur_start_ns) + f->deadline_ns;
+            if (now < end) {
+                if (end - now < next)
+                    next = end - now;
+                break;
+            }
+            if (p->kind == CREW_PROCESSES) {
+                ws->kill_reason = -ETIMEDOUT;
+                ws->killing = true;
+                kill(ws->pid, SIGKILL);
+            } else {
+                crew__future_set_errmsg(f, "task ran past its %.3f s deadline; the thread "
+                                        "running it goes on until it returns, and its result "
+                                        "is dropped", (double)f->deadline_ns / 1e9);
+                crew__future_finish(f, -ETIMEDOUT);
+                atomic_fetch_add(&f->refs, 1); /* its callback runs unlocked */
+                late[(*nlate)++] = f;
+            }
+            break;
+        }
+    }
+    return next;
+}
+
+void *crew__supervisor_main(void *arg)
+{
+    crew_pool *p = arg;
+    pthread_mutex_lock(&p->mu);
+    int rc = 0;
+    for (int i = 0; i < p->nworkers && rc == 0; i++)
+        rc = crew__launch(p, i);
+    p->launch_rc = rc;
+    p->launched = true;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+
+    struct pollfd fds[CREW__MAX_WORKERS + 1];
+    int idx[CREW__MAX_WORKERS + 1];
+    while (!atomic_load(&p->stop_threads)) {
+        crew__fifo done = {0};
+        pthread_mutex_lock(&p->mu);
+        int n = 0;
+        fds[n].fd = p->evfd;
+        fds[n].events = POLLIN;
+        idx[n++] = -1;
+        bool relaunch = false;
+        for (int i = 0; i < p->nworkers; i++) {
+            if (p->w[i].pidfd >= 0) {
+                fds[n].fd = p->w[i].pidfd;
+                fds[n].events = POLLIN;
+                idx[n++] = i;
+            } else if (p->w[i].state == CREW__SLOT_DEAD && !p->quitting && !p->terminated) {
+                relaunch = true; /* a start failed earlier: try again */
+                p->w[i].restarts++;
+                if (crew__launch(p, i) == 0)
+                    crew__dispatch_locked(p);
+            }
+        }
+        crew_future *late[CREW__MAX_WORKERS];
+        int nlate = 0;
+        uint64_t next = check_deadlines(p, late, &nlate);
+        pthread_mutex_unlock(&p->mu);
+        for (int k = 0; k < nlate; k++) {
+            crew__future_run_callback(late[k]);
+            crew__future_unref(late[k]);
+        }
+        int ms = next == UINT64_MAX ? 1000 : (int)(next / 1000000) + 1;
+        if (relaunch && ms > 100)
+            ms = 100;
+        if (p->kind == CREW_THREADS && next == UINT64_MAX)
+            ms = 1000;
+        int r = poll(fds, (nfds_t)n, ms);
+        if (r <= 0)
+            continue;
+        if (fds[0].revents & POLLIN) {
+            uint64_t v;
+            ssize_t rd = read(p->evfd, &v, sizeof v);
+            (void)rd;
+        }
+        pthread_mutex_lock(&p->mu);
+        for (int k = 1; k < n; k++)
+            if (fds[k].revents & (POLLIN | POLLHUP))
+                reap(p, idx[k], &done);
+        pthread_mutex_unlock(&p->mu);
+        crew__run_done(&done);
+    }
+    return NULL;
+}
