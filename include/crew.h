@@ -105,6 +105,15 @@ typedef enum crew_start_method {
     CREW_START_FORKSERVER = 3  /* a clean server process forks the workers  */
 } crew_start_method;
 
+/*
+ * A custom way to start one process worker (the launcher seam, open to
+ * embedders such as the Python package). Called on crew's supervisor thread
+ * with the pool's shared-memory fd and the worker's slot; it must start a
+ * process that calls crew_worker_run(shm_fd, slot) (the fd must reach it)
+ * and return its pid, or a negative errno. crew then supervises that pid.
+ */
+typedef pid_t (*crew_launch_fn)(int shm_fd, int slot, void *udata);
+
 typedef struct crew_options {
     crew_kind kind;            /* CREW_THREADS or CREW_PROCESSES             */
     int workers;               /* 0: crew_cpu_count()                        */
@@ -117,6 +126,8 @@ typedef struct crew_options {
     size_t init_len;
     size_t arena_size;         /* shared arena bytes (virtual); 0: 1 GiB     */
     char *const *spawn_argv;   /* spawn: program + args to exec; NULL: this program */
+    crew_launch_fn launch;     /* processes: start workers this way instead  */
+    void *launch_udata;
 } crew_options;
 
 /* Fills o with the defaults: processes, crew_cpu_count() workers. */
@@ -262,6 +273,15 @@ const char *crew_start_method_name(crew_start_method m);
  * a spawned worker it runs the worker loop and exits, never returning.
  */
 int crew_main(int argc, char **argv);
+
+/*
+ * Runs the worker loop of slot `slot` of the pool whose shared memory is
+ * shm_fd, in this process, until the pool tells it to quit; then returns 0.
+ * For custom launchers (crew_options.launch). Sets PR_SET_PDEATHSIG so the
+ * worker dies with its parent. Fails with -EINVAL (not a crew pool, bad
+ * slot) or a mapping error.
+ */
+int crew_worker_run(int shm_fd, int slot);
 
 #ifdef __cplusplus
 }

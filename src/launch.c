@@ -89,8 +89,29 @@ static void child_setup(pid_t parent)
     sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* Starts supervising pid as slot i's worker. */
+static int watch_process(crew_pool *p, int i, pid_t pid)
+{
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    if (pidfd < 0) {
+        int e = -errno;
+        kill(pid, SIGKILL);
+        return e;
+    }
+    p->w[i].pid = pid;
+    p->w[i].pidfd = pidfd;
+    atomic_store(&p->shm->slots[i].pid, pid);
+    return 0;
+}
+
 static int launch_process(crew_pool *p, int i)
 {
+    if (p->opt.launch) {
+        pid_t pid = p->opt.launch(p->shm_fd, i, p->opt.launch_udata);
+        if (pid <= 0)
+            return pid < 0 ? pid : -ECHILD;
+        return watch_process(p, i, pid);
+    }
     pid_t parent = getpid();
     char env[64];
     snprintf(env, sizeof env, WORKER_ENV "=%d:%d", p->shm_fd, i);
@@ -113,16 +134,7 @@ static int launch_process(crew_pool *p, int i)
         crew__worker_loop(p->shm, (uint32_t)i);
         _exit(0);
     }
-    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    if (pidfd < 0) {
-        int e = -errno;
-        kill(pid, SIGKILL);
-        return e;
-    }
-    p->w[i].pid = pid;
-    p->w[i].pidfd = pidfd;
-    atomic_store(&p->shm->slots[i].pid, pid);
-    return 0;
+    return watch_process(p, i, pid);
 }
 
 int crew__launch(crew_pool *p, int i)
@@ -175,12 +187,26 @@ int crew_main(int argc, char **argv)
         _exit(2);
     }
     unsetenv(WORKER_ENV);
+    int rc = crew_worker_run(fd, slot);
+    if (rc < 0)
+        fprintf(stderr, "crew: spawned worker cannot map its pool: %s\n", crew_strerror(rc));
+    _exit(rc < 0 ? 2 : 0);
+}
+
+int crew_worker_run(int shm_fd, int slot)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     crew__shm *shm;
-    if (crew__shm_map(fd, &shm) < 0 || (uint32_t)slot >= shm->nslots) {
-        fprintf(stderr, "crew: spawned worker cannot map its pool\n");
-        _exit(2);
+    int rc = crew__shm_map(shm_fd, &shm);
+    if (rc < 0)
+        return rc;
+    if (slot < 0 || (uint32_t)slot >= shm->nslots) {
+        crew__shm_unmap(shm);
+        return -EINVAL;
     }
-    close(fd);
+    close(shm_fd);
+    atomic_store(&shm->slots[slot].pid, getpid());
     crew__worker_loop(shm, (uint32_t)slot);
-    _exit(0);
+    crew__shm_unmap(shm);
+    return 0;
 }
