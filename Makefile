@@ -12,7 +12,7 @@ CC      ?= cc
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -pthread -fPIC
 CFLAGS_plain  := -O2 -g
 CFLAGS_asan   := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
-CFLAGS_tsan   := -O1 -g -fsanitize=thread
+CFLAGS_tsan   := -O1 -g -fsanitize=thread -Wno-tsan
 LDLIBS  := -pthread
 
 SRCS    := $(wildcard src/*.c)
@@ -30,7 +30,7 @@ build/$(1)/%.o: src/%.c $$(wildcard src/*.h) include/crew.h
 	$$(CC) $$(CFLAGS_COMMON) $$(CFLAGS_$(1)) -c $$< -o $$@
 build/$(1)/libcrew.a: $$(patsubst src/%.c,build/$(1)/%.o,$$(SRCS))
 	ar rcs $$@ $$^
-build/$(1)/test_%: tests/c/test_%.c tests/c/test.h build/$(1)/libcrew.a
+build/$(1)/test_%: tests/c/test_%.c $$(wildcard tests/c/*.h) build/$(1)/libcrew.a
 	$$(CC) $$(CFLAGS_COMMON) $$(CFLAGS_$(1)) -Itests/c $$< build/$(1)/libcrew.a -o $$@ $$(LDLIBS)
 endef
 $(foreach v,plain asan tsan,$(eval $(call variant,$(v))))
