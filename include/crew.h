@@ -37,6 +37,7 @@ extern "C" {
 #define CREW_ECLOSED   (-1004) /* the pool is closed or terminated             */
 #define CREW_EINIT     (-1005) /* the worker initializer failed                */
 #define CREW_ETOOBIG   (-1006) /* payload larger than the pool's shared arena   */
+#define CREW_ENOMAIN   (-1007) /* spawn/forkserver need crew_main() in main()   */
 /* Other codes a caller meets: -ETIMEDOUT (the task passed its deadline),
  * -ECANCELED (cancelled before it started, or the pool was terminated),
  * -EAGAIN (a wait's own timeout passed; the future is still pending),

@@ -14,8 +14,9 @@ void crew__arena_init(crew__arena *a, uint64_t chunks, uint64_t data_off)
     a->data_off = data_off;
     atomic_init(&a->low, 0);
     atomic_init(&a->used, 0);
-    for (uint64_t i = 0; i < a->nwords; i++)
-        atomic_init(&a->bits[i], 0);
+    for (uint64_t i = 0; i < a->nwords; i++) /* skip pages that are zero already */
+        if (atomic_load_explicit(&a->bits[i], memory_order_relaxed))
+            atomic_store_explicit(&a->bits[i], 0, memory_order_relaxed);
 }
 
 /* Bit mask of n (1..64) low bits. */

@@ -13,6 +13,9 @@ const char *crew_strerror(int err)
     case CREW_ECLOSED: return "the pool is closed";
     case CREW_EINIT: return "the worker initializer failed";
     case CREW_ETOOBIG: return "the payload is larger than the pool's shared arena";
+    case CREW_ENOMAIN:
+        return "the spawn and forkserver start methods run this program again: call "
+               "crew_main(argc, argv) at the top of main(), or use CREW_START_FORK";
     default: break;
     }
     if (err < 0 && err > -4096)

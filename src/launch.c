@@ -10,19 +10,54 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "forkserver.h"
 #include "pool.h"
 #include "sync.h"
 
 #define WORKER_ENV "CREW_WORKER"
 
-static _Atomic int default_start = CREW_START_FORK;
+static _Atomic int default_start = CREW_START_FORKSERVER;
+static _Atomic bool main_called;   /* crew_main() ran: re-executing us is safe */
+_Atomic int crew__internal_threads; /* threads crew itself runs in this process */
 
 int crew_set_start_method(crew_start_method m)
 {
-    if (m != CREW_START_FORK && m != CREW_START_SPAWN)
-        return m == CREW_START_FORKSERVER ? -ENOSYS : -EINVAL;
+    if (m != CREW_START_FORK && m != CREW_START_SPAWN && m != CREW_START_FORKSERVER)
+        return -EINVAL;
     atomic_store(&default_start, (int)m);
     return 0;
+}
+
+bool crew__can_reexec(void)
+{
+    return atomic_load(&main_called);
+}
+
+/* Threads of this process, from /proc/self/status; 0 when unknown. */
+static int thread_count(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return 0;
+    char line[256];
+    int n = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    fclose(f);
+    return n;
+}
+
+void crew__warn_fork_with_threads(void)
+{
+    int others = thread_count() - 1 - atomic_load(&crew__internal_threads);
+    if (others > 0)
+        fprintf(stderr,
+                "crew: warning: the fork start method is used while this process runs %d other "
+                "thread%s. A forked worker gets a copy of every lock those threads held at that "
+                "moment (malloc, stdio, your own) with no thread left to release it, and can "
+                "deadlock. Create the pool before starting threads, or use CREW_START_FORKSERVER "
+                "or CREW_START_SPAWN.\n", others, others == 1 ? "" : "s");
 }
 
 crew_start_method crew_get_start_method(void)
@@ -51,8 +86,10 @@ static void *thread_main(void *arg)
 {
     thread_arg ta = *(thread_arg *)arg;
     free(arg);
+    atomic_fetch_add(&crew__internal_threads, 1);
     atomic_store(&ta.p->shm->slots[ta.i].pid, (int32_t)syscall(SYS_gettid));
     crew__worker_loop(ta.p->shm, (uint32_t)ta.i);
+    atomic_fetch_sub(&crew__internal_threads, 1);
     crew__pool_unref(ta.p);
     return NULL;
 }
@@ -112,6 +149,15 @@ static int launch_process(crew_pool *p, int i)
             return pid < 0 ? pid : -ECHILD;
         return watch_process(p, i, pid);
     }
+    if (p->start == CREW_START_FORKSERVER) {
+        int rc = crew__forkserver_start(); /* no-op when it runs already */
+        pid_t pid = rc < 0 ? rc : crew__forkserver_fork(p->shm_fd, i);
+        if (pid == -ENOTCONN || pid == -EPIPE) { /* it died: start another once */
+            rc = crew__forkserver_start();
+            pid = rc < 0 ? rc : crew__forkserver_fork(p->shm_fd, i);
+        }
+        return pid < 0 ? pid : watch_process(p, i, pid);
+    }
     pid_t parent = getpid();
     char env[64];
     snprintf(env, sizeof env, WORKER_ENV "=%d:%d", p->shm_fd, i);
@@ -148,7 +194,6 @@ int crew__launch(crew_pool *p, int i)
     atomic_store(&sl->worker_sleeping, 0);
     atomic_store(&sl->quit, 0);
     atomic_store(&sl->cur_tag, 0);
-    atomic_store(&sl->init_status, 0);
     ws->given = 0;
     ws->retiring = ws->killing = false;
     ws->kill_reason = 0;
@@ -178,9 +223,15 @@ int crew_main(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
+    atomic_store(&main_called, true);
+    crew__forkserver_maybe_serve(); /* never returns in the fork server */
     const char *env = getenv(WORKER_ENV);
-    if (!env)
+    if (!env) {
+        /* start the fork server now, while the program has one thread */
+        if (crew_get_start_method() == CREW_START_FORKSERVER)
+            return crew__forkserver_start();
         return 0;
+    }
     int fd = -1, slot = -1;
     if (sscanf(env, "%d:%d", &fd, &slot) != 2 || fd < 0 || slot < 0) {
         fprintf(stderr, "crew: bad %s=%s\n", WORKER_ENV, env);

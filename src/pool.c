@@ -264,7 +264,10 @@ static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
+    atomic_fetch_add(&crew__internal_threads, 1); /* dropped in stop_threads */
     int rc = pthread_create(t, NULL, fn, arg);
+    if (rc)
+        atomic_fetch_sub(&crew__internal_threads, 1);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return -rc;
 }
@@ -287,12 +290,21 @@ int crew_pool_create(crew_pool **out, const crew_options *o)
     if (o->initializer && !crew__registry_find(crew__hash(o->initializer), &fn, &ud))
         return CREW_ENOTASK;
 
+    crew_start_method start = o->start == CREW_START_DEFAULT ? crew_get_start_method() : o->start;
+    if (o->kind == CREW_PROCESSES && !o->launch) {
+        /* spawn and the fork server run this program again: it must know */
+        if (((start == CREW_START_SPAWN && !o->spawn_argv) || start == CREW_START_FORKSERVER) &&
+            !crew__can_reexec())
+            return CREW_ENOMAIN;
+        if (start == CREW_START_FORK)
+            crew__warn_fork_with_threads();
+    }
     crew_pool *p = calloc(1, sizeof *p);
     if (!p)
         return -ENOMEM;
     p->opt = *o;
     p->kind = o->kind;
-    p->start = o->start == CREW_START_DEFAULT ? crew_get_start_method() : o->start;
+    p->start = start;
     p->nworkers = o->workers ? o->workers : crew_cpu_count();
     if (p->nworkers > CREW__MAX_WORKERS)
         p->nworkers = CREW__MAX_WORKERS;
@@ -317,6 +329,8 @@ int crew_pool_create(crew_pool **out, const crew_options *o)
                           o->kind == CREW_PROCESSES, &p->shm, &p->shm_fd);
     if (rc < 0)
         goto fail;
+    if (o->kind == CREW_PROCESSES)
+        p->shm->max_rss = o->max_worker_rss;
     p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->evfd < 0) {
         rc = -errno;
@@ -329,6 +343,7 @@ int crew_pool_create(crew_pool **out, const crew_options *o)
     if (rc < 0) {
         atomic_store(&p->stop_threads, true);
         pthread_join(p->collector, NULL);
+        atomic_fetch_sub(&crew__internal_threads, 1);
         goto fail;
     }
     p->threads_started = true;
@@ -432,6 +447,7 @@ static void stop_threads(crew_pool *p)
     (void)wr;
     pthread_join(p->collector, NULL);
     pthread_join(p->supervisor, NULL);
+    atomic_fetch_sub(&crew__internal_threads, 2);
     p->threads_started = false;
 }
 

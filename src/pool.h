@@ -157,6 +157,13 @@ void crew__worker_loop(crew__shm *shm, uint32_t i);
 /* Starts the worker for slot i (state LIVE on success). mu held. */
 int crew__launch(crew_pool *p, int i);
 
+/* Whether crew_main() ran, so that exec'ing this program again is safe. */
+bool crew__can_reexec(void);
+/* Prints the fork-with-threads warning when other threads run. */
+void crew__warn_fork_with_threads(void);
+/* Threads crew runs itself (collectors, supervisors, thread workers). */
+extern _Atomic int crew__internal_threads;
+
 /* --- supervise.c --- */
 void *crew__supervisor_main(void *arg);
 /* Handles the death of slot i's worker: fails its running task with

@@ -32,7 +32,6 @@ typedef struct crew__slot {
     _Atomic uint64_t cur_start_ns;
     _Atomic uint64_t tasks;                       /* finished by this worker   */
     _Atomic uint64_t busy_ns;
-    _Atomic uint32_t init_status;                 /* 1 ok, <0 initializer error */
     uint32_t req_off, resp_off;                   /* ring offsets from base    */
 } crew__slot;
 
@@ -41,6 +40,7 @@ typedef struct crew__shm {
     uint32_t nslots;
     uint64_t size;                                /* bytes mapped              */
     uint32_t shared_futex;                        /* 1: process pool           */
+    uint64_t max_rss;                             /* worker leaves past this (bytes) */
     _Alignas(64) _Atomic uint32_t doorbell;       /* worker -> parent wake-ups */
     _Atomic uint32_t parent_sleeping;
     uint64_t arena_off;                           /* crew__arena control block */

@@ -128,6 +128,19 @@ done:
     return rc;
 }
 
+/* This process's resident set in bytes (0 when unknown). */
+static uint64_t resident_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    unsigned long long size = 0, rss = 0;
+    if (fscanf(f, "%llu %llu", &size, &rss) != 2)
+        rss = 0;
+    fclose(f);
+    return rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 /* Waits for the next request, spinning first, then sleeping on req_bell. */
 static void next_request(crew__shm *shm, crew__slot *sl, crew__ring *req, crew__msg *m)
 {
@@ -218,5 +231,11 @@ void crew__worker_loop(crew__shm *shm, uint32_t i)
                 init_err = strdup("(no message)");
         }
         respond(shm, resp, &r);
+        /* recycling by memory: leave between tasks; the parent requeues
+         * whatever was still waiting in our ring and starts a successor */
+        if (shm->max_rss && resident_bytes() > shm->max_rss) {
+            free(init_err);
+            return;
+        }
     }
 }
