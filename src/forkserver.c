@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,12 +82,72 @@ static int recv_msg(int sock, int *value, int *fd)
     return 0;
 }
 
+/*
+ * The server dies with the thread that forked it (PR_SET_PDEATHSIG), and so
+ * do the workers it forks (CLONE_PARENT makes that same thread their parent).
+ * From the main thread that is the program's life. From any other thread
+ * (a pool's supervisor, which ends with its pool) crew forks it from a
+ * keeper thread that lives, asleep, as long as the program.
+ */
+static int spawn_server(void);
+
+typedef struct keeper_req {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rc;
+} keeper_req;
+
+extern _Atomic int crew__internal_threads;
+
+static void *keeper_main(void *arg)
+{
+    keeper_req *kr = arg;
+    atomic_fetch_add(&crew__internal_threads, 1);
+    int rc = spawn_server();
+    pthread_mutex_lock(&kr->mu);
+    kr->rc = rc;
+    kr->done = true;
+    pthread_cond_signal(&kr->cv);
+    pthread_mutex_unlock(&kr->mu);
+    for (;;)
+        pause(); /* every signal is blocked here: sleeps for good */
+    return NULL;
+}
+
 int crew__forkserver_start(void)
 {
     pthread_mutex_lock(&fs_mu);
     int rc = 0;
-    if (fs_sock >= 0)
-        goto out;
+    if (fs_sock < 0) {
+        if (getpid() == (pid_t)syscall(SYS_gettid)) {
+            rc = spawn_server();
+        } else {
+            keeper_req kr = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0};
+            pthread_t t;
+            sigset_t all, old;
+            sigfillset(&all);
+            pthread_sigmask(SIG_SETMASK, &all, &old);
+            rc = -pthread_create(&t, NULL, keeper_main, &kr);
+            pthread_sigmask(SIG_SETMASK, &old, NULL);
+            if (rc == 0) {
+                pthread_detach(t);
+                pthread_mutex_lock(&kr.mu);
+                while (!kr.done)
+                    pthread_cond_wait(&kr.cv, &kr.mu);
+                rc = kr.rc;
+                pthread_mutex_unlock(&kr.mu);
+            }
+        }
+    }
+    pthread_mutex_unlock(&fs_mu);
+    return rc;
+}
+
+/* Forks and execs the server; fs_mu held. */
+static int spawn_server(void)
+{
+    int rc = 0;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
         rc = -errno;
@@ -120,7 +181,6 @@ int crew__forkserver_start(void)
     fs_sock = sv[0];
     fs_pid = pid;
 out:
-    pthread_mutex_unlock(&fs_mu);
     return rc;
 }
 
