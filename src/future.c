@@ -146,7 +146,7 @@ const char *crew_future_error(const crew_future *f)
         return crew_strerror(st);
     if (f->errmsg)
         return f->errmsg;
-    if (f->status == CREW_ETASK && f->res_len) {
+    if ((f->status == CREW_ETASK || f->status == CREW_EINIT) && f->res_len) {
         const char *d = f->res_arena
             ? crew__arena_ptr(crew__shm_arena(f->pool->shm), (int64_t)f->res_off)
             : (const char *)f->res_inline;

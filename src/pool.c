@@ -90,6 +90,12 @@ static void send_locked(crew_pool *p, int i, crew_future *f)
     atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
     ws->sent++;
     ws->given++;
+    if (f->deadline_ns && crew__now_ns() + f->deadline_ns < p->sup_wake_ns) {
+        p->sup_wake_ns = 0; /* the supervisor must watch this deadline: wake it once */
+        uint64_t one = 1;
+        ssize_t wr = write(p->evfd, &one, sizeof one);
+        (void)wr;
+    }
     if (p->opt.max_tasks_per_worker && ws->given >= p->opt.max_tasks_per_worker)
         send_quit_locked(p, i); /* recycle: it leaves after this task */
 }
@@ -606,7 +612,8 @@ int crew_pool_stats(crew_pool *p, crew_stats *st)
     pthread_mutex_lock(&p->mu);
     for (int i = 0; i < p->nworkers; i++) {
         crew__slot *sl = &p->shm->slots[i];
-        st->worker[i].pid = p->w[i].pid;
+        /* a thread worker's tid is known to its slot only */
+        st->worker[i].pid = p->kind == CREW_THREADS ? atomic_load(&sl->pid) : p->w[i].pid;
         st->worker[i].tasks = atomic_load(&sl->tasks);
         st->worker[i].busy_ns = atomic_load(&sl->busy_ns);
         st->worker[i].restarts = p->w[i].restarts;

@@ -83,6 +83,7 @@ struct crew_pool {
     bool threads_started;
     _Atomic bool stop_threads;
     int evfd;                    /* wakes the supervisor                     */
+    uint64_t sup_wake_ns;        /* when the supervisor wakes at the latest (mu) */
 
     _Atomic uint64_t inflight;    /* tasks sent and not answered              */
     _Atomic uint32_t completions; /* bumped on every completion: wait_any     */

@@ -102,18 +102,26 @@ static uint64_t check_deadlines(crew_pool *p, crew_future **late, int *nlate)
         crew__slot *sl = &p->shm->slots[i];
         if (ws->state != CREW__SLOT_LIVE || ws->killing)
             continue;
-        /* the running task is the oldest one not yet answered */
+        /* the running task is the oldest one not yet answered; one still
+         * waiting cannot pass its deadline sooner than deadline_ns from now */
+        bool oldest = true;
         for (crew_future *f = ws->inflight.head; f; f = f->next) {
             if (atomic_load(&f->state) == CREW__F_DONE)
                 continue; /* a thread task that already timed out */
-            if (!f->deadline_ns ||
-                atomic_load(&sl->cur_tag) != (uint64_t)(uintptr_t)f)
-                break;
+            bool running = oldest && atomic_load(&sl->cur_tag) == (uint64_t)(uintptr_t)f;
+            oldest = false;
+            if (!f->deadline_ns)
+                continue;
+            if (!running) {
+                if (f->deadline_ns < next)
+                    next = f->deadline_ns;
+                continue;
+            }
             uint64_t end = atomic_load(&sl->cur_start_ns) + f->deadline_ns;
             if (now < end) {
                 if (end - now < next)
                     next = end - now;
-                break;
+                continue;
             }
             if (p->kind == CREW_PROCESSES) {
                 ws->kill_reason = -ETIMEDOUT;
@@ -127,6 +135,7 @@ static uint64_t check_deadlines(crew_pool *p, crew_future **late, int *nlate)
                 atomic_fetch_add(&f->refs, 1); /* its callback runs unlocked */
                 late[(*nlate)++] = f;
             }
+            next = 0; /* look again at once for the tasks behind it */
             break;
         }
     }
@@ -170,6 +179,8 @@ void *crew__supervisor_main(void *arg)
         crew_future *late[CREW__MAX_WORKERS];
         int nlate = 0;
         uint64_t next = check_deadlines(p, late, &nlate);
+        /* when it wakes next at the latest: a sooner deadline sent meanwhile kicks evfd */
+        p->sup_wake_ns = crew__now_ns() + (next == UINT64_MAX ? 1000000000ull : next);
         pthread_mutex_unlock(&p->mu);
         for (int k = 0; k < nlate; k++) {
             crew__future_run_callback(late[k]);
