@@ -36,7 +36,7 @@ void crew__future_set_errmsg(crew_future *f, const char *fmt, ...)
 bool crew__future_finish(crew_future *f, int status)
 {
     f->status = status;
-    atomic_store_explicit(&f->state, CREW__F_DONE, memory_order_release);
+    atomic_store(&f->state, CREW__F_DONE); /* seq_cst: pairs with crew_future_on_done */
     crew_pool *p = f->pool;
     atomic_fetch_add_explicit(status == 0 ? &p->done : &p->failed, 1, memory_order_relaxed);
     if (status == CREW_ECRASHED)
@@ -55,8 +55,10 @@ bool crew__future_finish(crew_future *f, int status)
 
 void crew__future_run_callback(crew_future *f)
 {
-    if (f->cb)
-        f->cb(f, f->cb_udata);
+    /* exactly once: here or in crew_future_on_done, whichever claims it */
+    crew_callback cb = atomic_load(&f->cb);
+    if (cb && !atomic_exchange(&f->cb_claimed, true))
+        cb(f, f->cb_udata);
 }
 
 void crew__future_unref(crew_future *f)
@@ -194,11 +196,11 @@ int crew_future_on_done(crew_future *f, crew_callback cb, void *udata)
         pthread_mutex_unlock(&p->mu);
         return -EBUSY;
     }
-    bool done = atomic_load(&f->state) == CREW__F_DONE;
-    f->cb = cb;
     f->cb_udata = udata;
+    f->cb = cb; /* set before reading the state, as finish sets the state before reading cb */
+    bool done = atomic_load(&f->state) == CREW__F_DONE;
     pthread_mutex_unlock(&p->mu);
-    if (done)
+    if (done && !atomic_exchange(&f->cb_claimed, true))
         cb(f, udata);
     return 0;
 }

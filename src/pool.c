@@ -504,13 +504,17 @@ int crew_pool_close(crew_pool *p)
     }
     if (p->kind == CREW_PROCESSES)
         wait_processes_gone(p);
-    pthread_mutex_unlock(&p->mu);
+    pthread_t joins[CREW__MAX_WORKERS]; /* taken under mu: the collector reads them */
+    int njoins = 0;
     for (int i = 0; i < p->nworkers; i++) {
         if (p->w[i].has_thread) {
-            pthread_join(p->w[i].thread, NULL);
+            joins[njoins++] = p->w[i].thread;
             p->w[i].has_thread = false;
         }
     }
+    pthread_mutex_unlock(&p->mu);
+    for (int k = 0; k < njoins; k++)
+        pthread_join(joins[k], NULL);
     stop_threads(p);
     pthread_mutex_lock(&p->mu);
     p->closed = true;
@@ -580,6 +584,13 @@ int crew_pool_terminate(crew_pool *p)
     free(late);
     stop_threads(p);
     pthread_mutex_lock(&p->mu);
+    /* thread workers left running: nobody reads their answers now, so the
+     * pool drops its references to the futures they hold (all done) */
+    for (int i = 0; i < p->nworkers; i++) {
+        crew_future *g;
+        while ((g = crew__fifo_pop(&p->w[i].inflight)))
+            crew__future_unref(g);
+    }
     p->closed = true;
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);

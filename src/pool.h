@@ -29,8 +29,9 @@ struct crew_future {
     uint64_t res_off, res_len;
     uint8_t res_inline[CREW__INLINE + 1];
     char *errmsg;                /* malloc'd message for local failures      */
-    crew_callback cb;
+    _Atomic(crew_callback) cb;   /* set once; cb_udata is written before it   */
     void *cb_udata;
+    _Atomic bool cb_claimed;     /* the one caller of cb took it               */
 };
 
 /* A FIFO of futures linked through ->next. */
