@@ -90,7 +90,7 @@ static int t_whoami(const void *arg, size_t len, crew_out *out, void *ud)
 
 /* The initializer's state: a global (seen across a process worker) and a
  * per-thread run count (one per worker in either kind). */
-static int g_init_value;
+static _Atomic int g_init_value;
 static _Thread_local int tl_init_runs;
 static _Atomic int g_init_calls;
 
