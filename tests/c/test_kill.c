@@ -1,0 +1,133 @@
+/* test_kill.c — process workers SIGKILLed at random under load: every future resolves, the pool recovers. */
+#include "test.h"
+#include "helpers.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include "crew.h"
+
+/* Sleeps a pseudo-random 0-200 us (from its input) and returns its input. */
+static int t_jitter(const void *arg, size_t len, crew_out *out, void *ud)
+{
+    (void)ud;
+    uint32_t v = 0;
+    memcpy(&v, arg, len < sizeof v ? len : sizeof v);
+    test_sleep_us((long)((v * 2654435761u) >> 16) % 201);
+    return crew_out_set(out, &v, sizeof v);
+}
+
+CREW_TASK("jitter", t_jitter)
+
+struct killer {
+    crew_pool *pool;
+    int max_kills;
+    _Atomic bool stop;
+    _Atomic int kills;
+};
+
+static void *killer_main(void *arg)
+{
+    struct killer *k = arg;
+    uint64_t seed = 0x2545F4914F6CDD1Dull;
+    while (!atomic_load(&k->stop) && atomic_load(&k->kills) < k->max_kills) {
+        seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+        test_sleep_us(2000 + (long)(seed % 4000)); /* every 2-6 ms */
+        crew_stats st;
+        if (crew_pool_stats(k->pool, &st) < 0)
+            break;
+        pid_t pid = st.worker[seed % (uint64_t)st.workers].pid;
+        if (pid > 0 && pid != getpid() && kill(pid, SIGKILL) == 0)
+            atomic_fetch_add(&k->kills, 1);
+    }
+    return NULL;
+}
+
+/* Submits n jitter tasks numbered from base, waits, counts outcomes. */
+static int run_batch(crew_pool *p, uint32_t base, int n, int *ok, int *crashed, int *other)
+{
+    crew_future **fs = calloc((size_t)n, sizeof *fs);
+    if (!fs)
+        return -ENOMEM;
+    *ok = *crashed = *other = 0;
+    for (int i = 0; i < n; i++) {
+        uint32_t v = base + (uint32_t)i;
+        int rc = crew_submit(p, "jitter", &v, sizeof v, &fs[i]);
+        if (rc < 0)
+            return rc;
+    }
+    int rc = crew_wait_all(fs, (size_t)n, 120);
+    for (int i = 0; i < n; i++) {
+        const void *d;
+        size_t len;
+        int st = crew_future_result(fs[i], &d, &len);
+        uint32_t v = 0;
+        if (st == 0 && len == sizeof v)
+            memcpy(&v, d, sizeof v);
+        if (st == 0 && v == base + (uint32_t)i)
+            (*ok)++;
+        else if (st == CREW_ECRASHED && strstr(crew_future_error(fs[i]), "signal 9"))
+            (*crashed)++;
+        else {
+            (*other)++;
+            printf("  task %d: status %d (%s)\n", i, st, crew_future_error(fs[i]));
+        }
+        crew_future_release(fs[i]);
+    }
+    free(fs);
+    return rc;
+}
+
+static void kill_test(int workers)
+{
+    crew_options o;
+    crew_options_init(&o);
+    o.kind = CREW_PROCESSES;
+    o.start = CREW_START_FORK;
+    o.workers = workers;
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    struct killer k = {.pool = p, .max_kills = 20};
+    pthread_t t;
+    CHECK_OK(pthread_create(&t, NULL, killer_main, &k));
+    int ok, crashed, other;
+    int n = (int)test_scale(10000, 3000);
+    int rc = run_batch(p, 0, n, &ok, &crashed, &other);
+    atomic_store(&k.stop, true);
+    pthread_join(t, NULL);
+    int kills = atomic_load(&k.kills);
+    crew_stats st;
+    CHECK_OK(crew_pool_stats(p, &st));
+    uint32_t restarts = 0;
+    for (int i = 0; i < st.workers; i++)
+        restarts += st.worker[i].restarts;
+    printf("  %d workers: %d kills, %d ok, %d crashed, %u restarts\n", workers, kills, ok,
+           crashed, restarts);
+    CHECK_OK(rc);
+    CHECK_EQ_INT(other, 0);
+    CHECK_EQ_INT(ok + crashed, n);
+    CHECK(crashed <= kills);
+    CHECK(kills >= 1);
+    CHECK_EQ_INT(st.crashed, crashed);
+    /* the pool works on */
+    rc = run_batch(p, 1000000, 1000, &ok, &crashed, &other);
+    CHECK_OK(rc);
+    CHECK_EQ_INT(ok, 1000);
+    crew_pool_free(p);
+}
+
+TEST(kill_workers_of_two)
+{
+    kill_test(2);
+}
+
+TEST(kill_workers_of_four)
+{
+    kill_test(4);
+}
+
+TEST_MAIN()
