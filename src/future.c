@@ -91,6 +91,23 @@ int crew_future_wait(crew_future *f, double timeout)
     if (atomic_load_explicit(&f->state, memory_order_acquire) == CREW__F_DONE)
         return 0;
     uint64_t limit = to_ns(timeout), t0 = crew__now_ns();
+    /* Help first: collecting answers in this thread saves the hop through
+     * the collector thread and a futex wake-up of this one. */
+    uint64_t spin = crew__spin_ns();
+    if (limit < spin)
+        spin = limit;
+    if (spin) {
+        crew_pool *p = f->pool;
+        atomic_fetch_add(&p->helpers, 1); /* the collector steps aside */
+        while (atomic_load_explicit(&f->state, memory_order_acquire) != CREW__F_DONE &&
+               crew__now_ns() - t0 < spin)
+            if (crew__collect(p) == 0)
+                crew__cpu_relax();
+        if (atomic_fetch_sub(&p->helpers, 1) == 1 && atomic_load(&p->collector_parked))
+            crew__futex_wake(&p->helpers, 1, false);
+        if (atomic_load_explicit(&f->state, memory_order_acquire) == CREW__F_DONE)
+            return 0;
+    }
     atomic_fetch_add(&f->waiters, 1);
     int rc = 0;
     for (;;) {

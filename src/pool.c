@@ -240,6 +240,16 @@ static void *collector_main(void *arg)
     crew__shm *shm = p->shm;
     uint64_t spin = crew__spin_ns(), last = crew__now_ns();
     while (!atomic_load(&p->stop_threads)) {
+        uint32_t h = atomic_load(&p->helpers);
+        if (h) { /* a waiter is collecting: do not compete for the CPUs */
+            atomic_store(&p->collector_parked, 1);
+            atomic_thread_fence(memory_order_seq_cst);
+            if (atomic_load(&p->helpers) == h)
+                crew__futex_wait(&p->helpers, h, 10000000ull, false);
+            atomic_store(&p->collector_parked, 0);
+            last = crew__now_ns();
+            continue;
+        }
         if (crew__collect(p) > 0) {
             last = crew__now_ns();
             continue;
@@ -446,6 +456,7 @@ static void stop_threads(crew_pool *p)
     if (!p->threads_started)
         return;
     atomic_store(&p->stop_threads, true);
+    crew__futex_wake(&p->helpers, 1, false);
     atomic_fetch_add(&p->shm->doorbell, 1);
     crew__futex_wake(&p->shm->doorbell, INT_MAX, p->shm->shared_futex);
     uint64_t one = 1;

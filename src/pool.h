@@ -87,6 +87,8 @@ struct crew_pool {
     uint64_t sup_wake_ns;        /* when the supervisor wakes at the latest (mu) */
 
     _Atomic uint64_t inflight;    /* tasks sent and not answered              */
+    _Atomic uint32_t helpers;     /* waiters collecting answers themselves    */
+    _Atomic uint32_t collector_parked; /* the collector sleeps on `helpers`   */
     _Atomic uint32_t completions; /* bumped on every completion: wait_any     */
     _Atomic uint32_t any_waiters;
 
