@@ -21,7 +21,7 @@ TESTS   := $(patsubst tests/c/%.c,%,$(wildcard tests/c/test_*.c))
 # which TSan does not model; their shared-memory logic is the same code)
 TSAN_TESTS := test_ring test_arena test_pool_threads
 
-all: lib tests bench examples
+all: lib tests bench examples python
 
 # ---------------------------------------------------------------- library
 define variant
@@ -48,6 +48,7 @@ setup:
 
 test: setup
 	@$(MAKE) --no-print-directory test-c
+	@$(MAKE) --no-print-directory test-py
 
 test-c: $(addprefix build/plain/,$(TESTS)) $(addprefix build/asan/,$(TESTS)) \
         $(addprefix build/tsan/,$(TSAN_TESTS))
@@ -56,6 +57,26 @@ test-c: $(addprefix build/plain/,$(TESTS)) $(addprefix build/asan/,$(TESTS)) \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 build/asan/$$t; done
 	@set -e; for t in $(TSAN_TESTS); do echo "== $$t (tsan)"; \
 	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 setarch -R build/tsan/$$t; done
+
+# ---------------------------------------------------------------- python
+# The crew package: crew._core is compiled by setuptools with src/*.c, and
+# installed (editable, offline) into .venv, made from Debian's python3 with
+# its system site packages (numpy, cloudpickle, tqdm, pytest come from apt).
+PYTHON  := /usr/bin/python3
+PY_DEPS := setup.py pyproject.toml include/crew.h $(SRCS) $(wildcard src/*.h) \
+           $(wildcard python/crew/*.c) $(wildcard python/crew/*.py)
+
+.venv/bin/python:
+	$(PYTHON) -m venv --system-site-packages .venv
+
+.venv/.crew-installed: .venv/bin/python $(PY_DEPS)
+	.venv/bin/python -m pip install -q --no-build-isolation --no-deps --no-index -e .
+	@touch $@
+
+python: .venv/.crew-installed
+
+test-py: python
+	.venv/bin/python -m pytest -q tests/python
 
 # ------------------------------------------------------------ benchmarks
 BENCH_SRCS := bench/raw.c
@@ -83,4 +104,4 @@ demo: demo-c
 clean:
 	rm -rf build
 
-.PHONY: all lib tests setup test test-c bench bench-run examples demo demo-c clean
+.PHONY: all lib tests setup test test-c python test-py bench bench-run examples demo demo-c clean

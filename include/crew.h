@@ -158,6 +158,17 @@ int crew_submit_ex(crew_pool *p, const char *name, const void *arg, size_t len,
                    const crew_submit_opts *so, crew_future **out);
 
 /*
+ * Like crew_submit_ex(), but the payload is the concatenation of iovcnt
+ * buffers (scatter-gather): they are copied once, straight into the pool's
+ * shared memory, so a caller with a header and large out-of-band buffers
+ * (e.g. pickle protocol 5) pays one copy in all. so may be NULL. Same errors
+ * as crew_submit_ex().
+ */
+struct iovec;
+int crew_submitv(crew_pool *p, const char *name, const struct iovec *iov, int iovcnt,
+                 const crew_submit_opts *so, crew_future **out);
+
+/*
  * Stops accepting work, lets every queued and running task finish, then
  * stops the workers. Futures stay valid. Idempotent. Returns 0.
  */
@@ -200,8 +211,9 @@ const char *crew_future_error(const crew_future *f);
 int crew_future_cancel(crew_future *f);
 
 /* Calls cb(f, udata) once f is done: at once in this thread if it already
- * is, else in crew's collector thread (keep it short; it may submit). One
- * callback per future; returns -EBUSY if one is set. */
+ * is, else in the thread that collects the answer: crew's collector thread,
+ * or a thread waiting in crew_future_wait() (waiters help collect). Keep it
+ * short; it may submit. One callback per future; -EBUSY if one is set. */
 typedef void (*crew_callback)(crew_future *f, void *udata);
 int crew_future_on_done(crew_future *f, crew_callback cb, void *udata);
 

@@ -1,0 +1,26 @@
+"""crew: thread and process worker pools over libcrew.
+
+    import crew
+
+    with crew.Executor() as ex:                 # processes, forkserver, cpu_count() workers
+        print(list(ex.map(pow, range(10), range(10))))
+
+    with crew.Pool(4) as pool:                  # the multiprocessing.Pool API
+        print(pool.map(abs, [-1, -2, 3]))
+
+Tasks cross to process workers by pickle protocol 5 with large buffers
+(numpy arrays, bytes) placed in shared memory; lambdas and closures cross
+through cloudpickle. A worker that dies fails only its own task
+(WorkerCrashedError); a task past its timeout fails with TaskTimeoutError.
+"""
+from ._runtime import (CrewError, InitializerError, RemoteError, RemoteTraceback,
+                       SerializationError, TaskTimeoutError, WorkerCrashedError)
+from ._executor import Executor, Future, cpu_count, get_start_method, set_start_method
+from .pool import AsyncResult, Pool
+
+__all__ = [
+    "Executor", "Pool", "AsyncResult", "Future", "cpu_count", "set_start_method",
+    "get_start_method", "CrewError", "WorkerCrashedError", "TaskTimeoutError",
+    "InitializerError", "SerializationError", "RemoteError", "RemoteTraceback",
+]
+__version__ = "0.1.0"

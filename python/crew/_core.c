@@ -1,0 +1,1016 @@
+/* _core.c — crew._core: the thin private CPython binding over libcrew.
+ *
+ * One C task, "crew.py", runs every Python task: it takes the GIL, hands the
+ * payload (a writable memoryview over shared memory, no copy) to the Python
+ * runner crew._runtime.run, and gathers the parts the runner returns into the
+ * result with crew_out_alloc (one copy). Completions reach Python through
+ * crew_future_on_done callbacks on crew's collector thread.
+ *
+ * The GIL is released around every call that blocks or takes the pool lock:
+ * crew's supervisor thread may need the GIL (the fork launcher) while it
+ * holds that lock.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crew.h"
+#include "pool.h" /* internal: to tell crew's own threads apart */
+
+#define TASK_NAME "crew.py"
+#define MAX_PARTS 64
+
+extern char **environ;
+
+/* ------------------------------------------------------------ state -- */
+
+typedef struct {
+    PyTypeObject *PoolType;
+    PyTypeObject *FutureType;
+    PyObject *runner; /* crew._runtime.run, set by set_runner() */
+} core_state;
+
+static inline core_state *get_state(PyObject *mod)
+{
+    return (core_state *)PyModule_GetState(mod);
+}
+
+/* The runner of this interpreter's crew._core module (new ref), or NULL. */
+static PyObject *find_runner(void)
+{
+    PyObject *name = PyUnicode_FromString("crew._core");
+    if (!name)
+        return NULL;
+    PyObject *mod = PyImport_GetModule(name);
+    Py_DECREF(name);
+    if (!mod) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_RuntimeError, "crew._core is not imported");
+        return NULL;
+    }
+    core_state *st = get_state(mod);
+    PyObject *r = st ? st->runner : NULL;
+    Py_XINCREF(r);
+    Py_DECREF(mod);
+    if (!r)
+        PyErr_SetString(PyExc_RuntimeError, "crew runner not set");
+    return r;
+}
+
+/* ------------------------------------------------- the one C task -- */
+
+/* Copies the buffers of the sequence `parts` into the result (one copy). */
+static int write_parts(PyObject *parts, crew_out *out)
+{
+    PyObject *seq = PySequence_Fast(parts, "runner must return a sequence of buffers");
+    if (!seq)
+        return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > MAX_PARTS) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "too many result parts");
+        return -1;
+    }
+    Py_buffer views[MAX_PARTS];
+    Py_ssize_t got = 0;
+    size_t total = 0;
+    int rc = -1;
+    for (; got < n; got++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, got), &views[got], PyBUF_SIMPLE) < 0)
+            goto done;
+        total += (size_t)views[got].len;
+    }
+    {
+        uint8_t *dst = crew_out_alloc(out, total);
+        if (!dst && total) {
+            PyErr_Format(PyExc_MemoryError,
+                         "crew: the result (%zu bytes) does not fit in the pool's shared arena",
+                         total);
+            goto done;
+        }
+        for (Py_ssize_t k = 0; k < n; k++) {
+            memcpy(dst, views[k].buf, (size_t)views[k].len);
+            dst += views[k].len;
+        }
+        rc = 0;
+    }
+done:
+    for (Py_ssize_t k = 0; k < got; k++)
+        PyBuffer_Release(&views[k]);
+    Py_DECREF(seq);
+    return rc;
+}
+
+static int py_task(const void *arg, size_t len, crew_out *out, void *udata)
+{
+    (void)udata;
+    if (_Py_IsFinalizing())
+        return crew_out_error(out, "the Python interpreter is shutting down");
+    PyGILState_STATE g = PyGILState_Ensure();
+    int rc = 0;
+    PyObject *runner = find_runner(), *mv = NULL, *res = NULL;
+    if (!runner)
+        goto fail;
+    mv = PyMemoryView_FromMemory((char *)arg, (Py_ssize_t)len, PyBUF_WRITE);
+    if (!mv)
+        goto fail;
+    res = PyObject_CallOneArg(runner, mv);
+    /* the payload is freed after this call: cut the view off from it */
+    PyObject *r = PyObject_CallMethod(mv, "release", NULL);
+    if (r)
+        Py_DECREF(r);
+    else
+        PyErr_Clear(); /* the task kept a view of its argument: nothing to do */
+    if (!res)
+        goto fail;
+    /* res: (ok, parts); ok false: parts[0] is an error message (initializer) */
+    if (!PyTuple_Check(res) || PyTuple_GET_SIZE(res) != 2) {
+        PyErr_SetString(PyExc_TypeError, "crew runner must return (ok, parts)");
+        goto fail;
+    }
+    if (!PyObject_IsTrue(PyTuple_GET_ITEM(res, 0))) {
+        PyObject *msg = PyObject_Str(PyTuple_GET_ITEM(res, 1));
+        const char *s = msg ? PyUnicode_AsUTF8(msg) : NULL;
+        rc = crew_out_error(out, "%s", s ? s : "(no message)");
+        Py_XDECREF(msg);
+        PyErr_Clear();
+        goto done;
+    }
+    if (write_parts(PyTuple_GET_ITEM(res, 1), out) < 0)
+        goto fail;
+    goto done;
+fail : {
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    PyObject *s = ev ? PyObject_Repr(ev) : et ? PyObject_Repr(et) : NULL;
+    const char *m = s ? PyUnicode_AsUTF8(s) : NULL;
+    rc = crew_out_error(out, "crew worker runtime failed: %s", m ? m : "(unknown error)");
+    Py_XDECREF(s);
+    Py_XDECREF(et);
+    Py_XDECREF(ev);
+    Py_XDECREF(tb);
+    PyErr_Clear();
+}
+done:
+    Py_XDECREF(res);
+    Py_XDECREF(mv);
+    Py_XDECREF(runner);
+    PyGILState_Release(g);
+    return rc;
+}
+
+/* ------------------------------------------------------- launchers -- */
+
+enum { L_FORK = 1, L_SPAWN = 2, L_FORKSERVER = 3 };
+
+typedef struct launcher {
+    int method;
+    char **argv;     /* spawn: program and arguments; fd and slot are appended */
+    int argc;
+    char *sock_path; /* forkserver: the server's socket */
+} launcher;
+
+static void launcher_free(launcher *L)
+{
+    if (!L)
+        return;
+    if (L->argv) {
+        for (int i = 0; i < L->argc; i++)
+            free(L->argv[i]);
+        free(L->argv);
+    }
+    free(L->sock_path);
+    free(L);
+}
+
+/* Calls crew._runtime.<name>() in a fresh worker process; errors are printed. */
+static void call_runtime_hook(const char *name)
+{
+    PyObject *mod = PyImport_ImportModule("crew._runtime");
+    PyObject *r = mod ? PyObject_CallMethod(mod, name, NULL) : NULL;
+    if (!r)
+        PyErr_Print();
+    Py_XDECREF(r);
+    Py_XDECREF(mod);
+}
+
+/* In a forked worker (GIL held): runs the worker loop and never returns. */
+static void forked_child_run(int shm_fd, int slot)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &none, NULL);
+    call_runtime_hook("process_worker_init");
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = crew_worker_run(shm_fd, slot);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        fprintf(stderr, "crew: worker cannot map its pool: %s\n", crew_strerror(rc));
+    call_runtime_hook("process_worker_exit");
+    _exit(rc < 0 ? 2 : 0);
+}
+
+static pid_t launch_fork(int shm_fd, int slot)
+{
+    if (_Py_IsFinalizing())
+        return -ECANCELED;
+    PyGILState_STATE g = PyGILState_Ensure();
+    PyOS_BeforeFork();
+    pid_t pid = fork();
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        forked_child_run(shm_fd, slot);
+    }
+    int e = errno;
+    PyOS_AfterFork_Parent();
+    PyGILState_Release(g);
+    return pid < 0 ? -e : pid;
+}
+
+static pid_t launch_spawn(launcher *L, int shm_fd, int slot)
+{
+    int fd = fcntl(shm_fd, F_DUPFD, 3); /* a copy without close-on-exec */
+    if (fd < 0)
+        return -errno;
+    char fdbuf[16], slotbuf[16];
+    snprintf(fdbuf, sizeof fdbuf, "%d", fd);
+    snprintf(slotbuf, sizeof slotbuf, "%d", slot);
+    char **argv = calloc((size_t)L->argc + 3, sizeof *argv);
+    if (!argv) {
+        close(fd);
+        return -ENOMEM;
+    }
+    for (int i = 0; i < L->argc; i++)
+        argv[i] = L->argv[i];
+    argv[L->argc] = fdbuf;
+    argv[L->argc + 1] = slotbuf;
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&at, &none); /* crew's threads block every signal */
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
+    pid_t pid = -1;
+    int rc = posix_spawn(&pid, argv[0], NULL, &at, argv, environ);
+    posix_spawnattr_destroy(&at);
+    free(argv);
+    close(fd);
+    return rc ? -rc : pid;
+}
+
+static pid_t launch_forkserver(launcher *L, int shm_fd, int slot)
+{
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0)
+        return -errno;
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sun_family = AF_UNIX;
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", L->sock_path);
+    pid_t result = -ENOTCONN;
+    if (connect(s, (struct sockaddr *)&sa, sizeof sa) < 0)
+        goto out;
+    int32_t msg = slot;
+    struct iovec iov = {&msg, sizeof msg};
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    memset(&u, 0, sizeof u);
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                        .msg_controllen = sizeof u.buf};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &shm_fd, sizeof(int));
+    if (sendmsg(s, &mh, MSG_NOSIGNAL) < 0) {
+        result = -errno;
+        goto out;
+    }
+    int32_t pid = 0;
+    size_t got = 0;
+    while (got < sizeof pid) {
+        struct pollfd pf = {s, POLLIN, 0};
+        if (poll(&pf, 1, 30000) <= 0) {
+            result = -ETIMEDOUT;
+            goto out;
+        }
+        ssize_t r = read(s, (char *)&pid + got, sizeof pid - got);
+        if (r <= 0) {
+            result = -EPIPE;
+            goto out;
+        }
+        got += (size_t)r;
+    }
+    result = pid > 0 ? pid : (pid < 0 ? pid : -ECHILD);
+out:
+    close(s);
+    return result;
+}
+
+static pid_t py_launch(int shm_fd, int slot, void *udata)
+{
+    launcher *L = udata;
+    switch (L->method) {
+    case L_FORK: return launch_fork(shm_fd, slot);
+    case L_SPAWN: return launch_spawn(L, shm_fd, slot);
+    case L_FORKSERVER: return launch_forkserver(L, shm_fd, slot);
+    default: return -EINVAL;
+    }
+}
+
+/* ---------------------------------------------------------- Future -- */
+
+typedef struct {
+    PyObject_HEAD
+    crew_future *f;
+    PyObject *callback; /* called once with self when done (collector thread) */
+    PyObject *ctx;      /* free for the Python side */
+} FutureObject;
+
+static void Future_dealloc(FutureObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->ctx);
+    if (self->f)
+        crew_future_release(self->f);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static int Future_traverse(FutureObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->callback);
+    Py_VISIT(self->ctx);
+    return 0;
+}
+
+static int Future_clear(FutureObject *self)
+{
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->ctx);
+    return 0;
+}
+
+static PyObject *Future_status(FutureObject *self, PyObject *Py_UNUSED(a))
+{
+    return PyLong_FromLong(crew_future_status(self->f));
+}
+
+static PyObject *Future_error(FutureObject *self, PyObject *Py_UNUSED(a))
+{
+    return PyUnicode_DecodeUTF8(crew_future_error(self->f), (Py_ssize_t)strlen(crew_future_error(self->f)),
+                                "replace");
+}
+
+static PyObject *Future_cancel(FutureObject *self, PyObject *Py_UNUSED(a))
+{
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = crew_future_cancel(self->f);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLong(rc);
+}
+
+static PyObject *Future_wait(FutureObject *self, PyObject *arg)
+{
+    double t = PyFloat_AsDouble(arg);
+    if (t == -1.0 && PyErr_Occurred())
+        return NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = crew_future_wait(self->f, t);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(rc == 0);
+}
+
+static int Future_getbuffer(FutureObject *self, Py_buffer *view, int flags)
+{
+    if (crew_future_status(self->f) != 0) {
+        PyErr_SetString(PyExc_BufferError, "the task has no result");
+        return -1;
+    }
+    const void *data;
+    size_t len;
+    crew_future_result(self->f, &data, &len);
+    return PyBuffer_FillInfo(view, (PyObject *)self, (void *)data, (Py_ssize_t)len, 0, flags);
+}
+
+static PyObject *Future_get_ctx(FutureObject *self, void *c)
+{
+    (void)c;
+    return Py_NewRef(self->ctx ? self->ctx : Py_None);
+}
+
+static int Future_set_ctx(FutureObject *self, PyObject *v, void *c)
+{
+    (void)c;
+    Py_XINCREF(v);
+    Py_XSETREF(self->ctx, v);
+    return 0;
+}
+
+static PyMethodDef Future_methods[] = {
+    {"status", (PyCFunction)Future_status, METH_NOARGS,
+     "0 on success, a negative crew code on failure, -EINPROGRESS while running."},
+    {"error", (PyCFunction)Future_error, METH_NOARGS, "The failure's message, or ''."},
+    {"cancel", (PyCFunction)Future_cancel, METH_NOARGS,
+     "Cancels the task if not started: 0, or -EBUSY."},
+    {"wait", (PyCFunction)Future_wait, METH_O,
+     "wait(timeout) -> bool: waits (GIL released) until done; timeout < 0: forever."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Future_getset[] = {
+    {"ctx", (getter)Future_get_ctx, (setter)Future_set_ctx, "Python-side context.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot Future_slots[] = {
+    {Py_tp_dealloc, Future_dealloc},
+    {Py_tp_traverse, Future_traverse},
+    {Py_tp_clear, Future_clear},
+    {Py_tp_methods, Future_methods},
+    {Py_tp_getset, Future_getset},
+    {Py_bf_getbuffer, Future_getbuffer},
+    {Py_tp_doc, "A libcrew future; its buffer is the task's result bytes (zero copy)."},
+    {0, NULL},
+};
+
+static PyType_Spec Future_spec = {
+    .name = "crew._core.Future",
+    .basicsize = sizeof(FutureObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = Future_slots,
+};
+
+static void done_cb(crew_future *f, void *ud)
+{
+    (void)f;
+    if (_Py_IsFinalizing())
+        return; /* too late to tell Python: the reference is leaked */
+    PyGILState_STATE g = PyGILState_Ensure();
+    FutureObject *self = ud;
+    PyObject *cb = self->callback;
+    self->callback = NULL;
+    if (cb) {
+        PyObject *r = PyObject_CallOneArg(cb, (PyObject *)self);
+        if (!r)
+            PyErr_WriteUnraisable(cb);
+        Py_XDECREF(r);
+        Py_DECREF(cb);
+    }
+    Py_DECREF(self);
+    PyGILState_Release(g);
+}
+
+/* ------------------------------------------------------------ Pool -- */
+
+typedef struct {
+    PyObject_HEAD
+    crew_pool *p;
+    launcher *L;
+} PoolObject;
+
+typedef struct {
+    crew_pool *p;
+    launcher *L;
+} free_job;
+
+static void *free_thread(void *arg)
+{
+    free_job *j = arg;
+    crew_pool_free(j->p);
+    launcher_free(j->L);
+    free(j);
+    return NULL;
+}
+
+/* Whether this thread is one of crew's own threads of pool p. */
+static int on_pool_thread(crew_pool *p)
+{
+    pthread_t me = pthread_self();
+    if (p->threads_started && (pthread_equal(me, p->collector) || pthread_equal(me, p->supervisor)))
+        return 1;
+    for (int i = 0; i < p->nworkers; i++)
+        if (p->w[i].has_thread && pthread_equal(me, p->w[i].thread))
+            return 1;
+    return 0;
+}
+
+static void pool_release(PoolObject *self)
+{
+    crew_pool *p = self->p;
+    launcher *L = self->L;
+    self->p = NULL;
+    self->L = NULL;
+    if (!p) {
+        launcher_free(L);
+        return;
+    }
+    if (on_pool_thread(p)) { /* it cannot join itself: free it from a helper */
+        free_job *j = malloc(sizeof *j);
+        pthread_t t;
+        if (j) {
+            j->p = p;
+            j->L = L;
+            if (pthread_create(&t, NULL, free_thread, j) == 0) {
+                pthread_detach(t);
+                return;
+            }
+            free(j);
+        }
+        return; /* leaked rather than deadlocked */
+    }
+    Py_BEGIN_ALLOW_THREADS
+    crew_pool_free(p);
+    Py_END_ALLOW_THREADS
+    launcher_free(L);
+}
+
+static void Pool_dealloc(PoolObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    pool_release(self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyObject *raise_crew(int rc, const char *what)
+{
+    if (rc == -ENOMEM)
+        return PyErr_NoMemory();
+    PyErr_Format(rc == CREW_ECLOSED ? PyExc_RuntimeError
+                 : rc == -EINVAL    ? PyExc_ValueError
+                                    : PyExc_OSError,
+                 "crew: %s: %s", what, crew_strerror(rc));
+    return NULL;
+}
+
+static char *dup_utf8(PyObject *o)
+{
+    const char *s = PyUnicode_AsUTF8(o);
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        PyErr_NoMemory();
+    return d;
+}
+
+static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"kind", "workers", "start", "task_timeout", "max_tasks",
+                             "init", "spawn_argv", "sock_path", "arena_size", NULL};
+    int kind, workers = 0, start = 0;
+    double task_timeout = 0;
+    unsigned long max_tasks = 0;
+    Py_buffer init = {0};
+    PyObject *argv_obj = Py_None, *sock_obj = Py_None;
+    unsigned long long arena = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "i|iidkz*OOK", kwlist, &kind, &workers, &start,
+                                     &task_timeout, &max_tasks, &init, &argv_obj, &sock_obj,
+                                     &arena))
+        return NULL;
+    PoolObject *self = (PoolObject *)type->tp_alloc(type, 0);
+    launcher *L = NULL;
+    if (!self)
+        goto fail;
+    crew_options o;
+    crew_options_init(&o);
+    o.kind = kind == 1 ? CREW_THREADS : CREW_PROCESSES;
+    o.workers = workers;
+    o.task_timeout = task_timeout;
+    o.max_tasks_per_worker = (unsigned)max_tasks;
+    o.arena_size = (size_t)arena;
+    if (init.buf) {
+        o.initializer = TASK_NAME;
+        o.init_arg = init.buf;
+        o.init_len = (size_t)init.len;
+    }
+    if (o.kind == CREW_PROCESSES) {
+        L = calloc(1, sizeof *L);
+        if (!L) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+        L->method = start;
+        if (start == L_SPAWN) {
+            PyObject *seq = PySequence_Fast(argv_obj, "spawn_argv must be a list of str");
+            if (!seq)
+                goto fail;
+            Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+            L->argv = calloc((size_t)n + 1, sizeof(char *));
+            if (!L->argv) {
+                Py_DECREF(seq);
+                PyErr_NoMemory();
+                goto fail;
+            }
+            for (Py_ssize_t i = 0; i < n; i++) {
+                L->argv[i] = dup_utf8(PySequence_Fast_GET_ITEM(seq, i));
+                if (!L->argv[i]) {
+                    Py_DECREF(seq);
+                    goto fail;
+                }
+                L->argc = (int)i + 1;
+            }
+            Py_DECREF(seq);
+            if (L->argc < 1) {
+                PyErr_SetString(PyExc_ValueError, "spawn_argv is empty");
+                goto fail;
+            }
+        } else if (start == L_FORKSERVER) {
+            if (sock_obj == Py_None || !(L->sock_path = dup_utf8(sock_obj))) {
+                if (!PyErr_Occurred())
+                    PyErr_SetString(PyExc_ValueError, "forkserver needs sock_path");
+                goto fail;
+            }
+        } else if (start != L_FORK) {
+            PyErr_SetString(PyExc_ValueError, "start must be 1 (fork), 2 (spawn), 3 (forkserver)");
+            goto fail;
+        }
+        o.launch = py_launch;
+        o.launch_udata = L;
+    }
+    int rc;
+    crew_pool *p = NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = crew_pool_create(&p, &o);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        raise_crew(rc, "cannot create the pool");
+        goto fail;
+    }
+    self->p = p;
+    self->L = L;
+    PyBuffer_Release(&init);
+    return (PyObject *)self;
+fail:
+    if (init.buf)
+        PyBuffer_Release(&init);
+    launcher_free(L);
+    Py_XDECREF(self);
+    return NULL;
+}
+
+static PyObject *Pool_submit(PoolObject *self, PyObject *args)
+{
+    PyObject *parts, *callback;
+    double timeout = 0;
+    if (!PyArg_ParseTuple(args, "OdO", &parts, &timeout, &callback))
+        return NULL;
+    if (!self->p)
+        return raise_crew(CREW_ECLOSED, "submit");
+    core_state *st = PyType_GetModuleState(Py_TYPE(self));
+    PyObject *seq = PySequence_Fast(parts, "parts must be a sequence of buffers");
+    if (!seq)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    if (n > MAX_PARTS) {
+        Py_DECREF(seq);
+        PyErr_SetString(PyExc_ValueError, "too many parts");
+        return NULL;
+    }
+    Py_buffer views[MAX_PARTS];
+    struct iovec iov[MAX_PARTS];
+    Py_ssize_t got = 0;
+    PyObject *result = NULL;
+    for (; got < n; got++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, got), &views[got], PyBUF_SIMPLE) < 0)
+            goto done;
+        iov[got].iov_base = views[got].buf;
+        iov[got].iov_len = (size_t)views[got].len;
+    }
+    FutureObject *fo = PyObject_GC_New(FutureObject, st->FutureType);
+    if (!fo)
+        goto done;
+    fo->f = NULL;
+    fo->ctx = NULL;
+    fo->callback = Py_NewRef(callback);
+    crew_submit_opts so = {.timeout = timeout};
+    crew_future *f = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = crew_submitv(self->p, TASK_NAME, iov, (int)n, &so, &f);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        Py_CLEAR(fo->callback);
+        Py_DECREF(fo);
+        raise_crew(rc, "submit");
+        goto done;
+    }
+    fo->f = f;
+    PyObject_GC_Track(fo);
+    Py_INCREF(fo); /* the callback's reference */
+    Py_BEGIN_ALLOW_THREADS
+    rc = crew_future_on_done(f, done_cb, fo);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        Py_DECREF(fo);
+    result = (PyObject *)fo;
+done:
+    for (Py_ssize_t k = 0; k < got; k++)
+        PyBuffer_Release(&views[k]);
+    Py_DECREF(seq);
+    return result;
+}
+
+static PyObject *Pool_close(PoolObject *self, PyObject *Py_UNUSED(a))
+{
+    if (self->p) {
+        crew_pool *p = self->p;
+        Py_BEGIN_ALLOW_THREADS
+        crew_pool_close(p);
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Pool_terminate(PoolObject *self, PyObject *Py_UNUSED(a))
+{
+    if (self->p) {
+        crew_pool *p = self->p;
+        Py_BEGIN_ALLOW_THREADS
+        crew_pool_terminate(p);
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *Pool_free(PoolObject *self, PyObject *Py_UNUSED(a))
+{
+    pool_release(self);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Pool_stats(PoolObject *self, PyObject *Py_UNUSED(a))
+{
+    if (!self->p)
+        return raise_crew(CREW_ECLOSED, "stats");
+    crew_stats *st = malloc(sizeof *st);
+    if (!st)
+        return PyErr_NoMemory();
+    int rc;
+    crew_pool *p = self->p;
+    Py_BEGIN_ALLOW_THREADS
+    rc = crew_pool_stats(p, st);
+    Py_END_ALLOW_THREADS
+    if (rc < 0) {
+        free(st);
+        return raise_crew(rc, "stats");
+    }
+    PyObject *workers = PyList_New(st->workers);
+    if (!workers) {
+        free(st);
+        return NULL;
+    }
+    for (int i = 0; i < st->workers; i++) {
+        PyObject *w = Py_BuildValue("{s:i,s:K,s:d,s:I}", "pid", (int)st->worker[i].pid, "tasks",
+                                    (unsigned long long)st->worker[i].tasks, "busy_seconds",
+                                    (double)st->worker[i].busy_ns / 1e9, "restarts",
+                                    (unsigned)st->worker[i].restarts);
+        if (!w) {
+            Py_DECREF(workers);
+            free(st);
+            return NULL;
+        }
+        PyList_SET_ITEM(workers, i, w);
+    }
+    PyObject *d = Py_BuildValue("{s:s,s:N,s:K,s:K,s:K,s:K,s:K,s:K}", "kind",
+                                st->kind == CREW_THREADS ? "threads" : "processes", "workers",
+                                workers, "submitted", (unsigned long long)st->submitted, "done",
+                                (unsigned long long)st->done, "failed",
+                                (unsigned long long)st->failed, "crashed",
+                                (unsigned long long)st->crashed, "timed_out",
+                                (unsigned long long)st->timed_out, "cancelled",
+                                (unsigned long long)st->cancelled);
+    free(st);
+    return d;
+}
+
+static PyObject *Pool_workers(PoolObject *self, PyObject *Py_UNUSED(a))
+{
+    return PyLong_FromLong(self->p ? crew_pool_workers(self->p) : 0);
+}
+
+static PyMethodDef Pool_methods[] = {
+    {"submit", (PyCFunction)Pool_submit, METH_VARARGS,
+     "submit(parts, timeout, callback) -> Future: queues the payload made of `parts` (buffers, "
+     "copied once into shared memory); callback(future) runs on crew's collector thread."},
+    {"close", (PyCFunction)Pool_close, METH_NOARGS, "Finishes queued work, stops the workers."},
+    {"terminate", (PyCFunction)Pool_terminate, METH_NOARGS, "Stops now; pending work is cancelled."},
+    {"free", (PyCFunction)Pool_free, METH_NOARGS, "Terminates and frees the pool."},
+    {"stats", (PyCFunction)Pool_stats, METH_NOARGS, "A dict of the pool's counters."},
+    {"workers", (PyCFunction)Pool_workers, METH_NOARGS, "The number of workers."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot Pool_slots[] = {
+    {Py_tp_dealloc, Pool_dealloc},
+    {Py_tp_new, Pool_new},
+    {Py_tp_methods, Pool_methods},
+    {Py_tp_doc, "Pool(kind, workers=0, start=0, task_timeout=0.0, max_tasks=0, init=None, "
+                "spawn_argv=None, sock_path=None, arena_size=0): a libcrew pool (private)."},
+    {0, NULL},
+};
+
+static PyType_Spec Pool_spec = {
+    .name = "crew._core.Pool",
+    .basicsize = sizeof(PoolObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = Pool_slots,
+};
+
+/* ------------------------------------------------- module functions -- */
+
+static PyObject *m_cpu_count(PyObject *m, PyObject *Py_UNUSED(a))
+{
+    (void)m;
+    return PyLong_FromLong(crew_cpu_count());
+}
+
+static PyObject *m_set_runner(PyObject *m, PyObject *fn)
+{
+    core_state *st = get_state(m);
+    Py_INCREF(fn);
+    Py_XSETREF(st->runner, fn);
+    Py_RETURN_NONE;
+}
+
+static PyObject *m_worker_run(PyObject *m, PyObject *args)
+{
+    (void)m;
+    int fd, slot, rc;
+    if (!PyArg_ParseTuple(args, "ii", &fd, &slot))
+        return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    rc = crew_worker_run(fd, slot);
+    Py_END_ALLOW_THREADS
+    if (rc < 0)
+        return raise_crew(rc, "worker_run");
+    Py_RETURN_NONE;
+}
+
+/* Fork server: forks a worker as a sibling (CLONE_PARENT: a child of the
+ * pool owner, who can then reap it); the child never returns. */
+static PyObject *m_fork_worker(PyObject *m, PyObject *args)
+{
+    (void)m;
+    int fd, slot, clone_parent = 1;
+    if (!PyArg_ParseTuple(args, "ii|p", &fd, &slot, &clone_parent))
+        return NULL;
+    PyOS_BeforeFork();
+    long pid = clone_parent ? syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0)
+                            : (long)fork();
+    if (pid == 0) {
+        PyOS_AfterFork_Child();
+        forked_child_run(fd, slot);
+    }
+    int e = errno;
+    PyOS_AfterFork_Parent();
+    if (pid < 0) {
+        errno = e;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    return PyLong_FromLong(pid);
+}
+
+/* Threads of this process other than the caller and crew's own threads. */
+static PyObject *m_other_threads(PyObject *m, PyObject *Py_UNUSED(a))
+{
+    (void)m;
+    FILE *f = fopen("/proc/self/status", "r");
+    int n = 0;
+    if (f) {
+        char line[256];
+        while (fgets(line, sizeof line, f))
+            if (sscanf(line, "Threads: %d", &n) == 1)
+                break;
+        fclose(f);
+    }
+    n -= 1 + atomic_load(&crew__internal_threads);
+    return PyLong_FromLong(n > 0 ? n : 0);
+}
+
+static PyObject *m_strerror(PyObject *m, PyObject *arg)
+{
+    (void)m;
+    int code = PyLong_AsLong(arg);
+    if (code == -1 && PyErr_Occurred())
+        return NULL;
+    return PyUnicode_FromString(crew_strerror(code));
+}
+
+static PyMethodDef module_methods[] = {
+    {"cpu_count", m_cpu_count, METH_NOARGS, "The CPUs this process may use (affinity, cgroup quota)."},
+    {"set_runner", m_set_runner, METH_O, "Sets the Python runner of the 'crew.py' task."},
+    {"worker_run", m_worker_run, METH_VARARGS,
+     "worker_run(fd, slot): runs the worker loop (GIL released) until the pool says quit."},
+    {"fork_worker", m_fork_worker, METH_VARARGS,
+     "fork_worker(fd, slot, clone_parent=True) -> pid: forks a process worker."},
+    {"strerror", m_strerror, METH_O, "crew_strerror(code)."},
+    {"other_threads", m_other_threads, METH_NOARGS,
+     "Threads of this process besides the caller and crew's own."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int module_exec(PyObject *m)
+{
+    core_state *st = get_state(m);
+    int rc = crew_register(TASK_NAME, py_task, NULL);
+    if (rc < 0 && rc != -EEXIST) {
+        PyErr_Format(PyExc_RuntimeError, "crew: cannot register the Python task: %s",
+                     crew_strerror(rc));
+        return -1;
+    }
+    st->FutureType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Future_spec, NULL);
+    if (!st->FutureType || PyModule_AddType(m, st->FutureType) < 0)
+        return -1;
+    st->PoolType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Pool_spec, NULL);
+    if (!st->PoolType || PyModule_AddType(m, st->PoolType) < 0)
+        return -1;
+#define K(n, v)                                                                \
+    if (PyModule_AddIntConstant(m, n, v) < 0)                                  \
+        return -1;
+    K("ECRASHED", CREW_ECRASHED)
+    K("ETASK", CREW_ETASK)
+    K("ENOTASK", CREW_ENOTASK)
+    K("ECLOSED", CREW_ECLOSED)
+    K("EINIT", CREW_EINIT)
+    K("ETOOBIG", CREW_ETOOBIG)
+    K("ETIMEDOUT", -ETIMEDOUT)
+    K("ECANCELED", -ECANCELED)
+    K("EINPROGRESS", -EINPROGRESS)
+    K("START_FORK", L_FORK)
+    K("START_SPAWN", L_SPAWN)
+    K("START_FORKSERVER", L_FORKSERVER)
+    K("THREADS", 1)
+    K("PROCESSES", 2)
+#undef K
+    return 0;
+}
+
+static int module_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    core_state *st = get_state(m);
+    Py_VISIT(st->FutureType);
+    Py_VISIT(st->PoolType);
+    Py_VISIT(st->runner);
+    return 0;
+}
+
+static int module_clear(PyObject *m)
+{
+    core_state *st = get_state(m);
+    Py_CLEAR(st->FutureType);
+    Py_CLEAR(st->PoolType);
+    Py_CLEAR(st->runner);
+    return 0;
+}
+
+static void module_free(void *m)
+{
+    module_clear((PyObject *)m);
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef core_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "crew._core",
+    .m_doc = "Private binding of libcrew for the crew package.",
+    .m_size = sizeof(core_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC PyInit__core(void)
+{
+    return PyModuleDef_Init(&core_module);
+}

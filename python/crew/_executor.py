@@ -1,0 +1,382 @@
+"""crew.Executor: a concurrent.futures.Executor over libcrew pools."""
+import atexit
+import concurrent.futures as cf
+import functools
+import math
+import os
+import sys
+import threading
+import time
+import warnings
+import weakref
+from concurrent.futures._base import (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING)
+
+from . import _core, _runtime as rt
+
+_START_METHODS = ("forkserver", "spawn", "fork")
+_default_start = None
+_live = weakref.WeakSet()
+
+
+def cpu_count():
+    """The CPUs this process may use: its affinity mask, limited by the cgroup
+    CPU quota (at least 1). The default number of workers."""
+    return _core.cpu_count()
+
+
+def set_start_method(method, force=False):
+    """Sets the default start method of process workers: "forkserver" (the
+    default), "spawn" or "fork". Like multiprocessing, setting it twice needs
+    ``force=True``."""
+    global _default_start
+    if method is not None and method not in _START_METHODS:
+        raise ValueError(f"unknown start method {method!r}; use one of {_START_METHODS}")
+    if _default_start is not None and not force and method != _default_start:
+        raise RuntimeError("context has already been set")
+    _default_start = method
+
+
+def get_start_method(allow_none=False):
+    """The default start method of process workers ("forkserver" unless set)."""
+    if _default_start is None and not allow_none:
+        return "forkserver"
+    return _default_start
+
+
+class Future(cf.Future):
+    """A concurrent.futures.Future whose cancel() also cancels the crew task
+    (if it has not started)."""
+
+    _crew = None
+
+    def cancel(self):
+        with self._condition:
+            if self._state == FINISHED:
+                return False
+            if self._state in (CANCELLED, CANCELLED_AND_NOTIFIED):
+                return True
+        c = self._crew
+        if c is None or c.cancel() != 0:
+            return False
+        self._crew_cancelled()
+        return True
+
+    def _crew_cancelled(self):
+        with self._condition:
+            if self._state != PENDING:
+                return
+            self._state = CANCELLED_AND_NOTIFIED
+            for w in self._waiters:
+                w.add_cancelled(self)
+            self._condition.notify_all()
+        self._invoke_callbacks()
+
+
+def _failure(status, cfut):
+    msg = cfut.error()
+    if status == _core.ETIMEDOUT:
+        return rt.TaskTimeoutError(msg or "the task ran past its timeout")
+    if status == _core.ECRASHED:
+        return rt.WorkerCrashedError(msg or "the worker died while running the task")
+    if status == _core.EINIT:
+        return rt.InitializerError(msg)
+    return rt.CrewError(f"{msg or _core.strerror(status)} (crew code {status})")
+
+
+def _exception_of(out):
+    exc, tb = out[1], out[2]
+    if tb:
+        exc.__cause__ = rt.RemoteTraceback('\n"""\n' + tb + '"""')
+    return exc
+
+
+def _complete(fut, key, ex_ref, cfut):
+    """Runs on crew's collector thread (GIL held) once the task is done."""
+    ex = ex_ref()
+    if ex is not None:
+        ex._pending.pop(id(fut), None)
+    status = cfut.status()
+    if status == _core.ECANCELED:
+        if key:
+            rt._tokens.pop(key, None)
+        fut._crew_cancelled()
+        return
+    if fut.cancelled():
+        return
+    try:
+        if status != 0:
+            if key:
+                rt._tokens.pop(key, None)
+            fut.set_exception(_failure(status, cfut))
+            return
+        if key:
+            out = rt._tokens.pop(key)
+        else:
+            out = rt.decode(memoryview(cfut))[1]
+            if out[-1]:
+                rt.replay_logs(out[-1])
+        if out[0] == 0:
+            fut.set_result(out[1])
+        else:
+            fut.set_exception(_exception_of(out))
+    except cf.InvalidStateError:
+        pass
+    except BaseException as e:  # e.g. the result cannot be unpickled here
+        try:
+            fut.set_exception(e)
+        except cf.InvalidStateError:
+            pass
+
+
+class _Options:
+    """``executor.options(timeout=...)``: per-call settings that never collide
+    with the task's own keyword arguments."""
+
+    def __init__(self, ex, timeout):
+        self._ex, self._timeout = ex, timeout
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self._ex._submit(fn, args, kwargs, self._timeout)
+
+    def map(self, fn, *iterables, **kw):
+        kw.setdefault("task_timeout", self._timeout)
+        return self._ex.map(fn, *iterables, **kw)
+
+
+def _timeout_arg(t):
+    if t is None:
+        return 0.0          # the executor's task_timeout
+    if t <= 0:
+        raise ValueError("timeout must be > 0 (or None)")
+    return float(t)
+
+
+class Executor(cf.Executor):
+    """A pool of process or thread workers behind the concurrent.futures API.
+
+    Executor(max_workers=None, kind="processes", start_method=None,
+             initializer=None, initargs=(), max_tasks_per_child=None,
+             task_timeout=None)
+
+    - ``kind``: "processes" (each worker its own interpreter: CPU-bound work)
+      or "threads" (I/O-bound work; no pickling).
+    - ``start_method``: "forkserver" (default), "spawn" or "fork"; None: the
+      value of :func:`crew.set_start_method`.
+    - ``task_timeout``: seconds a task may run; past it the task fails with
+      :class:`crew.TaskTimeoutError` and its process worker is replaced.
+      Per call: ``executor.options(timeout=2).submit(fn, ...)``.
+    - A worker that dies fails only its own task with
+      :class:`crew.WorkerCrashedError`; the executor keeps serving.
+    - Leaving a ``with`` block on an exception cancels pending work and stops
+      running tasks (process workers are killed).
+    """
+
+    def __init__(self, max_workers=None, kind="processes", start_method=None,
+                 initializer=None, initargs=(), max_tasks_per_child=None,
+                 task_timeout=None, *, arena_size=None):
+        if kind not in ("processes", "threads"):
+            raise ValueError('kind must be "processes" or "threads"')
+        if max_workers is None:
+            max_workers = cpu_count()
+        if max_workers <= 0:
+            raise ValueError("max_workers must be greater than 0")
+        if max_workers > 256:
+            raise ValueError("max_workers must be at most 256")
+        if initializer is not None and not callable(initializer):
+            raise TypeError("initializer must be a callable")
+        if max_tasks_per_child is not None and max_tasks_per_child <= 0:
+            raise ValueError("max_tasks_per_child must be >= 1")
+        self._kind = kind
+        self._max_workers = max_workers
+        self._shutdown = False
+        self._pending = {}
+        self._lock = threading.Lock()
+        self._init_key = 0
+        start = 0
+        spawn_argv = sock = None
+        self._start_method = None
+        if kind == "processes":
+            method = start_method or get_start_method()
+            if method not in _START_METHODS:
+                raise ValueError(f"unknown start method {method!r}; use one of {_START_METHODS}")
+            self._start_method = method
+            if method == "fork":
+                others = _core.other_threads()   # crew's own threads excluded
+                if others:
+                    names = [t.name for t in threading.enumerate()
+                             if t is not threading.current_thread()
+                             and not isinstance(t, threading._DummyThread)]
+                    warnings.warn(
+                        f"crew: the fork start method is used while this process runs "
+                        f"{others} other thread(s) ({', '.join(names[:5]) or 'not Python'}); a forked worker may inherit locks held by them and "
+                        f"deadlock. Create the executor before starting threads, or use "
+                        f'start_method="forkserver" or "spawn".', RuntimeWarning, stacklevel=2)
+                start = _core.START_FORK
+            else:
+                from . import _worker
+                pre = _worker.prelude()
+                if method == "spawn":
+                    start, spawn_argv = _core.START_SPAWN, _worker.spawn_argv(pre)
+                else:
+                    from . import _forkserver
+                    start, sock = _core.START_FORKSERVER, _forkserver.ensure_running(pre)
+        init = None
+        if initializer is not None:
+            if kind == "threads":
+                self._init_key = next(rt._counter)
+                rt._tokens[self._init_key] = (initializer, tuple(initargs))
+                init = rt.token(self._init_key, b"K")
+            else:
+                init = b"".join(bytes(p) for p in rt.encode_call(initializer, tuple(initargs), {},
+                                                                rt.F_INIT))
+        self._pool = _core.Pool(1 if kind == "threads" else 2, max_workers, start,
+                                float(task_timeout or 0), int(max_tasks_per_child or 0), init,
+                                spawn_argv, sock, int(arena_size or 0))
+        self._ref = weakref.ref(self)
+        _live.add(self)
+
+    # ------------------------------------------------------------ submit --
+
+    def _submit(self, fn, args, kwargs, timeout, flags=rt.F_CALL):
+        if self._shutdown:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+        t = _timeout_arg(timeout)
+        fut = Future()
+        key = 0
+        if self._kind == "threads":
+            key = next(rt._counter)
+            rt._tokens[key] = (flags, fn, args, kwargs)
+            parts = (rt.token(key),)
+        else:
+            parts = rt.encode_call(fn, args, kwargs, flags)
+        self._pending[id(fut)] = fut
+        try:
+            fut._crew = self._pool.submit(parts, t, functools.partial(_complete, fut, key,
+                                                                      self._ref))
+        except BaseException:
+            self._pending.pop(id(fut), None)
+            rt._tokens.pop(key, None)
+            raise
+        return fut
+
+    def submit(self, fn, /, *args, **kwargs):
+        """Schedules fn(*args, **kwargs); returns a concurrent.futures.Future."""
+        return self._submit(fn, args, kwargs, None)
+
+    def options(self, *, timeout=None):
+        """Per-call options: ``ex.options(timeout=5).submit(fn, *args, **kwargs)``."""
+        return _Options(self, timeout)
+
+    def _chunks(self, fn, items, chunksize, task_timeout):
+        n = len(items)
+        if chunksize is None:
+            chunksize = max(1, math.ceil(n / (self._max_workers * 4)))
+        return [self._submit(fn, items[i:i + chunksize], None, task_timeout, rt.F_CHUNK)
+                for i in range(0, n, chunksize)]
+
+    def map(self, fn, *iterables, timeout=None, chunksize=None, progress=False,
+            task_timeout=None):
+        """Like concurrent.futures' map; items are sent in chunks (automatic
+        size: about 4 per worker). ``progress=True`` shows a tqdm bar when a
+        terminal is attached; ``task_timeout`` limits each chunk."""
+        items = list(zip(*iterables))
+        end = None if timeout is None else time.monotonic() + timeout
+        futs = self._chunks(fn, items, chunksize, task_timeout)
+        bar = _progress_bar(progress, len(items))
+
+        def results():
+            try:
+                futs.reverse()
+                while futs:
+                    f = futs.pop()
+                    outs = f.result(None if end is None else end - time.monotonic())
+                    if bar is not None:
+                        bar.update(len(outs))
+                    for o in outs:
+                        if o[0] == 0:
+                            yield o[1]
+                        else:
+                            raise _exception_of(o)
+            finally:
+                for f in futs:
+                    f.cancel()
+                if bar is not None:
+                    bar.close()
+        return results()
+
+    # ---------------------------------------------------------- shutdown --
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        """Stops accepting work; ``cancel_futures`` cancels what has not
+        started; ``wait`` waits for the rest (interruptible with Ctrl-C)."""
+        self._shutdown = True
+        if cancel_futures:
+            for f in list(self._pending.values()):
+                f.cancel()
+        if wait:
+            pending = list(self._pending.values())
+            while pending:       # interruptible, unlike a wait inside C
+                cf.wait(pending, timeout=0.5)
+                pending = [f for f in pending if not f.done()]
+            self._pool.close()
+        else:
+            threading.Thread(target=self._pool.close, daemon=True).start()
+
+    def terminate(self):
+        """Stops now: pending tasks are cancelled, running process tasks are
+        killed with their workers."""
+        self._shutdown = True
+        self._pool.terminate()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.terminate()
+        else:
+            self.shutdown(wait=True)
+        return False
+
+    # ------------------------------------------------------------- stats --
+
+    def stats(self):
+        """A dict: ``kind``, ``start_method``, ``workers`` (each: pid, kind,
+        tasks, busy_seconds, restarts) and totals ``submitted``, ``done``,
+        ``failed``, ``crashed``, ``timed_out``, ``cancelled``."""
+        d = self._pool.stats()
+        for w in d["workers"]:
+            w["kind"] = "thread" if self._kind == "threads" else "process"
+        d["start_method"] = self._start_method
+        return d
+
+    @property
+    def max_workers(self):
+        return self._max_workers
+
+    @property
+    def kind(self):
+        return self._kind
+
+    def __del__(self):
+        if self._init_key:
+            rt._tokens.pop(self._init_key, None)
+
+
+def _progress_bar(progress, total):
+    if not progress:
+        return None
+    try:
+        if not sys.stderr.isatty():
+            return None
+        from tqdm import tqdm
+    except Exception:
+        return None
+    return tqdm(total=total)
+
+
+@atexit.register
+def _close_all():
+    for ex in list(_live):
+        try:
+            ex._shutdown = True
+            ex._pool.close()
+        except Exception:
+            pass

@@ -1,0 +1,373 @@
+"""Both sides of a task's journey: framing, (cloud)pickling with out-of-band
+buffers, and the runner that crew's one C task ("crew.py") calls in a worker.
+
+Wire format of a process payload (and of its result)::
+
+    header  b"P", flags u8, 2 pad, nbufs u32, pickle_len u64   (16 bytes)
+    table   nbufs x (offset u64, length u64)
+    pickle  protocol 5 stream
+    buffers each 64-byte aligned, at its offset from the payload's start
+
+The payload lives in the pool's shared arena; the worker unpickles with
+memoryviews of it as the out-of-band buffers, so a large numpy array or
+bytes-like object is copied once (into shared memory) and read in place.
+Thread pools skip pickling: the payload is a token b"T" + key into a dict.
+"""
+import io
+import itertools
+import logging
+import os
+import pickle
+import signal
+import struct
+import sys
+import traceback
+
+from . import _core
+
+HDR = struct.Struct("<cBxxIQ")
+ENT = struct.Struct("<QQ")
+ALIGN = 64
+OOB_MIN = 64 * 1024   # buffers from this size go out-of-band
+MAX_OOB = 24          # at most this many out-of-band buffers per message
+
+F_CALL, F_CHUNK, F_INIT = 0, 1, 2
+
+IN_WORKER = False     # true in a process worker
+FORKSERVER_LOG_LEVEL = None  # in the fork server: the parent's root log level
+
+try:
+    import cloudpickle
+except ImportError:  # pragma: no cover - Debian ships python3-cloudpickle
+    cloudpickle = None
+
+# ------------------------------------------------------------ errors --
+
+
+class CrewError(Exception):
+    """Base class of crew's own errors."""
+
+
+class WorkerCrashedError(CrewError):
+    """The worker running the task died (signal or exit status in the message).
+    Only that worker's task fails; the executor replaces the worker."""
+
+
+class TaskTimeoutError(CrewError, TimeoutError):
+    """The task ran past its timeout; its process worker was killed and replaced."""
+
+
+class InitializerError(CrewError):
+    """The worker initializer raised; tasks given to that worker fail with this."""
+
+
+class SerializationError(CrewError, pickle.PicklingError):
+    """An object cannot be sent to a process worker (raised at submit)."""
+
+
+class RemoteTraceback(Exception):
+    """Carries the worker's formatted traceback as the ``__cause__`` of a task's exception."""
+
+    def __init__(self, tb):
+        self.tb = tb
+
+    def __str__(self):
+        return self.tb
+
+
+class RemoteError(CrewError):
+    """A task raised an exception that could not be pickled back; its repr is kept."""
+
+
+# ---------------------------------------------------------- big bytes --
+
+
+def _rebuild_bytes(buf, kind):
+    return bytes(buf) if kind == 0 else bytearray(buf)
+
+
+class _Big:
+    """Sends a large bytes/bytearray out-of-band (rebuilt with one copy)."""
+    __slots__ = ("obj",)
+
+    def __init__(self, obj):
+        self.obj = obj
+
+    def __reduce_ex__(self, protocol):
+        return _rebuild_bytes, (pickle.PickleBuffer(self.obj),
+                                0 if isinstance(self.obj, bytes) else 1)
+
+
+def _wrap_big(seq):
+    if not any(type(a) in (bytes, bytearray) and len(a) >= OOB_MIN for a in seq):
+        return seq
+    return tuple(_Big(a) if type(a) in (bytes, bytearray) and len(a) >= OOB_MIN else a
+                 for a in seq)
+
+
+# ------------------------------------------------------------ framing --
+
+
+def _main_is_interactive():
+    m = sys.modules.get("__main__")
+    return m is None or getattr(m, "__file__", None) is None and getattr(m, "__spec__", None) is None
+
+
+def _by_value_needed(fn):
+    """Functions of an interactive __main__ cannot be found by name in a worker."""
+    return getattr(fn, "__module__", None) == "__main__" and _main_is_interactive()
+
+
+def encode(obj, flags=0, prefer_cloud=False):
+    """Pickles obj; returns the list of parts of the message (header first)."""
+    bufs = []
+
+    def cb(pb):
+        try:
+            m = pb.raw()
+        except BufferError:
+            return True
+        if m.nbytes < OOB_MIN or len(bufs) >= MAX_OOB:
+            return True
+        bufs.append(m)
+        return False
+
+    data = None
+    if not prefer_cloud:
+        try:
+            data = pickle.dumps(obj, 5, buffer_callback=cb)
+        except Exception as e:
+            first = e
+            bufs.clear()
+    if data is None:
+        if cloudpickle is None:
+            raise first
+        data = cloudpickle.dumps(obj, 5, buffer_callback=cb)
+    n = len(bufs)
+    pos = HDR.size + n * ENT.size + len(data)
+    parts = [None, data]
+    table = []
+    for m in bufs:
+        pad = -pos % ALIGN
+        if pad:
+            parts.append(bytes(pad))
+            pos += pad
+        table.append(ENT.pack(pos, m.nbytes))
+        parts.append(m)
+        pos += m.nbytes
+    parts[0] = HDR.pack(b"P", flags, n, len(data)) + b"".join(table)
+    return parts
+
+
+def decode(mv):
+    """Unpickles a message; out-of-band buffers are views of mv (no copy)."""
+    kind, flags, n, plen = HDR.unpack_from(mv, 0)
+    bufs = []
+    for i in range(n):
+        off, ln = ENT.unpack_from(mv, HDR.size + i * ENT.size)
+        bufs.append(mv[off:off + ln])
+    start = HDR.size + n * ENT.size
+    return flags, pickle.loads(mv[start:start + plen], buffers=bufs)
+
+
+def _describe(obj):
+    r = repr(obj)
+    return r if len(r) <= 80 else r[:77] + "..."
+
+
+def encode_call(fn, args, kwargs, flags):
+    """Encodes a call for a process worker; raises SerializationError naming
+    the object that cannot cross, the reason and the fix."""
+    args = _wrap_big(args)
+    try:
+        return encode((fn, args, kwargs), flags, prefer_cloud=_by_value_needed(fn))
+    except Exception as e:
+        # find the culprit for the message
+        culprit, where = (fn, "the function"), None
+        items = [("the function", fn)]
+        if flags == F_CHUNK:
+            items += [(f"item {i}", a) for i, a in enumerate(args)]
+        else:
+            items += [(f"argument {i}", a) for i, a in enumerate(args)]
+            items += [(f"keyword argument {k!r}", v) for k, v in (kwargs or {}).items()]
+        for label, obj in items:
+            try:
+                encode(obj, prefer_cloud=label == "the function" and _by_value_needed(fn))
+            except Exception as e2:
+                culprit, where, e = (obj, label), label, e2
+                break
+        raise SerializationError(
+            f"crew cannot send {where or 'the call'} ({_describe(culprit[0])}) to a process "
+            f"worker: {type(e).__name__}: {e}. Fix: pass only picklable objects (module-level "
+            f"functions and classes, plain data; lambdas and closures work through cloudpickle), "
+            f"create the resource (lock, file, connection, generator) inside the task or in the "
+            f"executor's initializer, or use kind='threads'.") from e
+
+
+# -------------------------------------------------------- thread tokens --
+
+_tokens = {}            # key -> call tuple, then outcome (thread pools)
+_counter = itertools.count(1)
+
+
+def token(key, kind=b"T"):
+    return kind + key.to_bytes(8, "little")
+
+
+# ------------------------------------------------------------- logging --
+
+
+class _Collector(logging.Handler):
+    """Root handler of a process worker: keeps records to ship with the result."""
+
+    def __init__(self):
+        super().__init__(logging.NOTSET)
+        self.records = []
+
+    def emit(self, record):
+        try:
+            d = {}
+            for k, v in record.__dict__.items():
+                d[k] = v if v is None or isinstance(v, (str, int, float, bool)) else repr(v)
+            d["msg"] = record.getMessage()
+            d["args"] = None
+            if record.exc_info:
+                d["exc_text"] = logging.Formatter().formatException(record.exc_info)
+            d["exc_info"] = None
+            d["worker_pid"] = os.getpid()
+            self.records.append(d)
+        except Exception:  # pragma: no cover
+            self.handleError(record)
+
+    def take(self):
+        r, self.records = self.records, []
+        return r
+
+
+_collector = _Collector()
+
+
+def replay_logs(records):
+    """Parent side: hands worker records to the parent's handlers."""
+    for d in records:
+        rec = logging.makeLogRecord(d)
+        logging.getLogger(rec.name).handle(rec)
+
+
+def _flush_std():
+    for s in (sys.stdout, sys.stderr):
+        try:
+            if s is not None:
+                s.flush()
+        except Exception:
+            pass
+
+
+def process_worker_init(log_level=None):
+    """First Python steps of every process worker (whatever the start method)."""
+    global IN_WORKER
+    IN_WORKER = True
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    except (ValueError, OSError):
+        pass
+    from . import _forkserver
+    _forkserver.close_server_fds()
+    root = logging.getLogger()
+    root.handlers[:] = [_collector]
+    if log_level is None:
+        log_level = FORKSERVER_LOG_LEVEL
+    if log_level is not None:
+        root.setLevel(log_level)
+    _collector.records = []
+
+
+def process_worker_exit():
+    _flush_std()
+
+
+# -------------------------------------------------------------- running --
+
+
+def _error_outcome(e):
+    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+    return (1, e, tb)
+
+
+def _call(fn, args, kwargs):
+    try:
+        return (0, fn(*args, **(kwargs or {})))
+    except BaseException as e:  # noqa: B902 - crossing back to the caller
+        return _error_outcome(e)
+
+
+def _run_call(flags, fn, args, kwargs):
+    """Runs one call or a chunk; returns the outcome."""
+    if flags == F_CHUNK:
+        return (0, [_call(fn, a, None) for a in args])
+    return _call(fn, args, kwargs)
+
+
+def _picklable_outcome(out, logs):
+    """The outcome with logs, made safe to pickle (an unpicklable value or
+    exception becomes an error that says so)."""
+    msg = out + (logs,)
+    try:
+        return encode(msg)
+    except Exception as e:
+        if out[0] == 0 and not isinstance(out[1], list):
+            err = SerializationError(
+                f"crew cannot send the task's result ({_describe(out[1])}) back: "
+                f"{type(e).__name__}: {e}")
+            return encode((1, err, "", logs))
+        if out[0] == 1:
+            return encode((1, RemoteError(repr(out[1])), out[2], logs))
+        # a chunk: fix item by item
+        items = []
+        for o in out[1]:
+            try:
+                pickle.dumps(o, 5)
+                items.append(o)
+            except Exception as e2:
+                items.append((1, RemoteError(f"unpicklable outcome {_describe(o[1])}: {e2}"), ""))
+        return encode((0, items, logs))
+
+
+def run(mv):
+    """The runner of the C task: returns (ok, parts) for the result."""
+    kind = mv[0]
+    if kind == 0x54 or kind == 0x4B:  # b"T" thread call, b"K" thread initializer
+        key = int.from_bytes(mv[1:9], "little")
+        if kind == 0x4B:
+            fn, args = _tokens[key]
+            try:
+                fn(*args)
+            except BaseException as e:
+                return (False, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
+            return (True, ())
+        flags, fn, args, kwargs = _tokens.pop(key)
+        _tokens[key] = _run_call(flags, fn, args, kwargs)
+        return (True, (bytes(mv[:9]),))
+    fn = args = kwargs = None
+    try:
+        flags, (fn, args, kwargs) = decode(mv)
+    except BaseException as e:
+        out = _error_outcome(e)
+        flags = None
+    if flags == F_INIT:
+        try:
+            fn(*args, **(kwargs or {}))
+        except BaseException as e:
+            _flush_std()
+            return (False, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
+        _flush_std()
+        return (True, ())
+    if flags is not None:
+        out = _run_call(flags, fn, args, kwargs)
+    del fn, args, kwargs
+    parts = _picklable_outcome(out, _collector.take() if IN_WORKER else [])
+    _flush_std()
+    return (True, parts)
+
+
+_core.set_runner(run)

@@ -1,0 +1,181 @@
+"""crew.Pool: the multiprocessing.Pool API (and semantics) over crew.Executor."""
+import concurrent.futures as cf
+import threading
+
+from . import _runtime as rt
+from ._executor import Executor, _exception_of
+
+
+def _starcall(fn, args):
+    return fn(*args)
+
+
+class AsyncResult:
+    """The result of apply_async/map_async, as in multiprocessing."""
+
+    def __init__(self, futures, single, callback, error_callback):
+        self._futs = futures
+        self._single = single
+        self._event = threading.Event()
+        self._value = None
+        self._exc = None
+        self._left = len(futures)
+        self._lock = threading.Lock()
+        self._callback, self._error_callback = callback, error_callback
+        if not futures:
+            self._finish()
+        for f in futures:
+            f.add_done_callback(self._one_done)
+
+    def _one_done(self, f):
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._finish()
+
+    def _finish(self):
+        try:
+            if self._single:
+                self._value = self._futs[0].result()
+            else:
+                vals = []
+                for f in self._futs:
+                    for o in f.result():
+                        if o[0] != 0:
+                            raise _exception_of(o)
+                        vals.append(o[1])
+                self._value = vals
+        except BaseException as e:
+            self._exc = e
+        try:
+            if self._exc is None and self._callback is not None:
+                self._callback(self._value)
+            elif self._exc is not None and self._error_callback is not None:
+                self._error_callback(self._exc)
+        finally:
+            self._event.set()
+
+    def ready(self):
+        return self._event.is_set()
+
+    def successful(self):
+        if not self.ready():
+            raise ValueError(f"{self!r} not ready")
+        return self._exc is None
+
+    def wait(self, timeout=None):
+        self._event.wait(timeout)
+
+    def get(self, timeout=None):
+        if not self._event.wait(timeout):
+            raise TimeoutError
+        if self._exc is not None:
+            raise self._exc
+        return self._value
+
+
+ApplyResult = MapResult = AsyncResult
+
+
+class Pool:
+    """Pool(processes=None, initializer=None, initargs=(), maxtasksperchild=None,
+    *, kind="processes", start_method=None, task_timeout=None)
+
+    multiprocessing.Pool's API: apply, apply_async, map, map_async, imap,
+    imap_unordered, starmap, starmap_async, close, join, terminate; as a
+    context manager it terminates on exit, like multiprocessing.Pool. A
+    worker that dies fails its task with WorkerCrashedError instead of
+    hanging the pool."""
+
+    def __init__(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None,
+                 *, kind="processes", start_method=None, task_timeout=None):
+        self._ex = Executor(processes, kind=kind, start_method=start_method,
+                            initializer=initializer, initargs=initargs,
+                            max_tasks_per_child=maxtasksperchild, task_timeout=task_timeout)
+        self._state = "RUN"
+        self._processes = self._ex.max_workers
+
+    def _check(self):
+        if self._state != "RUN":
+            raise ValueError("Pool not running")
+
+    def apply(self, func, args=(), kwds={}):
+        return self.apply_async(func, args, kwds).get()
+
+    def apply_async(self, func, args=(), kwds={}, callback=None, error_callback=None):
+        self._check()
+        f = self._ex._submit(func, tuple(args), dict(kwds), None)
+        return AsyncResult([f], True, callback, error_callback)
+
+    def _map_async(self, func, iterable, chunksize, callback, error_callback, star):
+        self._check()
+        items = [tuple(a) for a in iterable] if star else [(a,) for a in iterable]
+        futs = self._ex._chunks(func, items, chunksize, None)
+        return AsyncResult(futs, False, callback, error_callback)
+
+    def map(self, func, iterable, chunksize=None):
+        return self._map_async(func, iterable, chunksize, None, None, False).get()
+
+    def map_async(self, func, iterable, chunksize=None, callback=None, error_callback=None):
+        return self._map_async(func, iterable, chunksize, callback, error_callback, False)
+
+    def starmap(self, func, iterable, chunksize=None):
+        return self._map_async(func, iterable, chunksize, None, None, True).get()
+
+    def starmap_async(self, func, iterable, chunksize=None, callback=None, error_callback=None):
+        return self._map_async(func, iterable, chunksize, callback, error_callback, True)
+
+    def imap(self, func, iterable, chunksize=1, progress=False):
+        self._check()
+        return self._ex.map(func, iterable, chunksize=chunksize, progress=progress)
+
+    def imap_unordered(self, func, iterable, chunksize=1, progress=False):
+        self._check()
+        futs = self._ex._chunks(func, [(a,) for a in iterable], chunksize, None)
+        from ._executor import _progress_bar
+        bar = _progress_bar(progress, sum(1 for _ in ()) or None)
+
+        def gen():
+            try:
+                for f in cf.as_completed(futs):
+                    outs = f.result()
+                    if bar is not None:
+                        bar.update(len(outs))
+                    for o in outs:
+                        if o[0] != 0:
+                            raise _exception_of(o)
+                        yield o[1]
+            finally:
+                if bar is not None:
+                    bar.close()
+        return gen()
+
+    def close(self):
+        if self._state == "RUN":
+            self._state = "CLOSE"
+            self._ex._shutdown = True
+
+    def join(self):
+        if self._state == "RUN":
+            raise ValueError("Pool is still running")
+        if self._state == "CLOSE":
+            self._ex.shutdown(wait=True)
+        self._ex._pool.close()
+
+    def terminate(self):
+        self._state = "TERMINATE"
+        self._ex.terminate()
+
+    def stats(self):
+        return self._ex.stats()
+
+    def __enter__(self):
+        self._check()
+        return self
+
+    def __exit__(self, *exc):
+        self.terminate()
+
+    def __reduce__(self):
+        raise NotImplementedError("pool objects cannot be passed between processes or pickled")

@@ -1,0 +1,79 @@
+"""Top-level task functions for the tests (importable in every worker)."""
+import logging
+import os
+import signal
+import time
+
+STATE = {}
+
+
+def square(x):
+    return x * x
+
+
+def add(a, b=0):
+    return a + b
+
+
+def pid():
+    return os.getpid()
+
+
+def boom(msg):
+    raise ValueError(msg)
+
+
+def sleep(s):
+    time.sleep(s)
+    return s
+
+
+def exit_with(code):
+    os._exit(code)
+
+
+def kill_self(sig):
+    os.kill(os.getpid(), sig)
+    time.sleep(10)
+
+
+def init_state(value):
+    STATE["value"] = value
+
+
+def get_state():
+    return STATE.get("value")
+
+
+def log_something(msg):
+    logging.getLogger("crew.test").warning("hello %s", msg)
+    return os.getpid()
+
+
+def print_something(msg):
+    print(msg)
+    return True
+
+
+def _in_shared_memory(addr):
+    with open("/proc/self/maps") as f:
+        for line in f:
+            if "crew-pool" in line:
+                lo, hi = (int(x, 16) for x in line.split()[0].split("-"))
+                if lo <= addr < hi:
+                    return True
+    return False
+
+
+def inspect_array(a):
+    """Where the worker found its argument: (sum, owns its data, in crew's shared memory)."""
+    return float(a.sum()), bool(a.flags.owndata), _in_shared_memory(a.ctypes.data)
+
+
+def make_array(n):
+    import numpy as np
+    return np.arange(n, dtype=np.float64)
+
+
+def in_shared_memory(addr):
+    return _in_shared_memory(addr)

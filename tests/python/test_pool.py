@@ -1,0 +1,66 @@
+import pytest
+
+import crew
+import helpers as h
+
+
+@pytest.fixture(params=["processes", "threads"])
+def pool(request):
+    with crew.Pool(2, kind=request.param) as p:
+        yield p
+
+
+def test_apply(pool):
+    assert pool.apply(h.add, (1, 2)) == 3
+    assert pool.apply(h.add, (1,), {"b": 5}) == 6
+
+
+def test_apply_async_callbacks(pool):
+    got, errs = [], []
+    r = pool.apply_async(h.square, (4,), callback=got.append)
+    assert r.get(timeout=60) == 16 and r.ready() and r.successful()
+    e = pool.apply_async(h.boom, ("x",), error_callback=errs.append)
+    e.wait(60)
+    with pytest.raises(ValueError):
+        e.get()
+    assert not e.successful()
+    assert got == [16] and isinstance(errs[0], ValueError)
+
+
+def test_maps(pool):
+    assert pool.map(h.square, range(50)) == [x * x for x in range(50)]
+    assert pool.map(h.square, range(50), chunksize=7) == [x * x for x in range(50)]
+    assert pool.starmap(h.add, [(1, 2), (3, 4)]) == [3, 7]
+    assert pool.map_async(h.square, [1, 2]).get(60) == [1, 4]
+    assert pool.starmap_async(h.add, [(1, 1)]).get(60) == [2]
+    assert list(pool.imap(h.square, range(10))) == [x * x for x in range(10)]
+    assert sorted(pool.imap_unordered(h.square, range(10), chunksize=3)) == sorted(
+        x * x for x in range(10))
+    assert pool.map(h.square, []) == []
+
+
+def test_map_error(pool):
+    with pytest.raises(ValueError):
+        pool.map(h.boom, ["a", "b"])
+
+
+def test_close_join_terminate():
+    p = crew.Pool(2, initializer=h.init_state, initargs=(7,), maxtasksperchild=3)
+    assert [p.apply(h.get_state) for _ in range(4)] == [7] * 4
+    r = p.apply_async(h.square, (3,))
+    p.close()
+    with pytest.raises(ValueError):
+        p.apply(h.square, (1,))
+    p.join()
+    assert r.get(1) == 9
+    q = crew.Pool(1)
+    q.apply_async(h.sleep, (30,))
+    q.terminate()
+    q.join()
+
+
+def test_crash_does_not_hang_pool():
+    with crew.Pool(2) as p:
+        with pytest.raises(crew.WorkerCrashedError):
+            p.apply(h.exit_with, (1,))
+        assert p.map(h.square, range(5)) == [0, 1, 4, 9, 16]
