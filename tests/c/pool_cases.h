@@ -160,28 +160,47 @@ TEST(unknown_task_fails_at_submit)
 
 TEST(cancel_queued_and_running)
 {
-    enum { W = 2, SLOW = 2 * W + 2 }; /* a fresh pool sends 2 tasks per worker */
+    /* the workers' rings hold at most 2 * 252 tasks: with W slow tasks
+     * running, most of the quick ones behind them are still queued */
+    enum { W = 2, QUICK = 600 };
     crew_options o = pool_opts(W);
     crew_pool *p;
     CHECK_OK(crew_pool_create(&p, &o));
-    crew_future *slow[SLOW], *last;
-    for (int i = 0; i < SLOW; i++)
-        CHECK_OK(submit_int(p, "sleep_ms", 150, &slow[i]));
-    CHECK_OK(submit_int(p, "add1", 5, &last));
-    test_sleep_us(30000); /* the first ones are running now */
-    CHECK_EQ_INT(crew_future_cancel(slow[0]), -EBUSY);
-    CHECK_EQ_INT(crew_future_cancel(last), 0);
-    CHECK_EQ_INT(crew_future_status(last), -ECANCELED);
-    CHECK_EQ_INT(crew_future_result(last, NULL, NULL), -ECANCELED);
-    CHECK_EQ_INT(crew_future_cancel(last), -EBUSY); /* done already */
-    for (int i = 0; i < SLOW; i++) {
-        CHECK_EQ_INT(result_int(slow[i]), 150);
+    crew_future *slow[W], *quick[QUICK];
+    for (int i = 0; i < W; i++)
+        CHECK_OK(submit_int(p, "sleep_ms", 200, &slow[i]));
+    for (int i = 0; i < QUICK; i++)
+        CHECK_OK(submit_int(p, "add1", i, &quick[i]));
+    test_sleep_us(30000); /* the slow ones are running now */
+    for (int i = 0; i < W; i++)
+        CHECK_EQ_INT(crew_future_cancel(slow[i]), -EBUSY);
+    int cancelled = 0, busy = 0;
+    for (int i = QUICK - 1; i >= 0; i--) {
+        int rc = crew_future_cancel(quick[i]);
+        CHECK(rc == 0 || rc == -EBUSY);
+        if (rc == 0) {
+            cancelled++;
+            CHECK_EQ_INT(crew_future_status(quick[i]), -ECANCELED);
+            CHECK_EQ_INT(crew_future_result(quick[i], NULL, NULL), -ECANCELED);
+            CHECK_EQ_INT(crew_future_cancel(quick[i]), -EBUSY); /* done already */
+        } else {
+            busy++;
+        }
+    }
+    CHECK(cancelled >= QUICK - 2 * 252);
+    for (int i = 0; i < W; i++) {
+        CHECK_EQ_INT(result_int(slow[i]), 200);
         crew_future_release(slow[i]);
     }
-    crew_future_release(last);
+    for (int i = 0; i < QUICK; i++) { /* the ones sent already ran normally */
+        if (crew_future_status(quick[i]) != -ECANCELED)
+            CHECK_EQ_INT(result_int(quick[i]), i + 1);
+        crew_future_release(quick[i]);
+    }
     crew_stats st;
     CHECK_OK(crew_pool_stats(p, &st));
-    CHECK_EQ_INT(st.cancelled, 1);
+    CHECK_EQ_INT(st.cancelled, cancelled);
+    CHECK_EQ_INT(st.done, W + busy);
     crew_pool_free(p);
 }
 
