@@ -110,7 +110,10 @@ def _wrap_big(seq):
 
 def _main_is_interactive():
     m = sys.modules.get("__main__")
-    return m is None or getattr(m, "__file__", None) is None and getattr(m, "__spec__", None) is None
+    if m is None or getattr(m, "__spec__", None) is not None:
+        return m is None
+    f = getattr(m, "__file__", None)
+    return f is None or not os.path.isfile(f)
 
 
 def _by_value_needed(fn):

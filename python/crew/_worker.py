@@ -20,6 +20,9 @@ def prelude():
     from multiprocessing import spawn
     d = spawn.get_preparation_data("crew-worker")
     d.pop("authkey", None)
+    main_path = d.get("init_main_from_path")
+    if main_path is not None and not os.path.isfile(main_path):
+        del d["init_main_from_path"]   # e.g. "<stdin>": functions go by value instead
     d["crew_log_level"] = logging.getLogger().getEffectiveLevel()
     return pickle.dumps(d, 4).hex()
 

@@ -251,3 +251,17 @@ def test_worker_stdout_not_lost(method, tmp_path):
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert "from-the-worker" in r.stdout
+
+
+def test_main_from_stdin_goes_by_value(tmp_path):
+    code = textwrap.dedent("""
+        import crew
+        def f(x):
+            return x + 1
+        with crew.Executor(1) as ex:
+            print(ex.submit(f, 1).result(), list(ex.map(f, [1, 2])))
+    """)
+    r = subprocess.run([sys.executable, "-"], input=code, capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "2 [2, 3]"
