@@ -117,4 +117,8 @@ static inline int test_run_all_(int argc, char **argv)
 #define TEST_MAIN()                                                        \
     int main(int argc, char **argv) { return test_run_all_(argc, argv); }
 
+/* TEST_MAIN() that runs `first` (e.g. crew_main(argc, argv)) before any test. */
+#define TEST_MAIN_AFTER(first)                                             \
+    int main(int argc, char **argv) { first; return test_run_all_(argc, argv); }
+
 #endif /* CREW_TEST_H */
