@@ -115,12 +115,29 @@ done:
     return rc;
 }
 
+/*
+ * PyGILState_Ensure() on a thread Python does not know makes a new thread
+ * state and PyGILState_Release() destroys it again: an allocation storm on
+ * every task and every completion. crew's own threads (workers, collector)
+ * keep theirs: the first call leaves the gilstate counter at one, so later
+ * Ensure/Release pairs only take and drop the GIL. Interpreter shutdown
+ * clears those thread states with the rest.
+ */
+static PyGILState_STATE gil_ensure(void)
+{
+    if (PyGILState_GetThisThreadState() == NULL) {
+        (void)PyGILState_Ensure();
+        (void)PyEval_SaveThread();
+    }
+    return PyGILState_Ensure();
+}
+
 static int py_task(const void *arg, size_t len, crew_out *out, void *udata)
 {
     (void)udata;
     if (_Py_IsFinalizing())
         return crew_out_error(out, "the Python interpreter is shutting down");
-    PyGILState_STATE g = PyGILState_Ensure();
+    PyGILState_STATE g = gil_ensure();
     int rc = 0;
     PyObject *runner = find_runner(), *mv = NULL, *res = NULL;
     if (!runner)
@@ -469,7 +486,7 @@ static void done_cb(crew_future *f, void *ud)
     (void)f;
     if (_Py_IsFinalizing())
         return; /* too late to tell Python: the reference is leaked */
-    PyGILState_STATE g = PyGILState_Ensure();
+    PyGILState_STATE g = gil_ensure();
     FutureObject *self = ud;
     PyObject *cb = self->callback;
     self->callback = NULL;

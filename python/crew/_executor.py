@@ -49,6 +49,28 @@ class Future(cf.Future):
 
     _crew = None
 
+    def _crew_help(self, timeout):
+        """Waits in C first: the waiting thread collects answers itself
+        (no hop through crew's collector thread), in short slices so that
+        Ctrl-C stays prompt. Returns the timeout left for the base class."""
+        c = self._crew
+        if c is None or self._state != PENDING:
+            return timeout
+        end = None if timeout is None else time.monotonic() + timeout
+        while self._state == PENDING:
+            left = 0.05 if end is None else min(0.05, end - time.monotonic())
+            if left <= 0 or c.wait(left):
+                break
+        if end is None:
+            return None
+        return max(0.0, end - time.monotonic())
+
+    def result(self, timeout=None):
+        return super().result(self._crew_help(timeout))
+
+    def exception(self, timeout=None):
+        return super().exception(self._crew_help(timeout))
+
     def cancel(self):
         with self._condition:
             if self._state == FINISHED:
