@@ -144,6 +144,9 @@ int crew_pool_create(crew_pool **out, const crew_options *o);
 /* Per-submit options; zero-initialise, then set what you need. */
 typedef struct crew_submit_opts {
     double timeout;            /* seconds; 0: the pool's task_timeout; <0: none */
+    int nowait;                /* 1: when the arena is full, fail with -EAGAIN
+                                  at once instead of waiting for tasks in flight
+                                  to free space */
 } crew_submit_opts;
 
 /*
@@ -295,6 +298,328 @@ int crew_main(int argc, char **argv);
  * slot) or a mapping error.
  */
 int crew_worker_run(int shm_fd, int slot);
+
+/* ======================================================================
+ * Shared state across processes (src/shared_*.c; overview in docs/shared.md)
+ * ======================================================================
+ *
+ * Queues, pipes, arrays, a dict and locks that every process of a pool (and
+ * its parent) can use at memory speed. Each object lives in its own memfd
+ * region (never a name in /dev/shm): the kernel frees it when the last
+ * process holding it closes or dies, so nothing is left behind.
+ *
+ * Handles and refs. create() gives the caller a handle (crew_queue *, ...)
+ * that it owns and releases with the kind's _free(). A handle belongs to one
+ * process; threads of that process may share it (every call is thread-safe).
+ * A child made by fork() may go on using the handles it inherited. To give
+ * an object to another process (a task argument, a result, any byte
+ * channel), copy its crew_shared_ref, a small plain struct made by _ref():
+ * memcpy it into the task's argument; the receiver calls the kind's _open()
+ * for its own handle and _free()s it when done. A ref stays openable while
+ * the process that made it still holds the handle it came from; open() gets
+ * the memfd from an inherited fd (fork), else from that process with
+ * pidfd_getfd() or /proc/<pid>/fd, so it works whatever the start method.
+ *
+ * Timeouts are seconds: < 0 waits forever, 0 tries once, > 0 waits at most
+ * that long. A wait that times out returns -EAGAIN.
+ *
+ * A process that dies while it holds a lock, or while it writes a queue or
+ * the dict, never blocks the others: the next locker is told with
+ * CREW_EOWNERDEAD, and queue and dict writes are whole or absent.
+ */
+
+#define CREW_EOWNERDEAD (-1010) /* the lock's holder died; the caller holds it now */
+#define CREW_EBROKEN    (-1011) /* the barrier is broken (timeout, abort, reset)   */
+
+/* The kinds of shared object (crew_shared_ref.kind). */
+typedef enum crew_shared_kind {
+    CREW_SHARED_ARRAY = 1,
+    CREW_SHARED_QUEUE = 2,
+    CREW_SHARED_PIPE = 3,
+    CREW_SHARED_DICT = 4,
+    CREW_SHARED_LOCK = 5,
+    CREW_SHARED_SEMAPHORE = 6,
+    CREW_SHARED_EVENT = 7,
+    CREW_SHARED_CONDITION = 8,
+    CREW_SHARED_BARRIER = 9
+} crew_shared_kind;
+
+/* A reference to a shared object that any process may copy and open. Plain
+ * data (40 bytes): copy it by value; it owns nothing. */
+typedef struct crew_shared_ref {
+    uint32_t kind;       /* crew_shared_kind                               */
+    uint32_t sub;        /* pipe: which end (0 or 1); else 0               */
+    int32_t owner_pid;   /* the process that made the ref                  */
+    int32_t fd;          /* its fd of the region                           */
+    uint64_t size;       /* bytes of the region                            */
+    uint64_t id;         /* the region's inode: tells a reused fd apart    */
+    uint64_t dev;
+} crew_shared_ref;
+
+/*
+ * Every kind below has the same three calls beside create():
+ *   int  crew_X_ref(const crew_X *x, crew_shared_ref *ref);   0, -EINVAL
+ *   int  crew_X_open(crew_X **out, const crew_shared_ref *ref);
+ *        0 and a new handle the caller owns; -EINVAL (ref of another kind,
+ *        not a crew region), -ESRCH / -EBADF (the ref's maker no longer holds
+ *        it), -EPERM (not allowed to take the fd), -ENOMEM, -EMFILE.
+ *   void crew_X_free(crew_X *x);   releases this handle (NULL: no-op).
+ */
+
+/* ------------------------------------------------------- locks (robust) -- */
+
+/* Lock and RLock: a process-shared robust mutex. */
+typedef struct crew_lock crew_lock;
+
+/* Creates a lock; recursive != 0 makes an RLock (its holder may acquire it
+ * again and must release it as often). -ENOMEM, -EMFILE. */
+int crew_lock_create(crew_lock **out, int recursive);
+
+/* Acquires: 0; CREW_EOWNERDEAD when the previous holder died holding it
+ * (the caller holds it now and it is usable again, but what it guarded may
+ * be half-written); -EAGAIN on timeout; -EDEADLK when a plain lock's holder
+ * acquires it again. */
+int crew_lock_acquire(crew_lock *l, double timeout);
+
+/* Releases: 0, or -EPERM when the calling thread does not hold it. */
+int crew_lock_release(crew_lock *l);
+
+int crew_lock_ref(const crew_lock *l, crew_shared_ref *ref);
+int crew_lock_open(crew_lock **out, const crew_shared_ref *ref);
+void crew_lock_free(crew_lock *l);
+
+/* ------------------------------------------------------------ semaphore -- */
+
+typedef struct crew_semaphore crew_semaphore;
+
+/* Creates a semaphore holding `value`; max > 0 makes it bounded (a release
+ * past max fails with -EOVERFLOW). -EINVAL when value > max > 0. */
+int crew_semaphore_create(crew_semaphore **out, unsigned value, unsigned max);
+/* Takes one: 0, or -EAGAIN on timeout. A holder that dies does not give its
+ * unit back (as with any semaphore). */
+int crew_semaphore_acquire(crew_semaphore *s, double timeout);
+/* Gives n back: 0, -EOVERFLOW (bounded and would pass max; nothing given). */
+int crew_semaphore_release(crew_semaphore *s, unsigned n);
+/* The current value. */
+unsigned crew_semaphore_value(const crew_semaphore *s);
+int crew_semaphore_ref(const crew_semaphore *s, crew_shared_ref *ref);
+int crew_semaphore_open(crew_semaphore **out, const crew_shared_ref *ref);
+void crew_semaphore_free(crew_semaphore *s);
+
+/* ---------------------------------------------------------------- event -- */
+
+typedef struct crew_event crew_event;
+
+int crew_event_create(crew_event **out);
+/* Sets the flag and wakes every waiter. */
+int crew_event_set(crew_event *e);
+int crew_event_clear(crew_event *e);
+/* 1 when set, else 0. */
+int crew_event_is_set(const crew_event *e);
+/* Waits until set: 0, or -EAGAIN on timeout. */
+int crew_event_wait(crew_event *e, double timeout);
+int crew_event_ref(const crew_event *e, crew_shared_ref *ref);
+int crew_event_open(crew_event **out, const crew_shared_ref *ref);
+void crew_event_free(crew_event *e);
+
+/* ------------------------------------------------------------ condition -- */
+
+/* A condition variable used with any crew_lock (the caller's). */
+typedef struct crew_condition crew_condition;
+
+int crew_condition_create(crew_condition **out);
+/* Releases l (held once by the caller), sleeps until notified or the
+ * timeout, re-acquires l. 0 (notified; spurious wake-ups can happen, so
+ * re-check the predicate), -EAGAIN (timed out; l is held again),
+ * CREW_EOWNERDEAD (re-acquired l from a holder that died), -EPERM (l not
+ * held by the caller). */
+int crew_condition_wait(crew_condition *c, crew_lock *l, double timeout);
+/* Wakes up to n waiters (notify) or all of them (notify_all). */
+int crew_condition_notify(crew_condition *c, int n);
+int crew_condition_notify_all(crew_condition *c);
+int crew_condition_ref(const crew_condition *c, crew_shared_ref *ref);
+int crew_condition_open(crew_condition **out, const crew_shared_ref *ref);
+void crew_condition_free(crew_condition *c);
+
+/* -------------------------------------------------------------- barrier -- */
+
+typedef struct crew_barrier crew_barrier;
+
+/* A barrier for `parties` (>= 1) waiters; it resets itself each round. */
+int crew_barrier_create(crew_barrier **out, unsigned parties);
+/* Waits until `parties` callers wait: returns this caller's arrival index
+ * (0 .. parties-1, distinct in a round). A timeout breaks the barrier:
+ * -EAGAIN for the caller, CREW_EBROKEN for the others and for every wait
+ * until crew_barrier_reset(). A party that dies never arrives: give the
+ * others a timeout. */
+int crew_barrier_wait(crew_barrier *b, double timeout);
+/* Breaks the barrier: waiters return CREW_EBROKEN. */
+int crew_barrier_abort(crew_barrier *b);
+/* Makes a broken barrier usable again (waiters now get CREW_EBROKEN). */
+int crew_barrier_reset(crew_barrier *b);
+unsigned crew_barrier_parties(const crew_barrier *b);
+int crew_barrier_ref(const crew_barrier *b, crew_shared_ref *ref);
+int crew_barrier_open(crew_barrier **out, const crew_shared_ref *ref);
+void crew_barrier_free(crew_barrier *b);
+
+/* ---------------------------------------------------------------- queue -- */
+
+/* A bounded multi-producer/multi-consumer queue of byte messages. */
+typedef struct crew_queue crew_queue;
+
+/*
+ * Creates a queue holding at most max_items messages (0: no count limit)
+ * and `bytes` bytes of messages (0: 1 MiB; each message costs its length
+ * rounded up to 8, plus 8). A message may be up to bytes/2 long.
+ */
+int crew_queue_create(crew_queue **out, size_t max_items, size_t bytes);
+
+/*
+ * Appends a copy of len bytes at data. 0; -EAGAIN (full until the
+ * timeout); CREW_ETOOBIG (longer than bytes/2); CREW_ECLOSED (the queue was
+ * closed); -EPIPE (full, and no other process holds the queue any more
+ * although one did: nobody could make room).
+ */
+int crew_queue_put(crew_queue *q, const void *data, size_t len, double timeout);
+
+/* Like put, one message made of iovcnt pieces (no concatenation needed). */
+struct iovec;
+int crew_queue_putv(crew_queue *q, const struct iovec *iov, int iovcnt, double timeout);
+
+/* Puts n messages in order, taking the lock once while they fit. Returns how
+ * many were put (n unless the timeout passed part way), or put's error when
+ * none could be. */
+int crew_queue_put_many(crew_queue *q, size_t n, const void *const *data, const size_t *lens,
+                        double timeout);
+
+/*
+ * Removes the oldest message into buf (cap bytes): 0 and *len. -EMSGSIZE
+ * when it is larger than cap (*len gets its size; it stays queued); -EAGAIN
+ * (empty until the timeout); -EPIPE (empty, and closed, or no other process
+ * holds the queue any more although one did: nothing more can come).
+ */
+int crew_queue_get(crew_queue *q, void *buf, size_t cap, size_t *len, double timeout);
+
+/* Like get, into a malloc()ed buffer the caller frees (free()). -ENOMEM. */
+int crew_queue_get_alloc(crew_queue *q, void **data, size_t *len, double timeout);
+
+/*
+ * Waits for one message like get, then takes up to max messages that fit
+ * in buf, back to back (message i is lens[i] bytes). Returns how many (>= 1)
+ * or get's error (-EMSGSIZE when the first alone is larger than cap).
+ */
+int crew_queue_get_many(crew_queue *q, size_t max, void *buf, size_t cap, size_t *lens,
+                        double timeout);
+
+/* Messages queued now. */
+size_t crew_queue_size(const crew_queue *q);
+
+/* Closes the queue for every holder: puts fail with CREW_ECLOSED, gets drain
+ * what is left and then fail with -EPIPE; blocked callers wake. Idempotent. */
+int crew_queue_close(crew_queue *q);
+
+int crew_queue_ref(const crew_queue *q, crew_shared_ref *ref);
+int crew_queue_open(crew_queue **out, const crew_shared_ref *ref);
+void crew_queue_free(crew_queue *q);
+
+/* ----------------------------------------------------------------- pipe -- */
+
+/* One end of a duplex pipe: a pair of connected ends, like multiprocessing.Pipe(). */
+typedef struct crew_pipe crew_pipe;
+
+/* Creates both ends; each direction buffers `bytes` (0: 1 MiB). Give one
+ * end to another process by its ref and free your handle of it once that
+ * process has opened it: an end whose other end no longer has any holder
+ * reads EOF (-EPIPE). */
+int crew_pipe_create(crew_pipe **end0, crew_pipe **end1, size_t bytes);
+/* Sends a copy of len bytes: 0, -EAGAIN (full until the timeout),
+ * CREW_ETOOBIG (> bytes/2), -EPIPE (the other end is gone). */
+int crew_pipe_send(crew_pipe *p, const void *data, size_t len, double timeout);
+/* Receives the next message like crew_queue_get(); -EPIPE once the other
+ * end is gone and nothing is left. */
+int crew_pipe_recv(crew_pipe *p, void *buf, size_t cap, size_t *len, double timeout);
+int crew_pipe_recv_alloc(crew_pipe *p, void **data, size_t *len, double timeout);
+/* 1 when a message is ready, 0 when none came before the timeout, -EPIPE
+ * when none can come (the other end is gone). */
+int crew_pipe_poll(crew_pipe *p, double timeout);
+int crew_pipe_ref(const crew_pipe *p, crew_shared_ref *ref);
+int crew_pipe_open(crew_pipe **out, const crew_shared_ref *ref);
+void crew_pipe_free(crew_pipe *p);
+
+/* ---------------------------------------------------------------- array -- */
+
+/* A block of shared bytes, with a short description (e.g. dtype and shape). */
+typedef struct crew_array crew_array;
+
+/* Creates `bytes` zeroed bytes (> 0) and copies meta (a string of at most
+ * 255 bytes, or NULL) beside them. -EINVAL, -ENOMEM, -EMFILE. */
+int crew_array_create(crew_array **out, size_t bytes, const char *meta);
+/* The bytes (valid until crew_array_free of this handle), their length, the
+ * description ("" when none). */
+void *crew_array_data(const crew_array *a);
+size_t crew_array_size(const crew_array *a);
+const char *crew_array_meta(const crew_array *a);
+int crew_array_ref(const crew_array *a, crew_shared_ref *ref);
+int crew_array_open(crew_array **out, const crew_shared_ref *ref);
+void crew_array_free(crew_array *a);
+
+/* ----------------------------------------------------------------- dict -- */
+
+/*
+ * A hash map of byte keys to byte values. Every single call is atomic.
+ * Readers take no lock: they read published entries optimistically and
+ * retry when a rebuild moved them, so a writer that dies cannot stall them;
+ * writers are serialised by a robust lock. A value is written out of place
+ * and published by one atomic store, so a writer killed at any point leaves
+ * either the old value or the new one.
+ */
+typedef struct crew_dict crew_dict;
+
+/* Creates a dict for up to max_items keys (0: 65536) and max_bytes of keys
+ * and values (0: 64 MiB; each entry costs klen + vlen + 16, rounded to 8).
+ * Memory is reserved, not used, until written. */
+int crew_dict_create(crew_dict **out, size_t max_items, size_t max_bytes);
+
+/* Sets key to a copy of value. 0, -ENOSPC (full), -EINVAL (klen 0). */
+int crew_dict_set(crew_dict *d, const void *key, size_t klen, const void *val, size_t vlen);
+
+/* Copies key's value into buf (cap bytes): 0 and *vlen; -ENOENT; -EMSGSIZE
+ * when larger than cap (*vlen gets its size). */
+int crew_dict_get(crew_dict *d, const void *key, size_t klen, void *buf, size_t cap,
+                  size_t *vlen);
+/* Like get, into a malloc()ed buffer the caller frees. */
+int crew_dict_get_alloc(crew_dict *d, const void *key, size_t klen, void **val, size_t *vlen);
+/* 1 when key is present, 0 when not. */
+int crew_dict_contains(crew_dict *d, const void *key, size_t klen);
+/* Removes key: 0 or -ENOENT. */
+int crew_dict_delete(crew_dict *d, const void *key, size_t klen);
+/* Number of keys. */
+size_t crew_dict_len(crew_dict *d);
+/* Removes every key. */
+int crew_dict_clear(crew_dict *d);
+
+/*
+ * Iterates: start with *cursor = 0; each call copies the next entry's key
+ * and value and advances *cursor. 0; -ENOENT at the end; -EMSGSIZE when a
+ * buffer is too small (*klen, *vlen get the sizes; the cursor stays). Keys
+ * set or removed meanwhile may or may not be seen; hold crew_dict_lock()
+ * for a stable view.
+ */
+int crew_dict_next(crew_dict *d, uint64_t *cursor, void *kbuf, size_t kcap, size_t *klen,
+                   void *vbuf, size_t vcap, size_t *vlen);
+
+/* Takes the dict's writer lock for a compound operation (this thread may
+ * call every dict function meanwhile; other writers wait, readers do not).
+ * 0, CREW_EOWNERDEAD (a writer died; the dict was repaired and is whole),
+ * -EAGAIN on timeout. */
+int crew_dict_lock(crew_dict *d, double timeout);
+int crew_dict_unlock(crew_dict *d);
+
+int crew_dict_ref(const crew_dict *d, crew_shared_ref *ref);
+int crew_dict_open(crew_dict **out, const crew_shared_ref *ref);
+void crew_dict_free(crew_dict *d);
+
+/* ========================================== end of shared state section == */
 
 #ifdef __cplusplus
 }

@@ -5,8 +5,6 @@
 
 #include "pool.h"
 
-int crew__submit_msg(crew_pool *p, uint64_t hash, uint32_t flags, const void *arg, size_t len,
-                     const crew_submit_opts *so, crew_future **out);
 
 typedef struct item {
     int status;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "pool.h"
@@ -389,51 +390,11 @@ int crew_submit(crew_pool *p, const char *name, const void *arg, size_t len, cre
     return crew_submit_ex(p, name, arg, len, NULL, out);
 }
 
-/* Places len bytes in f's request, waiting for arena space while tasks in
- * flight may free some. */
-static int place_payload(crew_pool *p, crew_future *f, const void *arg, size_t len)
-{
-    for (;;) {
-        int rc = crew__msg_put(p->shm, &f->req, arg, len);
-        if (rc == 0 || atomic_load(&p->inflight) + p->pending.n == 0)
-            return rc;
-        uint32_t gen = atomic_load(&p->completions);
-        atomic_fetch_add(&p->any_waiters, 1);
-        crew__futex_wait(&p->completions, gen, 10000000ull, false);
-        atomic_fetch_sub(&p->any_waiters, 1);
-    }
-}
-
 int crew__submit_msg(crew_pool *p, uint64_t hash, uint32_t flags, const void *arg, size_t len,
                      const crew_submit_opts *so, crew_future **out)
 {
-    crew_future *f = crew__future_new(p);
-    if (!f)
-        return -ENOMEM;
-    f->req.fn_hash = hash;
-    f->req.flags = flags;
-    double t = so && so->timeout ? so->timeout : p->opt.task_timeout;
-    f->deadline_ns = t > 0 ? (uint64_t)(t * 1e9) : 0;
-    int rc = place_payload(p, f, arg, len);
-    if (rc < 0) {
-        atomic_store(&f->refs, 1);
-        crew__future_unref(f);
-        return rc;
-    }
-    pthread_mutex_lock(&p->mu);
-    if (p->closing) {
-        pthread_mutex_unlock(&p->mu);
-        crew__msg_free(p->shm, &f->req);
-        atomic_store(&f->refs, 1);
-        crew__future_unref(f);
-        return CREW_ECLOSED;
-    }
-    crew__fifo_push(&p->pending, f);
-    atomic_fetch_add_explicit(&p->submitted, 1, memory_order_relaxed);
-    crew__dispatch_locked(p);
-    pthread_mutex_unlock(&p->mu);
-    *out = f;
-    return 0;
+    struct iovec iov = {.iov_base = (void *)arg, .iov_len = len};
+    return crew__submit_iov(p, hash, flags, &iov, len ? 1 : 0, so, out);
 }
 
 int crew_submit_ex(crew_pool *p, const char *name, const void *arg, size_t len,

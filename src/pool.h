@@ -153,6 +153,16 @@ void crew__run_done(crew__fifo *done);
 /* Fails f (queued or sent) with status and message; mu held. */
 void crew__fail_locked(crew_pool *p, crew_future *f, int status, crew__fifo *done);
 
+/* --- submitv.c: the one submit path --- */
+struct iovec;
+/* Queues a task whose payload gathers iov (copied once). */
+int crew__submit_iov(crew_pool *p, uint64_t hash, uint32_t flags, const struct iovec *iov,
+                     int iovcnt, const crew_submit_opts *so, crew_future **out);
+
+/* Queues a task with one payload buffer (crew__submit_iov of one part). */
+int crew__submit_msg(crew_pool *p, uint64_t hash, uint32_t flags, const void *arg, size_t len,
+                     const crew_submit_opts *so, crew_future **out);
+
 /* --- worker.c --- */
 /* The worker loop on slot i of shm: runs requests until told to quit. */
 void crew__worker_loop(crew__shm *shm, uint32_t i);

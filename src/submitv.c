@@ -1,4 +1,4 @@
-/* submitv.c — crew_submitv(): a submit that gathers its payload from several buffers (one copy). */
+/* submitv.c — the one submit path: a payload gathered from buffers, copied once into the request. */
 
 #include <errno.h>
 #include <string.h>
@@ -10,7 +10,7 @@
 /* Places the gathered payload in f's request (inline or one arena run),
  * waiting for arena space while tasks in flight may free some. */
 static int place_gathered(crew_pool *p, crew_future *f, const struct iovec *iov, int iovcnt,
-                          size_t len)
+                          size_t len, bool nowait)
 {
     crew__msg *m = &f->req;
     m->len = len;
@@ -22,8 +22,13 @@ static int place_gathered(crew_pool *p, crew_future *f, const struct iovec *iov,
         crew__arena *a = crew__shm_arena(p->shm);
         int64_t off;
         while ((off = crew__arena_alloc(a, len)) < 0) {
-            if (atomic_load(&p->inflight) + p->pending.n == 0)
+            pthread_mutex_lock(&p->mu);
+            bool idle = atomic_load(&p->inflight) + p->pending.n == 0;
+            pthread_mutex_unlock(&p->mu);
+            if (idle)
                 return CREW_ETOOBIG;
+            if (nowait)
+                return -EAGAIN;
             uint32_t gen = atomic_load(&p->completions);
             atomic_fetch_add(&p->any_waiters, 1);
             crew__futex_wait(&p->completions, gen, 10000000ull, false);
@@ -41,30 +46,23 @@ static int place_gathered(crew_pool *p, crew_future *f, const struct iovec *iov,
     return 0;
 }
 
-int crew_submitv(crew_pool *p, const char *name, const struct iovec *iov, int iovcnt,
-                 const crew_submit_opts *so, crew_future **out)
+int crew__submit_iov(crew_pool *p, uint64_t hash, uint32_t flags, const struct iovec *iov,
+                     int iovcnt, const crew_submit_opts *so, crew_future **out)
 {
-    if (!p || !name || !out || iovcnt < 0 || (iovcnt && !iov))
-        return -EINVAL;
     size_t len = 0;
     for (int k = 0; k < iovcnt; k++) {
         if (iov[k].iov_len && !iov[k].iov_base)
             return -EINVAL;
         len += iov[k].iov_len;
     }
-    uint64_t h = crew__hash(name);
-    crew_task_fn fn;
-    void *ud;
-    if (!crew__registry_find(h, &fn, &ud))
-        return CREW_ENOTASK;
     crew_future *f = crew__future_new(p);
     if (!f)
         return -ENOMEM;
-    f->req.fn_hash = h;
-    f->req.flags = 0;
+    f->req.fn_hash = hash;
+    f->req.flags = flags;
     double t = so && so->timeout ? so->timeout : p->opt.task_timeout;
     f->deadline_ns = t > 0 ? (uint64_t)(t * 1e9) : 0;
-    int rc = place_gathered(p, f, iov, iovcnt, len);
+    int rc = place_gathered(p, f, iov, iovcnt, len, so && so->nowait);
     if (rc < 0) {
         atomic_store(&f->refs, 1);
         crew__future_unref(f);
@@ -84,4 +82,17 @@ int crew_submitv(crew_pool *p, const char *name, const struct iovec *iov, int io
     pthread_mutex_unlock(&p->mu);
     *out = f;
     return 0;
+}
+
+int crew_submitv(crew_pool *p, const char *name, const struct iovec *iov, int iovcnt,
+                 const crew_submit_opts *so, crew_future **out)
+{
+    if (!p || !name || !out || iovcnt < 0 || (iovcnt && !iov))
+        return -EINVAL;
+    uint64_t h = crew__hash(name);
+    crew_task_fn fn;
+    void *ud;
+    if (!crew__registry_find(h, &fn, &ud))
+        return CREW_ENOTASK;
+    return crew__submit_iov(p, h, 0, iov, iovcnt, so, out);
 }

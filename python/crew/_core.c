@@ -724,12 +724,25 @@ static PyObject *Pool_submit(PoolObject *self, PyObject *args)
     fo->f = NULL;
     fo->ctx = NULL;
     fo->callback = Py_NewRef(callback);
-    crew_submit_opts so = {.timeout = timeout};
     crew_future *f = NULL;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = crew_submitv(self->p, TASK_NAME, iov, (int)n, &so, &f);
-    Py_END_ALLOW_THREADS
+    int rc = -EAGAIN;
+    /* Dropping the GIL hands it to crew's collector, which wants it for the
+     * completions: on a busy pool the submitter then waits a switch interval
+     * to get it back. So a submit keeps the GIL when nothing can make it
+     * wait: the fork launcher takes the GIL while holding the pool's lock
+     * (release it there), and a full arena waits for completions (nowait,
+     * then retry without the GIL). */
+    bool keep_gil = !(self->L && self->L->method == L_FORK);
+    if (keep_gil) {
+        crew_submit_opts now = {.timeout = timeout, .nowait = 1};
+        rc = crew_submitv(self->p, TASK_NAME, iov, (int)n, &now, &f);
+    }
+    if (rc == -EAGAIN) {
+        crew_submit_opts so = {.timeout = timeout};
+        Py_BEGIN_ALLOW_THREADS
+        rc = crew_submitv(self->p, TASK_NAME, iov, (int)n, &so, &f);
+        Py_END_ALLOW_THREADS
+    }
     if (rc < 0) {
         Py_CLEAR(fo->callback);
         Py_DECREF(fo);
@@ -739,9 +752,13 @@ static PyObject *Pool_submit(PoolObject *self, PyObject *args)
     fo->f = f;
     PyObject_GC_Track(fo);
     Py_INCREF(fo); /* the callback's reference */
-    Py_BEGIN_ALLOW_THREADS
-    rc = crew_future_on_done(f, done_cb, fo);
-    Py_END_ALLOW_THREADS
+    if (keep_gil) {
+        rc = crew_future_on_done(f, done_cb, fo);
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        rc = crew_future_on_done(f, done_cb, fo);
+        Py_END_ALLOW_THREADS
+    }
     if (rc < 0)
         Py_DECREF(fo);
     result = (PyObject *)fo;

@@ -108,12 +108,23 @@ def _wrap_big(seq):
 # ------------------------------------------------------------ framing --
 
 
+_interactive_cache = (None, None, False)  # (main module, its __file__, answer)
+
+
 def _main_is_interactive():
+    """Whether __main__ cannot be imported by a worker (a REPL, stdin, -c).
+    Asked on every submit: the file check is cached per (module, file)."""
+    global _interactive_cache
     m = sys.modules.get("__main__")
     if m is None or getattr(m, "__spec__", None) is not None:
         return m is None
     f = getattr(m, "__file__", None)
-    return f is None or not os.path.isfile(f)
+    mod, file, answer = _interactive_cache
+    if mod is m and file == f:
+        return answer
+    answer = f is None or not os.path.isfile(f)
+    _interactive_cache = (m, f, answer)
+    return answer
 
 
 def _by_value_needed(fn):
