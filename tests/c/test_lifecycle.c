@@ -1,0 +1,227 @@
+/* test_lifecycle.c — start-method life cycle: fork-with-threads warning, RSS recycling, fork-server pool lives, CREW_ENOMAIN. */
+#include "test.h"
+#include "helpers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "crew.h"
+
+static int t_add1(const void *arg, size_t len, crew_out *out, void *ud)
+{
+    (void)ud;
+    int v = 0;
+    memcpy(&v, arg, len < sizeof v ? len : sizeof v);
+    v++;
+    return crew_out_set(out, &v, sizeof v);
+}
+
+static int t_pid(const void *arg, size_t len, crew_out *out, void *ud)
+{
+    (void)arg, (void)len, (void)ud;
+    int pid = getpid();
+    return crew_out_set(out, &pid, sizeof pid);
+}
+
+CREW_TASK("add1", t_add1)
+CREW_TASK("pid", t_pid)
+
+/* Runs fn with stderr sent to a temporary file; returns what it printed. */
+static char *capture_stderr(void (*fn)(void))
+{
+    char path[] = "/tmp/crew-test-stderr-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return NULL;
+    unlink(path);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    fn();
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    static char buf[4096];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    return buf;
+}
+
+static int fork_pool_once(void)
+{
+    crew_options o;
+    crew_options_init(&o);
+    o.start = CREW_START_FORK;
+    o.workers = 1;
+    crew_pool *p;
+    int rc = crew_pool_create(&p, &o);
+    if (rc == 0)
+        crew_pool_free(p);
+    return rc;
+}
+
+static void make_fork_pool(void)
+{
+    (void)fork_pool_once();
+}
+
+static atomic_int stop_sleeper;
+static void *sleeper(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop_sleeper))
+        test_sleep_us(1000);
+    return NULL;
+}
+
+TEST(fork_pool_without_other_threads_says_nothing)
+{
+    char *err = capture_stderr(make_fork_pool);
+    CHECK(err != NULL);
+    CHECK(strstr(err, "warning") == NULL);
+}
+
+TEST(fork_pool_with_a_running_thread_warns_once)
+{
+    pthread_t t;
+    atomic_store(&stop_sleeper, 0);
+    CHECK_EQ_INT(pthread_create(&t, NULL, sleeper, NULL), 0);
+    char *err = capture_stderr(make_fork_pool);
+    atomic_store(&stop_sleeper, 1);
+    pthread_join(t, NULL);
+    CHECK(err != NULL);
+    CHECK(strstr(err, "crew: warning: the fork start method is used while this process runs 1 other thread") != NULL);
+    CHECK(strstr(err, "deadlock") != NULL);
+    CHECK(strstr(err, "CREW_START_FORKSERVER") != NULL);
+    /* one warning, not one per worker */
+    CHECK(strstr(strstr(err, "warning") + 1, "crew: warning") == NULL);
+}
+
+TEST(fork_server_and_spawn_pools_do_not_warn_with_threads)
+{
+    pthread_t t;
+    atomic_store(&stop_sleeper, 0);
+    CHECK_EQ_INT(pthread_create(&t, NULL, sleeper, NULL), 0);
+    crew_options o;
+    crew_options_init(&o);
+    o.workers = 1;
+    o.start = CREW_START_FORKSERVER;
+    crew_pool *p = NULL;
+    char path[] = "/tmp/crew-test-stderr-XXXXXX";
+    int fd = mkstemp(path);
+    unlink(path);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    int rc = crew_pool_create(&p, &o);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char buf[512] = "";
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    atomic_store(&stop_sleeper, 1);
+    pthread_join(t, NULL);
+    CHECK_OK(rc);
+    crew_pool_free(p);
+    CHECK(strstr(buf, "warning") == NULL);
+}
+
+TEST(default_start_method_is_forkserver_and_settable)
+{
+    CHECK_EQ_INT(crew_get_start_method(), CREW_START_FORKSERVER);
+    CHECK(!strcmp(crew_start_method_name(crew_get_start_method()), "forkserver"));
+    CHECK_EQ_INT(crew_set_start_method(CREW_START_DEFAULT), -EINVAL);
+    CHECK_EQ_INT(crew_set_start_method((crew_start_method)9), -EINVAL);
+    CHECK_OK(crew_set_start_method(CREW_START_SPAWN));
+    CHECK_EQ_INT(crew_get_start_method(), CREW_START_SPAWN);
+    CHECK_OK(crew_set_start_method(CREW_START_FORKSERVER));
+    CHECK(crew_start_method_name((crew_start_method)9) == NULL);
+}
+
+TEST(rss_cap_recycles_workers_between_tasks_in_order)
+{
+    crew_options o;
+    crew_options_init(&o);
+    o.start = CREW_START_FORKSERVER;
+    o.workers = 1;
+    o.max_worker_rss = 1; /* every worker is over it after its first task */
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    enum { N = 12 };
+    crew_future *f[N];
+    for (int i = 0; i < N; i++)
+        CHECK_OK(crew_submit(p, i % 2 ? "pid" : "add1", &i, sizeof i, &f[i]));
+    int last_pid = 0, pids = 0;
+    for (int i = 0; i < N; i++) {
+        const void *d;
+        CHECK_OK(crew_future_result(f[i], &d, NULL));
+        if (i % 2 == 0)
+            CHECK_EQ_INT(*(const int *)d, i + 1);
+        else {
+            if (*(const int *)d != last_pid)
+                pids++;
+            last_pid = *(const int *)d;
+        }
+        crew_future_release(f[i]);
+    }
+    CHECK(pids == N / 2); /* every "pid" task ran in a fresh worker */
+    crew_stats st;
+    CHECK_OK(crew_pool_stats(p, &st));
+    CHECK(st.worker[0].restarts >= N - 1);
+    CHECK_EQ_INT((int)st.failed, 0);
+    crew_pool_free(p);
+}
+
+/* Zombie children of this process (state Z in /proc/<pid>/stat). */
+static int zombies(void)
+{
+    int n = 0;
+    for (;;) {
+        int st;
+        pid_t r = waitpid(-1, &st, WNOHANG);
+        if (r <= 0)
+            break;
+        n++; /* a child nobody reaped: crew should have */
+    }
+    return n;
+}
+
+TEST(fork_server_pool_lives_leave_nothing_behind)
+{
+    int rounds = (int)test_scale(300, 60);
+    crew_options o;
+    crew_options_init(&o);
+    o.start = CREW_START_FORKSERVER;
+    o.workers = 1;
+    o.arena_size = 16u << 20;
+    /* warm up once: the fork server and lazily opened files exist from here */
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    crew_pool_free(p);
+    int fds = test_fd_count();
+    long rss = test_rss_kb();
+    for (int r = 0; r < rounds; r++) {
+        CHECK_OK(crew_pool_create(&p, &o));
+        crew_future *f;
+        CHECK_OK(crew_submit(p, "add1", &r, sizeof r, &f));
+        const void *d;
+        CHECK_OK(crew_future_result(f, &d, NULL));
+        CHECK_EQ_INT(*(const int *)d, r + 1);
+        crew_future_release(f);
+        if (r % 2)
+            crew_pool_close(p);
+        crew_pool_free(p);
+    }
+    CHECK_EQ_INT(test_fd_count(), fds);
+    CHECK(test_rss_kb() - rss < (TEST_SANITIZED ? 32768 : 4096));
+    CHECK_EQ_INT(zombies(), 0);
+}
+
+TEST_MAIN_AFTER(if (crew_main(argc, argv) < 0) return 1)
