@@ -4,7 +4,9 @@
 #   make test       install what is missing, then run every test: C tests plain,
 #                   under AddressSanitizer+UBSan, threaded ones under ThreadSanitizer
 #   make bench      run the benchmarks (figures for the README)
-#   make demo       the main job: the live demo of threads vs processes
+#   make demo       the main job: build everything, then the live demo of threads vs
+#                   processes (python -m crew demo; charts in out/demo/)
+#   make demo-c     the C demo alone
 #
 # Objects go to build/<variant>/: `plain` (optimised), `asan` and `tsan`.
 
@@ -19,7 +21,7 @@ SRCS    := $(wildcard src/*.c)
 TESTS   := $(patsubst tests/c/%.c,%,$(wildcard tests/c/test_*.c))
 # tests whose threads TSan checks (process pools fork from a threaded parent,
 # which TSan does not model; their shared-memory logic is the same code)
-TSAN_TESTS := test_ring test_arena test_pool_threads
+TSAN_TESTS := test_ring test_arena test_pool_threads test_shared_sync
 
 all: lib tests bench examples python
 
@@ -99,7 +101,9 @@ examples: build/plain/demo_c
 demo-c: setup build/plain/demo_c
 	build/plain/demo_c
 
-demo: demo-c
+demo: setup
+	@$(MAKE) --no-print-directory all
+	.venv/bin/python -m crew demo
 
 clean:
 	rm -rf build

@@ -16,6 +16,9 @@ const char *crew_strerror(int err)
     case CREW_ENOMAIN:
         return "the spawn and forkserver start methods run this program again: call "
                "crew_main(argc, argv) at the top of main(), or use CREW_START_FORK";
+    case CREW_EOWNERDEAD:
+        return "the lock's holder died holding it; the caller holds it now";
+    case CREW_EBROKEN: return "the barrier is broken";
     default: break;
     }
     if (err < 0 && err > -4096)

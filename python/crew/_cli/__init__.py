@@ -1,0 +1,34 @@
+"""crew's command line: ``python -m crew demo | bench | info``.
+
+    demo    the three lessons of threads vs processes (GIL, IPC, start
+            methods) plus I/O and crashes, live on this machine, each with a
+            table and a PNG chart, and crew's answer beside the usual tools
+    bench   crew against Python's pools (multiprocessing, concurrent.futures,
+            joblib/loky, pebble, dask if installed): medians, ratios, CSV/JSON
+    info    the CPUs this process may use, start methods, versions, shared memory
+"""
+import argparse
+import sys
+
+
+def main(argv=None):
+    from . import bench, demo, info
+    p = argparse.ArgumentParser(prog="python -m crew", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="{demo,bench,info}")
+    demo.add_parser(sub)
+    bench.add_parser(sub)
+    info.add_parser(sub)
+    args = p.parse_args(argv)
+    if args.command is None:
+        p.print_help()
+        return 2
+    try:
+        return args.run(args) or 0
+    except BrokenPipeError:        # e.g. piped into head
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,474 @@
+"""``python -m crew bench``: crew beside Python's pools, in one run.
+
+Workloads (each on a fresh, warmed pool; median of the repeats):
+  roundtrip  submit one no-op, wait for its result               (us per call, lower is better)
+  submit     submit many no-ops, then wait for all of them       (tasks/s, higher is better)
+  map        a chunked map of a no-op (about 4 chunks per worker) (items/s, higher is better)
+  numpy8mb   one call with an 8 MB numpy array argument          (ms per call, lower is better)
+  cpu        pure-Python CPU-bound batch vs the same run serially (speedup x, higher is better)
+  start      create a pool, first result, shut it down           (ms, lower is better)
+Ratios compare each peer with the best process-pool peer (crew excluded) of
+the same run; above 1 is better than it.
+"""
+import concurrent.futures as cf
+import csv
+import json
+import math
+import multiprocessing as mp
+import os
+import sys
+import time
+import traceback
+
+import crew
+
+from . import common as C
+from .tasks import nbytes, noop, spin
+
+WORKLOADS = {
+    # name: (unit, higher is better, label)
+    "roundtrip": ("us", False, "no-op round trip"),
+    "submit": ("tasks/s", True, "submit throughput"),
+    "map": ("items/s", True, "chunked map throughput"),
+    "numpy8mb": ("ms", False, "8 MB numpy argument"),
+    "cpu": ("x", True, "CPU-bound speedup"),
+    "start": ("ms", False, "pool start"),
+}
+
+#           default  --quick
+SIZES = {"repeats": (5, 3), "roundtrip_n": (2000, 300), "submit_n": (20000, 2000),
+         "map_n": (200000, 20000), "numpy_n": (20, 5), "cpu_seconds": (2.0, 0.3)}
+
+
+# ------------------------------------------------------------------ peers --
+
+class Peer:
+    kind = "process"     # or "thread"
+    note = ""
+
+    def available(self):
+        return True, ""
+
+    def close(self, p):
+        p.shutdown()
+
+    def submit(self, p, fn, *a):
+        return p.submit(fn, *a)
+
+    def map(self, p, fn, items, chunksize):
+        return list(p.map(fn, items, chunksize=chunksize))
+
+
+class CrewProcesses(Peer):
+    name = "crew processes"
+
+    def make(self, n, method):
+        return crew.Executor(n, start_method=method)
+
+
+class CrewThreads(Peer):
+    name = "crew threads"
+    kind = "thread"
+
+    def make(self, n, method):
+        return crew.Executor(n, kind="threads")
+
+
+class _AR:
+    __slots__ = ("r",)
+
+    def __init__(self, r):
+        self.r = r
+
+    def result(self):
+        return self.r.get()
+
+
+class MpPool(Peer):
+    name = "multiprocessing.Pool"
+
+    def make(self, n, method):
+        return mp.get_context(method).Pool(n)
+
+    def submit(self, p, fn, *a):
+        return _AR(p.apply_async(fn, a))
+
+    def map(self, p, fn, items, chunksize):
+        return p.map(fn, items, chunksize)
+
+    def close(self, p):
+        p.close()
+        p.join()
+
+
+class PPE(Peer):
+    name = "ProcessPoolExecutor"
+
+    def make(self, n, method):
+        return cf.ProcessPoolExecutor(n, mp_context=mp.get_context(method))
+
+
+class TPE(Peer):
+    name = "ThreadPoolExecutor"
+    kind = "thread"
+
+    def make(self, n, method):
+        return cf.ThreadPoolExecutor(n)
+
+    def map(self, p, fn, items, chunksize):
+        return list(p.map(fn, items))
+
+
+class Loky(Peer):
+    name = "joblib/loky"
+    note = "loky's own start method (fork + exec)"
+
+    def available(self):
+        try:
+            from joblib.externals import loky  # noqa: F401
+            return True, ""
+        except ImportError as e:
+            return False, f"joblib (loky) not installed: {e}"
+
+    def make(self, n, method):
+        from joblib.externals import loky
+        return loky.ProcessPoolExecutor(n)
+
+
+class Pebble(Peer):
+    name = "pebble.ProcessPool"
+
+    def available(self):
+        try:
+            import pebble  # noqa: F401
+            return True, ""
+        except ImportError as e:
+            return False, f"pebble not installed: {e}"
+
+    def make(self, n, method):
+        import pebble
+        return pebble.ProcessPool(max_workers=n, context=mp.get_context(method))
+
+    def submit(self, p, fn, *a):
+        return p.schedule(fn, args=a)
+
+    def map(self, p, fn, items, chunksize):
+        return list(p.map(fn, items, chunksize=chunksize).result())
+
+    def close(self, p):
+        p.close()
+        p.join()
+
+
+class Dask(Peer):
+    name = "dask.distributed"
+    note = "a local cluster of worker processes"
+
+    def available(self):
+        try:
+            import dask.distributed  # noqa: F401
+            return True, ""
+        except ImportError as e:
+            return False, f"dask.distributed not installed ({e})"
+
+    def make(self, n, method):
+        from dask.distributed import Client, LocalCluster
+        return Client(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                   dashboard_address=None))
+
+    def submit(self, p, fn, *a):
+        return p.submit(fn, *a, pure=False)
+
+    def map(self, p, fn, items, chunksize):
+        return p.gather(p.map(fn, items, pure=False))
+
+    def close(self, p):
+        cl = p.cluster
+        p.close()
+        cl.close()
+
+
+PEERS = {"crew-processes": CrewProcesses(), "crew-threads": CrewThreads(), "mp-pool": MpPool(),
+         "ppe": PPE(), "tpe": TPE(), "loky": Loky(), "pebble": Pebble(), "dask": Dask()}
+
+
+# -------------------------------------------------------------- workloads --
+
+def _warm(peer, p, n):
+    for f in [peer.submit(p, noop, i) for i in range(2 * n)]:
+        f.result()
+
+
+def w_roundtrip(peer, p, s, n):
+    k = s["roundtrip_n"]
+    t = time.perf_counter()
+    for _ in range(k):
+        peer.submit(p, noop).result()
+    return (time.perf_counter() - t) / k * 1e6
+
+
+def w_submit(peer, p, s, n):
+    k = s["submit_n"]
+    t = time.perf_counter()
+    fs = [peer.submit(p, noop, i) for i in range(k)]
+    for f in fs:
+        f.result()
+    return k / (time.perf_counter() - t)
+
+
+def w_map(peer, p, s, n):
+    k = s["map_n"]
+    items = range(k)
+    t = time.perf_counter()
+    out = peer.map(p, noop, items, max(1, math.ceil(k / (4 * n))))
+    dt = time.perf_counter() - t
+    assert len(out) == k and out[-1] == k - 1
+    return k / dt
+
+
+def w_numpy(peer, p, s, n):
+    a = s["array"]
+    k = s["numpy_n"]
+    t = time.perf_counter()
+    for _ in range(k):
+        assert peer.submit(p, nbytes, a).result() == a.nbytes
+    return (time.perf_counter() - t) / k * 1e3
+
+
+def w_cpu(peer, p, s, n):
+    items = s["cpu_items"]
+    t = time.perf_counter()
+    out = [f.result() for f in [peer.submit(p, spin, x) for x in items]]
+    dt = time.perf_counter() - t
+    assert out == s["cpu_expect"]
+    return s["cpu_serial"] / dt
+
+
+def w_start(peer, n, method):
+    t = time.perf_counter()
+    p = peer.make(n, method)
+    try:
+        peer.submit(p, noop).result()
+    finally:
+        peer.close(p)
+    return (time.perf_counter() - t) * 1e3
+
+
+RUNNERS = {"roundtrip": w_roundtrip, "submit": w_submit, "map": w_map, "numpy8mb": w_numpy,
+           "cpu": w_cpu}
+
+
+def measure_peer(peer, workloads, s, n, method, repeats, step):
+    """{workload: (median, values)} for one peer: one warmed pool serves every
+    workload but "start", which makes its own pools (after one warm-up start:
+    a fork server, imports)."""
+    out = {}
+    pooled = [w for w in workloads if w != "start"]
+    if pooled:
+        p = peer.make(n, method)
+        try:
+            _warm(peer, p, n)
+            for w in pooled:
+                step(w)
+                if w == "numpy8mb":
+                    peer.submit(p, nbytes, s["array"]).result()
+                vals = [RUNNERS[w](peer, p, s, n) for _ in range(repeats)]
+                out[w] = (C.median(vals), vals)
+        finally:
+            peer.close(p)
+    if "start" in workloads:
+        step("start")
+        w_start(peer, n, method)
+        vals = [w_start(peer, n, method) for _ in range(repeats)]
+        out["start"] = (C.median(vals), vals)
+    return out
+
+
+# ------------------------------------------------------------------ command --
+
+def add_parser(sub):
+    p = sub.add_parser("bench", help="crew against multiprocessing, concurrent.futures, loky, pebble",
+                       description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    p.add_argument("--workloads", "-w", default=",".join(WORKLOADS),
+                   help=f"comma-separated, from: {','.join(WORKLOADS)} (default: all)")
+    p.add_argument("--peers", "-p", default=",".join(PEERS),
+                   help=f"comma-separated, from: {','.join(PEERS)} (default: all installed)")
+    p.add_argument("--workers", type=int, default=None, help="workers per pool (default: crew.cpu_count())")
+    p.add_argument("--start-method", default="forkserver", choices=("fork", "spawn", "forkserver"),
+                   help="start method of every process pool that has one (default: forkserver)")
+    p.add_argument("--repeats", type=int, help="repeats per measure; the median is reported (5 / 3)")
+    p.add_argument("--quick", action="store_true", help="small counts and 3 repeats (about half a minute)")
+    p.add_argument("--out", default=os.path.join("out", "bench"),
+                   help="folder for bench.csv, bench.json and bench.png (default: out/bench)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(run=run)
+    return p
+
+
+def _pick(text, known, what):
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [x for x in names if x not in known]
+    if bad:
+        raise SystemExit(f"crew bench: unknown {what} {', '.join(bad)}; choose from {', '.join(known)}")
+    return names
+
+
+def _ratio(workload, value, best):
+    if best is None or value is None or value != value or best != best or value <= 0:
+        return None
+    return value / best if WORKLOADS[workload][1] else best / value
+
+
+def run(args):
+    import numpy as np
+    workloads = _pick(args.workloads, WORKLOADS, "workload")
+    peer_names = _pick(args.peers, PEERS, "peer")
+    n = args.workers or crew.cpu_count()
+    method = args.start_method
+    s = {k: (q if args.quick else d) for k, (d, q) in SIZES.items()}
+    repeats = args.repeats or s["repeats"]
+    notes = []
+    peers = []
+    for name in peer_names:
+        ok, why = PEERS[name].available()
+        if ok:
+            peers.append(name)
+        else:
+            notes.append(f"skipped {PEERS[name].name}: {why}")
+    s["array"] = np.ones(8 * 2**20 // 8)
+    if "cpu" in workloads:
+        from .lesson_gil import calibrate
+        tasks = 4 * n
+        loop = calibrate(s["cpu_seconds"] / tasks)
+        s["cpu_items"] = [loop] * tasks
+        serial = []
+        for _ in range(3):
+            t = time.perf_counter()
+            s["cpu_expect"] = [spin(x) for x in s["cpu_items"]]
+            serial.append(time.perf_counter() - t)
+        s["cpu_serial"] = C.median(serial)
+        notes.append(f"cpu: {tasks} tasks of spin({loop:,}); serially {s['cpu_serial']:.2f} s "
+                     f"(median of 3)")
+    print(f"crew bench: {n} workers, start method {method} (where a pool has one), "
+          f"median of {repeats}; {crew.cpu_count()} usable CPUs, Python {sys.version.split()[0]}")
+    for note in notes:
+        print("   note: " + note)
+    rep = C.Reporter(len(workloads) * len(peers), "crew bench", enabled=not args.no_progress)
+    measured = {}
+    try:
+        for name in peers:
+            peer = PEERS[name]
+
+            def step(w, peer=peer):
+                rep.status(f"{peer.name}: {w}")
+                rep.step()
+            try:
+                measured[name] = (measure_peer(peer, workloads, s, n, method, repeats, step), "")
+            except Exception as e:  # a peer's failure is a row, not a crash
+                measured[name] = ({}, f"{type(e).__name__}: {e}")
+                if os.environ.get("CREW_BENCH_DEBUG"):
+                    traceback.print_exc()
+    finally:
+        rep.close()
+    results = []
+    for w in workloads:
+        for name in peers:
+            got, err = measured[name]
+            med, vals = got.get(w, (float("nan"), []))
+            peer = PEERS[name]
+            results.append({"workload": w, "peer": name, "peer_name": peer.name,
+                            "peer_kind": peer.kind, "unit": WORKLOADS[w][0], "median": med,
+                            "values": vals, "error": err if w not in got else ""})
+    # ratios against the best process-pool peer that is not crew
+    best = {}
+    for w in workloads:
+        cands = [r["median"] for r in results if r["workload"] == w and r["peer_kind"] == "process"
+                 and not r["peer"].startswith("crew") and r["median"] == r["median"]]
+        if cands:
+            best[w] = max(cands) if WORKLOADS[w][1] else min(cands)
+        for r in results:
+            if r["workload"] == w:
+                r["vs_best_process_peer"] = _ratio(w, r["median"], best.get(w))
+                r["best_process_peer"] = next((x["peer_name"] for x in results if x["workload"] == w
+                                               and x["median"] == best.get(w)
+                                               and not x["peer"].startswith("crew")), None)
+    rows = []
+    for r in results:
+        unit = r["unit"]
+        v = r["median"]
+        val = ("error" if r["error"] else
+               f"{v:.2f} x" if unit == "x" else C.fmt_num(v, unit))
+        ratio = r["vs_best_process_peer"]
+        rows.append((WORKLOADS[r["workload"]][2], r["peer_name"], val,
+                     "-" if ratio is None else f"{ratio:.2f}x", r["error"][:60]))
+    print(C.table(["workload", "peer", "median", "vs best process peer", ""], rows,
+                  ["l", "l", "r", "r", "l"]))
+    targets = check_targets(results, n, method)
+    if targets:
+        print("")
+        print(C.table(["target (crew processes)", "measured", "goal", ""],
+                      [(t["target"], t["measured"], t["goal"], "met" if t["met"] else "MISSED")
+                       for t in targets], ["l", "r", "r", "l"]))
+    os.makedirs(args.out, exist_ok=True)
+    paths = write_outputs(args.out, results, targets, n, method, repeats, notes, workloads)
+    for p in paths:
+        print(f"   wrote {p}")
+    return 0
+
+
+def check_targets(results, n, method):
+    def get(w, peer):
+        return next((r for r in results if r["workload"] == w and r["peer"] == peer), None)
+    out = []
+    for w, goal in (("roundtrip", 10), ("submit", 10), ("numpy8mb", 15)):
+        r = get(w, "crew-processes")
+        if r and r["vs_best_process_peer"] is not None:
+            out.append({"target": f"{WORKLOADS[w][2]} vs {r['best_process_peer']}",
+                        "measured": f"{r['vs_best_process_peer']:.1f}x", "goal": f">= {goal}x",
+                        "met": r["vs_best_process_peer"] >= goal})
+    r = get("cpu", "crew-processes")
+    if r and r["median"] == r["median"]:
+        out.append({"target": f"CPU-bound speedup on {n} cores", "measured": f"{r['median']:.2f}x",
+                    "goal": f">= {0.95 * n:.2f}x", "met": r["median"] >= 0.95 * n})
+    r, m = get("start", "crew-processes"), get("start", "mp-pool")
+    if r and m and r["median"] == r["median"] and m["median"] == m["median"]:
+        out.append({"target": f"pool start vs multiprocessing.Pool ({method})",
+                    "measured": f"{r['median']:.0f} ms", "goal": f"<= {m['median']:.0f} ms",
+                    "met": r["median"] <= m["median"]})
+    return out
+
+
+def write_outputs(out, results, targets, n, method, repeats, notes, workloads):
+    csv_path = os.path.join(out, "bench.csv")
+    with open(csv_path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["workload", "peer", "unit", "median", "vs_best_process_peer", "values", "error"])
+        for r in results:
+            w.writerow([r["workload"], r["peer_name"], r["unit"], f"{r['median']:.6g}",
+                        "" if r["vs_best_process_peer"] is None else f"{r['vs_best_process_peer']:.4g}",
+                        " ".join(f"{v:.6g}" for v in r["values"]), r["error"]])
+    json_path = os.path.join(out, "bench.json")
+    with open(json_path, "w") as f:
+        json.dump({"workers": n, "start_method": method, "repeats": repeats,
+                   "cpu_count": crew.cpu_count(), "python": sys.version.split()[0],
+                   "notes": notes, "results": results, "targets": targets}, f, indent=2)
+    plt = C.pyplot()
+    cols = min(3, len(workloads))
+    rws = math.ceil(len(workloads) / cols)
+    fig, axes = plt.subplots(rws, cols, figsize=(5.2 * cols, 0.5 + 2.9 * rws), squeeze=False)
+    for ax, w in zip(axes.flat, workloads):
+        rs = [r for r in results if r["workload"] == w and r["median"] == r["median"]]
+        unit, higher, label = WORKLOADS[w]
+        C.barh(ax, [r["peer_name"] for r in rs], [r["median"] for r in rs],
+               [C.CREW if r["peer"].startswith("crew") else C.PEER for r in rs],
+               fmt=(lambda v, u=unit: f"{v:.2f}x" if u == "x" else C.fmt_num(v)),
+               xlabel=f"{unit} ({'higher' if higher else 'lower'} is better"
+                      f"{', log scale' if w != 'cpu' else ''})",
+               title=label, log=w != "cpu")
+        ax.tick_params(axis="y", labelsize=8)
+    for ax in list(axes.flat)[len(workloads):]:
+        ax.axis("off")
+    fig.suptitle(f"crew vs Python's pools: {n} workers, {method} start, median of {repeats}",
+                 fontsize=12)
+    png = C.save(fig, os.path.join(out, "bench.png"))
+    return [csv_path, json_path, png]
