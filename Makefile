@@ -21,7 +21,7 @@ SRCS    := $(wildcard src/*.c)
 TESTS   := $(patsubst tests/c/%.c,%,$(wildcard tests/c/test_*.c))
 # tests whose threads TSan checks (process pools fork from a threaded parent,
 # which TSan does not model; their shared-memory logic is the same code)
-TSAN_TESTS := test_ring test_arena test_pool_threads test_shared_sync
+TSAN_TESTS := test_ring test_arena test_pool_threads test_shared_sync test_shared_queue
 
 all: lib tests bench examples python
 
