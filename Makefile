@@ -87,6 +87,13 @@ build/plain/bench_core: bench/bench_core.c $(BENCH_SRCS) build/plain/libcrew.a
 build/plain/bench_raw: bench/bench_raw.c $(BENCH_SRCS)
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS_plain) -Ibench $^ -o $@ $(LDLIBS)
 
+build/plain/bench_shared: bench/bench_shared.c build/plain/libcrew.a
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_plain) $< build/plain/libcrew.a -o $@ $(LDLIBS)
+
+# shared-state figures (docs/shared.md): queue, pipe, dict
+bench-shared: build/plain/bench_shared
+	build/plain/bench_shared
+
 bench: build/plain/bench_core build/plain/bench_raw
 
 bench-run: bench
@@ -108,4 +115,4 @@ demo: setup
 clean:
 	rm -rf build
 
-.PHONY: all lib tests setup test test-c python test-py bench bench-run examples demo demo-c clean
+.PHONY: bench-shared all lib tests setup test test-c python test-py bench bench-run examples demo demo-c clean

@@ -23,6 +23,17 @@ int crew__rmutex_init(pthread_mutex_t *m, bool recursive)
 int crew__rmutex_lock(pthread_mutex_t *m, uint64_t deadline)
 {
     int rc;
+    /* spin briefly first: robust mutexes cannot be adaptive, and a holder
+     * in another process usually lets go within a few hundred cycles */
+    if (deadline != 0 && crew__spin_ns()) {
+        for (int i = 0; i < 100; i++) {
+            rc = pthread_mutex_trylock(m);
+            if (rc != EBUSY)
+                goto done;
+            for (int j = 0; j < 8; j++)
+                crew__cpu_relax();
+        }
+    }
     if (deadline == UINT64_MAX) {
         rc = pthread_mutex_lock(m);
     } else if (deadline == 0) {
@@ -45,6 +56,7 @@ int crew__rmutex_lock(pthread_mutex_t *m, uint64_t deadline)
         if (rc == ETIMEDOUT)
             rc = EAGAIN;
     }
+done:
     if (rc == EOWNERDEAD) {
         pthread_mutex_consistent(m);
         return CREW_EOWNERDEAD;
