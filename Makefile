@@ -103,7 +103,10 @@ bench-run: bench
 build/plain/demo_c: examples/c/demo.c build/plain/libcrew.a
 	$(CC) $(CFLAGS_COMMON) $(CFLAGS_plain) $< build/plain/libcrew.a -o $@ $(LDLIBS) -lm
 
-examples: build/plain/demo_c
+build/plain/shared_counter: examples/c/shared_counter.c build/plain/libcrew.a
+	$(CC) $(CFLAGS_COMMON) $(CFLAGS_plain) $< build/plain/libcrew.a -o $@ $(LDLIBS)
+
+examples: build/plain/demo_c build/plain/shared_counter
 
 demo-c: setup build/plain/demo_c
 	build/plain/demo_c

@@ -470,13 +470,13 @@ typedef struct crew_queue crew_queue;
 /*
  * Creates a queue holding at most max_items messages (0: no count limit)
  * and `bytes` bytes of messages (0: 1 MiB; each message costs its length
- * rounded up to 8, plus 8). A message may be up to bytes/2 long.
+ * rounded up to 8, plus 8). A message may be up to bytes/2 - 16 long.
  */
 int crew_queue_create(crew_queue **out, size_t max_items, size_t bytes);
 
 /*
  * Appends a copy of len bytes at data. 0; -EAGAIN (full until the
- * timeout); CREW_ETOOBIG (longer than bytes/2); CREW_ECLOSED (the queue was
+ * timeout); CREW_ETOOBIG (longer than bytes/2 - 16); CREW_ECLOSED (the queue was
  * closed); -EPIPE (full, and no other process holds the queue any more
  * although one did: nobody could make room).
  */
@@ -533,10 +533,12 @@ typedef struct crew_pipe crew_pipe;
  * reads EOF (-EPIPE). */
 int crew_pipe_create(crew_pipe **end0, crew_pipe **end1, size_t bytes);
 /* Sends a copy of len bytes: 0, -EAGAIN (full until the timeout),
- * CREW_ETOOBIG (> bytes/2), -EPIPE (the other end is gone). */
+ * CREW_ETOOBIG (> bytes/2 - 16), -EPIPE (the other end is gone; noticed
+ * while waiting for room). */
 int crew_pipe_send(crew_pipe *p, const void *data, size_t len, double timeout);
 /* Receives the next message like crew_queue_get(); -EPIPE once the other
- * end is gone and nothing is left. */
+ * end has no holder left (freed, or its processes died: noticed within
+ * about 100 ms) and nothing is left. */
 int crew_pipe_recv(crew_pipe *p, void *buf, size_t cap, size_t *len, double timeout);
 int crew_pipe_recv_alloc(crew_pipe *p, void **data, size_t *len, double timeout);
 /* 1 when a message is ready, 0 when none came before the timeout, -EPIPE
