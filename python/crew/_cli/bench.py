@@ -335,6 +335,10 @@ def run(args):
             peers.append(name)
         else:
             notes.append(f"skipped {PEERS[name].name}: {why}")
+    busy = C.cpus_busy_elsewhere()
+    if busy is not None and busy > 0.25:
+        notes.append(f"other programs kept {busy:.1f} of {os.cpu_count()} CPUs busy as the bench "
+                     f"started: figures may be noisy")
     s["array"] = np.ones(8 * 2**20 // 8)
     if "cpu" in workloads:
         from .lesson_gil import calibrate
@@ -466,6 +470,10 @@ def write_outputs(out, results, targets, n, method, repeats, notes, workloads):
                       f"{', log scale' if w != 'cpu' else ''})",
                title=label, log=w != "cpu")
         ax.tick_params(axis="y", labelsize=8)
+        if w == "cpu":
+            ax.set_xlim(0, max(ax.get_xlim()[1], n * 1.25))
+            ax.axvline(n, color="k", ls="--", lw=1, label=f"ideal: {n}x")
+            ax.legend(loc="upper right", fontsize=8)
     for ax in list(axes.flat)[len(workloads):]:
         ax.axis("off")
     fig.suptitle(f"crew vs Python's pools: {n} workers, {method} start, median of {repeats}",

@@ -16,6 +16,27 @@ def timed(fn, *args, **kwargs):
     return time.perf_counter() - t, r
 
 
+def _cpu_jiffies():
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)      # idle + iowait
+    return sum(v[:8]), idle
+
+
+def cpus_busy_elsewhere(interval=0.3):
+    """How many CPUs other programs kept busy over `interval` seconds (this
+    process sleeps meanwhile); None where /proc/stat cannot be read."""
+    try:
+        t0, i0 = _cpu_jiffies()
+        time.sleep(interval)
+        t1, i1 = _cpu_jiffies()
+    except (OSError, ValueError, IndexError):
+        return None
+    if t1 <= t0:
+        return None
+    return (1 - (i1 - i0) / (t1 - t0)) * (os.cpu_count() or 1)
+
+
 def fmt_seconds(s):
     if s != s:  # nan
         return "-"
