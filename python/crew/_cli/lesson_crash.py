@@ -134,6 +134,7 @@ def run(ctx):
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False)
     path = C.save(fig, os.path.join(ctx.out, "5_crash.png"))
     r.print(f"   chart: {path}")
+    r.step("crash: done")
     cr = rows[2]
     return {"lesson": "crash", "rows": [dict(zip(("peer", "finished", "failed", "lost", "seconds",
                                                   "outcome", "usable_after"), rw)) for rw in rows],

@@ -16,7 +16,7 @@ from . import common as C
 from .tasks import fetch_and_read
 
 TITLE = "2. I/O-bound work: HTTP requests and file reads"
-STEPS = 5
+STEPS = 4
 EXPLAIN = """\
 A thread blocked in recv() or read() releases the GIL, so threads overlap the
 waiting. Processes overlap it too, but each worker is a whole interpreter to
