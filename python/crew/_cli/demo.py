@@ -15,7 +15,7 @@ LESSONS = {"gil": lesson_gil, "io": lesson_io, "ipc": lesson_ipc, "start": lesso
 
 #            default  --quick
 SIZES = {
-    "cpu_seconds": (1.5, 0.4),     # serial time of the CPU-bound batch
+    "cpu_seconds": (1.0, 0.4),     # serial time of the CPU-bound batch
     "io_tasks": (64, 16),
     "io_workers": (16, 8),
     "latency_ms": (50.0, 20.0),
@@ -40,7 +40,7 @@ def add_parser(sub):
                    help="process workers for CPU-bound lessons (default: crew.cpu_count())")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     g = p.add_argument_group("sizes (defaults: normal / --quick)")
-    g.add_argument("--cpu-seconds", type=float, help="serial time of the CPU-bound batch (1.5 / 0.4)")
+    g.add_argument("--cpu-seconds", type=float, help="serial time of the CPU-bound batch (1 / 0.4)")
     g.add_argument("--cpu-tasks", type=int, help="tasks in the CPU-bound batch (4 per worker)")
     g.add_argument("--cpu-n", type=int, help="loop size of one CPU task (default: calibrated)")
     g.add_argument("--io-tasks", type=int, help="HTTP requests + file reads (64 / 16)")

@@ -42,7 +42,7 @@ def run(ctx):
     if busy is not None and busy > 0.25:
         r.print(f"   note: other programs kept {busy:.1f} of {os.cpu_count()} CPUs busy just now: "
                 f"processes may fall short of {n}x")
-    rounds = 1 if ctx.args.quick else 2
+    rounds = 1 if ctx.args.quick else 3
     if rounds > 1:
         r.print(f"   each way runs {rounds} times, the best time counts (this machine may be busy)")
     best = {}
@@ -77,6 +77,9 @@ def run(ctx):
     table = C.table(["way", "time", "speedup vs serial"],
                     [(w, C.fmt_seconds(t), f"{t_serial / t:.2f}x") for w, t in rows])
     r.print(table)
+    if t_serial / rows[1][1] > 1.15:
+        r.print("   (threads cannot use a second core for this work: a ratio above 1 means other "
+                "programs slowed the serial runs)")
 
     plt = C.pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.4))
