@@ -38,10 +38,18 @@ extern char **environ;
 
 /* ------------------------------------------------------------ state -- */
 
+struct FutureObject;
+
 typedef struct {
     PyTypeObject *PoolType;
     PyTypeObject *FutureType;
     PyObject *runner; /* crew._runtime.run, set by set_runner() */
+    /* Completions waiting for the GIL: a lock-free stack pushed by crew's
+     * threads (no GIL), drained in one go by whichever thread holds the GIL
+     * next (a submit, a waiter, or the pushing thread itself). */
+    _Atomic(struct FutureObject *) done_head;
+    /* interned names for settle() */
+    PyObject *s_condition, *s_state, *s_result, *s_exception;
 } core_state;
 
 static inline core_state *get_state(PyObject *mod)
@@ -354,12 +362,61 @@ static pid_t py_launch(int shm_fd, int slot, void *udata)
 
 /* ---------------------------------------------------------- Future -- */
 
-typedef struct {
+typedef struct FutureObject {
     PyObject_HEAD
     crew_future *f;
-    PyObject *callback; /* called once with self when done (collector thread) */
+    PyObject *callback; /* called once with self when done (GIL held) */
     PyObject *ctx;      /* free for the Python side */
+    core_state *st;     /* its module's state (the type keeps the module alive) */
+    struct FutureObject *done_next; /* in st->done_head */
 } FutureObject;
+
+/* The future this thread waits for in Future.wait (GIL released): its
+ * completion is left for this thread to deliver when it takes the GIL back. */
+static __thread crew_future *tls_waiting;
+
+/* Pushes a finished future (holding its callback's reference); no GIL. */
+static void done_push(core_state *st, FutureObject *fo)
+{
+    FutureObject *h = atomic_load_explicit(&st->done_head, memory_order_relaxed);
+    do
+        fo->done_next = h;
+    while (!atomic_compare_exchange_weak_explicit(&st->done_head, &h, fo, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+/* Delivers every pushed completion, oldest first (GIL held). */
+static void done_drain(core_state *st)
+{
+    if (!atomic_load_explicit(&st->done_head, memory_order_relaxed))
+        return;
+    FutureObject *h = atomic_exchange_explicit(&st->done_head, NULL, memory_order_acquire);
+    FutureObject *rev = NULL;
+    while (h) {
+        FutureObject *n = h->done_next;
+        h->done_next = rev;
+        rev = h;
+        h = n;
+    }
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    while (rev) {
+        FutureObject *self = rev;
+        rev = rev->done_next;
+        self->done_next = NULL;
+        PyObject *cb = self->callback;
+        self->callback = NULL;
+        if (cb) {
+            PyObject *r = PyObject_CallOneArg(cb, (PyObject *)self);
+            if (!r)
+                PyErr_WriteUnraisable(cb);
+            Py_XDECREF(r);
+            Py_DECREF(cb);
+        }
+        Py_DECREF(self);
+    }
+    PyErr_Restore(et, ev, tb);
+}
 
 static void Future_dealloc(FutureObject *self)
 {
@@ -414,9 +471,13 @@ static PyObject *Future_wait(FutureObject *self, PyObject *arg)
     if (t == -1.0 && PyErr_Occurred())
         return NULL;
     int rc;
+    crew_future *f = self->f;
     Py_BEGIN_ALLOW_THREADS
-    rc = crew_future_wait(self->f, t);
+    tls_waiting = f;
+    rc = crew_future_wait(f, t);
+    tls_waiting = NULL;
     Py_END_ALLOW_THREADS
+    done_drain(self->st);
     return PyBool_FromLong(rc == 0);
 }
 
@@ -481,23 +542,24 @@ static PyType_Spec Future_spec = {
     .slots = Future_slots,
 };
 
+/* Runs on the thread that finished f: crew's collector, a waiter that
+ * collected answers itself, a canceller. The completion is pushed; then,
+ * unless this thread is a waiter about to take the GIL back for exactly this
+ * future, the GIL is taken once and everything pushed so far is delivered
+ * (a thread holding the GIL meanwhile, e.g. a submit, delivers it first). */
 static void done_cb(crew_future *f, void *ud)
 {
-    (void)f;
     if (_Py_IsFinalizing())
         return; /* too late to tell Python: the reference is leaked */
-    PyGILState_STATE g = gil_ensure();
     FutureObject *self = ud;
-    PyObject *cb = self->callback;
-    self->callback = NULL;
-    if (cb) {
-        PyObject *r = PyObject_CallOneArg(cb, (PyObject *)self);
-        if (!r)
-            PyErr_WriteUnraisable(cb);
-        Py_XDECREF(r);
-        Py_DECREF(cb);
-    }
-    Py_DECREF(self);
+    core_state *st = self->st;
+    done_push(st, self);
+    if (tls_waiting == f)
+        return;
+    if (!atomic_load_explicit(&st->done_head, memory_order_relaxed))
+        return; /* already delivered by a thread that holds the GIL */
+    PyGILState_STATE g = gil_ensure();
+    done_drain(st);
     PyGILState_Release(g);
 }
 
@@ -692,13 +754,14 @@ fail:
 
 static PyObject *Pool_submit(PoolObject *self, PyObject *args)
 {
-    PyObject *parts, *callback;
+    PyObject *parts, *callback, *ctx = NULL;
     double timeout = 0;
-    if (!PyArg_ParseTuple(args, "OdO", &parts, &timeout, &callback))
+    if (!PyArg_ParseTuple(args, "OdO|O", &parts, &timeout, &callback, &ctx))
         return NULL;
     if (!self->p)
         return raise_crew(CREW_ECLOSED, "submit");
     core_state *st = PyType_GetModuleState(Py_TYPE(self));
+    done_drain(st); /* completions so far, while this thread holds the GIL anyway */
     PyObject *seq = PySequence_Fast(parts, "parts must be a sequence of buffers");
     if (!seq)
         return NULL;
@@ -722,7 +785,9 @@ static PyObject *Pool_submit(PoolObject *self, PyObject *args)
     if (!fo)
         goto done;
     fo->f = NULL;
-    fo->ctx = NULL;
+    fo->ctx = ctx && ctx != Py_None ? Py_NewRef(ctx) : NULL;
+    fo->st = st;
+    fo->done_next = NULL;
     fo->callback = Py_NewRef(callback);
     crew_future *f = NULL;
     int rc = -EAGAIN;
@@ -745,6 +810,7 @@ static PyObject *Pool_submit(PoolObject *self, PyObject *args)
     }
     if (rc < 0) {
         Py_CLEAR(fo->callback);
+        Py_CLEAR(fo->ctx);
         Py_DECREF(fo);
         raise_crew(rc, "submit");
         goto done;
@@ -849,8 +915,9 @@ static PyObject *Pool_workers(PoolObject *self, PyObject *Py_UNUSED(a))
 
 static PyMethodDef Pool_methods[] = {
     {"submit", (PyCFunction)Pool_submit, METH_VARARGS,
-     "submit(parts, timeout, callback) -> Future: queues the payload made of `parts` (buffers, "
-     "copied once into shared memory); callback(future) runs on crew's collector thread."},
+     "submit(parts, timeout, callback, ctx=None) -> Future: queues the payload made of `parts` "
+     "(buffers, copied once into shared memory); the future's ctx is set first; "
+     "callback(future) runs once it is done, GIL held, on whichever thread delivers it."},
     {"close", (PyCFunction)Pool_close, METH_NOARGS, "Finishes queued work, stops the workers."},
     {"terminate", (PyCFunction)Pool_terminate, METH_NOARGS, "Stops now; pending work is cancelled."},
     {"free", (PyCFunction)Pool_free, METH_NOARGS, "Terminates and frees the pool."},
@@ -955,7 +1022,46 @@ static PyObject *m_strerror(PyObject *m, PyObject *arg)
     return PyUnicode_FromString(crew_strerror(code));
 }
 
+/* settle(fut, result, exception, pending, finished) -> bool: finishes a
+ * concurrent.futures.Future that has no Condition yet (crew's futures make
+ * theirs lazily), in one step no other Python thread can interleave with:
+ * no Python code runs here. False: it has a Condition (a waiter, cf.wait,
+ * a callback came first) or is not pending; the caller takes the locked path. */
+static PyObject *m_settle(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "settle takes 5 arguments");
+        return NULL;
+    }
+    core_state *st = get_state(m);
+    PyObject *d = PyObject_GenericGetDict(args[0], NULL);
+    if (!d)
+        return NULL;
+    PyObject *c = PyDict_GetItemWithError(d, st->s_condition);
+    PyObject *state = c ? NULL : PyDict_GetItemWithError(d, st->s_state);
+    if (PyErr_Occurred()) {
+        Py_DECREF(d);
+        return NULL;
+    }
+    if (c || state != args[3]) { /* crew's states are the cf module's str objects */
+        Py_DECREF(d);
+        Py_RETURN_FALSE;
+    }
+    int rc = PyDict_SetItem(d, st->s_result, args[1]);
+    if (rc == 0)
+        rc = PyDict_SetItem(d, st->s_exception, args[2]);
+    if (rc == 0)
+        rc = PyDict_SetItem(d, st->s_state, args[4]); /* last: readers check it first */
+    Py_DECREF(d);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_TRUE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"settle", (PyCFunction)(void (*)(void))m_settle, METH_FASTCALL,
+     "settle(fut, result, exception, pending, finished) -> bool: finishes a future that has "
+     "no Condition yet, atomically with respect to other Python threads."},
     {"cpu_count", m_cpu_count, METH_NOARGS, "The CPUs this process may use (affinity, cgroup quota)."},
     {"set_runner", m_set_runner, METH_O, "Sets the Python runner of the 'crew.py' task."},
     {"worker_run", m_worker_run, METH_VARARGS,
@@ -977,6 +1083,11 @@ static int module_exec(PyObject *m)
                      crew_strerror(rc));
         return -1;
     }
+    if (!(st->s_condition = PyUnicode_InternFromString("_condition")) ||
+        !(st->s_state = PyUnicode_InternFromString("_state")) ||
+        !(st->s_result = PyUnicode_InternFromString("_result")) ||
+        !(st->s_exception = PyUnicode_InternFromString("_exception")))
+        return -1;
     st->FutureType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Future_spec, NULL);
     if (!st->FutureType || PyModule_AddType(m, st->FutureType) < 0)
         return -1;
@@ -1019,6 +1130,10 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->FutureType);
     Py_CLEAR(st->PoolType);
     Py_CLEAR(st->runner);
+    Py_CLEAR(st->s_condition);
+    Py_CLEAR(st->s_state);
+    Py_CLEAR(st->s_result);
+    Py_CLEAR(st->s_exception);
     return 0;
 }
 

@@ -1,7 +1,6 @@
 """crew.Executor: a concurrent.futures.Executor over libcrew pools."""
 import atexit
 import concurrent.futures as cf
-import functools
 import math
 import os
 import sys
@@ -9,7 +8,8 @@ import threading
 import time
 import warnings
 import weakref
-from concurrent.futures._base import (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING)
+from concurrent.futures._base import (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED, PENDING,
+                                      RUNNING)
 
 from . import _core, _runtime as rt
 
@@ -43,11 +43,55 @@ def get_start_method(allow_none=False):
     return _default_start
 
 
+class _LazyCondition:
+    """A future's Condition, made on first use (a waiter, cf.wait, a done
+    callback): most futures finish and are read without ever needing one.
+    Not a data descriptor: once made, the instance's own attribute wins."""
+
+    def __get__(self, fut, cls=None):
+        if fut is None:
+            return self
+        return fut.__dict__.setdefault("_condition", threading.Condition())
+
+
+_DONE_STATES = (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED)
+
+
 class Future(cf.Future):
     """A concurrent.futures.Future whose cancel() also cancels the crew task
-    (if it has not started)."""
+    (if it has not started). Its Condition is made lazily; a future that has
+    none when it finishes is settled in one atomic step (_core.settle)."""
 
     _crew = None
+    _condition = _LazyCondition()
+
+    def __init__(self):
+        self._state = PENDING
+        self._result = None
+        self._exception = None
+        self._waiters = []
+        self._done_callbacks = []
+
+    def set_result(self, result):
+        if _core.settle(self, result, None, PENDING, FINISHED):
+            self._invoke_callbacks()
+        else:
+            super().set_result(result)
+
+    def set_exception(self, exception):
+        if _core.settle(self, None, exception, PENDING, FINISHED):
+            self._invoke_callbacks()
+        else:
+            super().set_exception(exception)
+
+    def done(self):
+        return self._state in _DONE_STATES
+
+    def cancelled(self):
+        return self._state in (CANCELLED, CANCELLED_AND_NOTIFIED)
+
+    def running(self):
+        return self._state == RUNNING
 
     def _crew_help(self, timeout):
         """Waits in C first: the waiting thread collects answers itself
@@ -66,9 +110,18 @@ class Future(cf.Future):
         return max(0.0, end - time.monotonic())
 
     def result(self, timeout=None):
+        if self._state == FINISHED:  # _result/_exception are set before _state
+            if self._exception is None:
+                return self._result
+            try:
+                raise self._exception
+            finally:
+                self = None  # noqa: F841 - break the cycle, as the base class does
         return super().result(self._crew_help(timeout))
 
     def exception(self, timeout=None):
+        if self._state == FINISHED:
+            return self._exception
         return super().exception(self._crew_help(timeout))
 
     def cancel(self):
@@ -112,9 +165,13 @@ def _exception_of(out):
     return exc
 
 
-def _complete(fut, key, ex_ref, cfut):
-    """Runs on crew's collector thread (GIL held) once the task is done."""
-    ex = ex_ref()
+def _complete(cfut):
+    """Runs once the task is done (GIL held), on whichever thread delivers
+    it: a submit, a waiter, or crew's collector. cfut.ctx is the Future."""
+    fut = cfut.ctx
+    cfut.ctx = None  # fut._crew -> cfut -> fut: break the cycle
+    key = fut._crew_key
+    ex = fut._crew_ex()
     if ex is not None:
         ex._pending.pop(id(fut), None)
     status = cfut.status()
@@ -264,17 +321,18 @@ class Executor(cf.Executor):
             raise RuntimeError("cannot schedule new futures after shutdown")
         t = _timeout_arg(timeout)
         fut = Future()
-        key = 0
+        fut._crew_ex = self._ref
+        key = fut._crew_key = 0
         if self._kind == "threads":
             key = next(rt._counter)
+            fut._crew_key = key
             rt._tokens[key] = (flags, fn, args, kwargs)
             parts = (rt.token(key),)
         else:
             parts = rt.encode_call(fn, args, kwargs, flags)
         self._pending[id(fut)] = fut
         try:
-            fut._crew = self._pool.submit(parts, t, functools.partial(_complete, fut, key,
-                                                                      self._ref))
+            fut._crew = self._pool.submit(parts, t, _complete, fut)
         except BaseException:
             self._pending.pop(id(fut), None)
             rt._tokens.pop(key, None)

@@ -22,6 +22,7 @@ import signal
 import struct
 import sys
 import traceback
+import types
 
 from . import _core
 
@@ -189,9 +190,28 @@ def _describe(obj):
     return r if len(r) <= 80 else r[:77] + "..."
 
 
+# arguments that never carry an out-of-band buffer: no buffer callback needed
+_PLAIN = frozenset((int, float, str, bool, type(None), complex))
+_BY_NAME = frozenset((types.FunctionType, types.BuiltinFunctionType))  # pickled by reference
+_dumps = pickle.dumps
+
+
 def encode_call(fn, args, kwargs, flags):
     """Encodes a call for a process worker; raises SerializationError naming
     the object that cannot cross, the reason and the fix."""
+    if not kwargs and flags == F_CALL and type(fn) in _BY_NAME:
+        # the common case: plain arguments, a function found by name
+        for a in args:
+            if type(a) not in _PLAIN:
+                break
+        else:
+            if not _by_value_needed(fn):
+                try:
+                    data = _dumps((fn, args, kwargs), 5)
+                except Exception:
+                    pass
+                else:
+                    return (HDR.pack(b"P", flags, 0, len(data)), data)
     args = _wrap_big(args)
     try:
         return encode((fn, args, kwargs), flags, prefer_cloud=_by_value_needed(fn))
