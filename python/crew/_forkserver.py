@@ -30,36 +30,82 @@ def close_server_fds():
     _server_fds.clear()
 
 
+_keeper = None       # owner side: queue of the keeper thread, once started
+
+
+def _on_long_lived_thread(fn):
+    """Runs fn on a thread that lives as long as the program.
+
+    The workers the server forks are children of the owner (CLONE_PARENT)
+    whose parent thread is the one that started the server, and they die
+    with that thread (PR_SET_PDEATHSIG). Started from a short-lived thread
+    (a request handler, a worker of some other pool), the server would take
+    every pool's workers down when that thread ends. So the main thread
+    starts it itself; any other thread hands the start to a keeper thread
+    that sleeps, blocked, for the rest of the program.
+    """
+    global _keeper
+    if threading.current_thread() is threading.main_thread():
+        return fn()
+    if _keeper is None:
+        import queue
+        q = queue.SimpleQueue()
+
+        def keep():
+            while True:
+                job, box, done = q.get()
+                try:
+                    box.append((True, job()))
+                except BaseException as e:  # handed back to the caller
+                    box.append((False, e))
+                done.set()
+
+        threading.Thread(target=keep, name="crew-forkserver-keeper", daemon=True).start()
+        _keeper = q
+    box, done = [], threading.Event()
+    _keeper.put((fn, box, done))
+    done.wait()
+    ok, value = box[0]
+    if ok:
+        return value
+    raise value
+
+
 def ensure_running(prelude_hex):
     """Owner side: the socket path of a running server for this prelude
     (started lazily, reused by later pools)."""
-    from ._worker import BOOT
     with _lock:
-        s = _servers.get(prelude_hex)
-        if s is not None and s[0].poll() is None:
-            return s[1]
-        d = tempfile.mkdtemp(prefix="crew-fs-")
-        os.chmod(d, 0o700)
-        path = os.path.join(d, "sock")
-        r, w = os.pipe()
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-c", BOOT, "forkserver", path, str(r), prelude_hex],
-                pass_fds=(r,), close_fds=True)
-        finally:
-            os.close(r)
-        deadline = time.monotonic() + 60
-        while not os.path.exists(path):
-            if proc.poll() is not None:
-                os.close(w)
-                raise RuntimeError(f"crew: the fork server exited with status {proc.returncode}")
-            if time.monotonic() > deadline:
-                proc.kill()
-                os.close(w)
-                raise RuntimeError("crew: the fork server did not start")
-            time.sleep(0.005)
-        _servers[prelude_hex] = (proc, path, w, d)
-        return path
+        return _on_long_lived_thread(lambda: _ensure_running_locked(prelude_hex))
+
+
+def _ensure_running_locked(prelude_hex):
+    """Starts (or finds) the server; _lock held, on a long-lived thread."""
+    from ._worker import BOOT
+    s = _servers.get(prelude_hex)
+    if s is not None and s[0].poll() is None:
+        return s[1]
+    d = tempfile.mkdtemp(prefix="crew-fs-")
+    os.chmod(d, 0o700)
+    path = os.path.join(d, "sock")
+    r, w = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", BOOT, "forkserver", path, str(r), prelude_hex],
+            pass_fds=(r,), close_fds=True)
+    finally:
+        os.close(r)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path):
+        if proc.poll() is not None:
+            os.close(w)
+            raise RuntimeError(f"crew: the fork server exited with status {proc.returncode}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            os.close(w)
+            raise RuntimeError("crew: the fork server did not start")
+        time.sleep(0.005)
+    _servers[prelude_hex] = (proc, path, w, d)
+    return path
 
 
 @atexit.register

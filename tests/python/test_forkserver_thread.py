@@ -1,0 +1,36 @@
+"""The fork server started from a short-lived thread: its workers outlive that thread."""
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent("""
+    import os, threading, time, crew
+
+    def pid(_=None):
+        return os.getpid()
+
+    if __name__ == "__main__":
+        box = {}
+        def make():
+            box["ex"] = crew.Executor(2)   # the fork server starts from this thread
+            box["pids"] = sorted(set(box["ex"].map(pid, range(8))))
+        t = threading.Thread(target=make)
+        t.start()
+        t.join()
+        time.sleep(0.3)                    # that thread is gone now
+        ex = box["ex"]
+        after = sorted(set(ex.map(pid, range(8))))
+        st = ex.stats()
+        print("same" if after == box["pids"] else f"changed {box['pids']} -> {after}",
+              st["crashed"], sum(w["restarts"] for w in st["workers"]))
+        ex.shutdown()
+""")
+
+
+def test_workers_outlive_the_thread_that_started_the_fork_server(tmp_path):
+    script = tmp_path / "fs_thread.py"
+    script.write_text(SCRIPT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["same", "0", "0"], out.stdout + out.stderr
