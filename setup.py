@@ -16,9 +16,19 @@ core = Extension(
     extra_link_args=["-pthread"],
 )
 
+shared = Extension(  # crew._shared: shared state (locks, queue, pipe, array, dict)
+    "crew._shared",
+    sources=["python/crew/_shared.c", "src/sync.c", "src/cpu.c", "src/errors.c"]
+    + sorted(glob.glob("src/shared_*.c")),
+    include_dirs=["include", "src"],
+    define_macros=[("_GNU_SOURCE", "1")],
+    extra_compile_args=["-std=gnu11", "-O2", "-pthread", "-Wno-unused-parameter"],
+    extra_link_args=["-pthread"],
+)
+
 setup(
     package_dir={"": "python"},
     packages=["crew"],
     package_data={"crew": ["*.pyi", "py.typed"]},
-    ext_modules=[core],
+    ext_modules=[core, shared],
 )

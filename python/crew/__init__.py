@@ -17,10 +17,17 @@ from ._runtime import (CrewError, InitializerError, RemoteError, RemoteTraceback
                        SerializationError, TaskTimeoutError, WorkerCrashedError)
 from ._executor import Executor, Future, cpu_count, get_start_method, set_start_method
 from .pool import AsyncResult, Pool
+from .shared import (Barrier, BoundedSemaphore, BrokenQueueError, Condition, Connection, Event,
+                     Lock, LockOwnerDiedError, Pipe, Queue, RLock, Semaphore, SharedArray,
+                     SharedDict, shared_array)
 
 __all__ = [
     "Executor", "Pool", "AsyncResult", "Future", "cpu_count", "set_start_method",
     "get_start_method", "CrewError", "WorkerCrashedError", "TaskTimeoutError",
     "InitializerError", "SerializationError", "RemoteError", "RemoteTraceback",
+    # shared state (crew.shared)
+    "Queue", "Pipe", "Connection", "SharedArray", "shared_array", "SharedDict", "Lock", "RLock",
+    "Semaphore", "BoundedSemaphore", "Event", "Condition", "Barrier", "LockOwnerDiedError",
+    "BrokenQueueError",
 ]
 __version__ = "0.1.0"

@@ -1,6 +1,13 @@
 import concurrent.futures as _cf
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, TypeVar
 
+from .shared import (Barrier as Barrier, BoundedSemaphore as BoundedSemaphore,
+                     BrokenQueueError as BrokenQueueError, Condition as Condition,
+                     Connection as Connection, Event as Event, Lock as Lock,
+                     LockOwnerDiedError as LockOwnerDiedError, Pipe as Pipe, Queue as Queue,
+                     RLock as RLock, Semaphore as Semaphore, SharedArray as SharedArray,
+                     SharedDict as SharedDict, shared_array as shared_array)
+
 _T = TypeVar("_T")
 
 class CrewError(Exception): ...
