@@ -198,6 +198,7 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
         if (r.flags & CREW__MSG_ARENA) {
             f->res_arena = true;
             f->res_off = r.off;
+            crew__arena_prefault(shm, &p->prefault, (int64_t)r.off, r.len);
         } else {
             memcpy(f->res_inline, r.data, r.len);
             f->res_inline[r.len] = 0;

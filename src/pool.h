@@ -86,6 +86,7 @@ struct crew_pool {
     int evfd;                    /* wakes the supervisor                     */
     uint64_t sup_wake_ns;        /* when the supervisor wakes at the latest (mu) */
 
+    crew__prefault prefault;      /* arena granules this process mapped in    */
     _Atomic uint64_t inflight;    /* tasks sent and not answered              */
     _Atomic uint32_t helpers;     /* waiters collecting answers themselves    */
     _Atomic uint32_t collector_parked; /* the collector sleeps on `helpers`   */

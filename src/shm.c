@@ -109,3 +109,28 @@ void crew__msg_free(crew__shm *s, const crew__msg *m)
     if (m->flags & CREW__MSG_ARENA)
         crew__arena_free(crew__shm_arena(s), (int64_t)m->off, m->len);
 }
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#define GRANULE (2u << 20)
+
+void crew__arena_prefault(crew__shm *s, crew__prefault *pf, int64_t off, size_t len)
+{
+    if (len < CREW__PREFAULT_MIN)
+        return;
+    crew__arena *a = crew__shm_arena(s);
+    uint64_t first = (uint64_t)off / GRANULE, last = ((uint64_t)off + len - 1) / GRANULE;
+    uint64_t limit = (s->size - s->arena_off + GRANULE - 1) / GRANULE;
+    for (uint64_t g = first; g <= last && g < 64 * 64 && g < limit; g++) {
+        uint64_t bit = 1ull << (g % 64);
+        if (atomic_fetch_or_explicit(&pf->done[g / 64], bit, memory_order_relaxed) & bit)
+            continue; /* done, or being done by another thread of ours */
+        char *base = (char *)a + g * GRANULE;
+        size_t n = GRANULE;
+        if ((uint64_t)(base - (char *)s) + n > s->size)
+            n = s->size - (uint64_t)(base - (char *)s);
+        /* the arena starts page-aligned: so does every granule */
+        (void)madvise(base, n, MADV_POPULATE_WRITE);
+    }
+}

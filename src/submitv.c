@@ -36,6 +36,7 @@ static int place_gathered(crew_pool *p, crew_future *f, const struct iovec *iov,
         }
         m->off = (uint64_t)off;
         m->flags |= CREW__MSG_ARENA;
+        crew__arena_prefault(p->shm, &p->prefault, off, len);
         dst = crew__arena_ptr(a, off);
     }
     for (int k = 0; k < iovcnt; k++) {

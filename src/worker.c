@@ -10,6 +10,10 @@
 #include "pool.h"
 #include "sync.h"
 
+/* The arena granules this worker process has mapped in (a process worker
+ * serves one pool; thread workers share their parent's page tables). */
+static crew__prefault worker_pf;
+
 struct crew_out {
     crew__shm *shm;
     crew__msg *resp;      /* shared mode: the response message being built */
@@ -45,6 +49,8 @@ void *crew_out_alloc(crew_out *out, size_t len)
     }
     r->off = (uint64_t)off;
     r->flags |= CREW__MSG_ARENA;
+    if (out->shm->shared_futex)
+        crew__arena_prefault(out->shm, &worker_pf, off, len);
     return crew__arena_ptr(a, off);
 }
 
@@ -188,6 +194,9 @@ void crew__worker_loop(crew__shm *shm, uint32_t i)
     crew__slot *sl = &shm->slots[i];
     crew__ring *req = crew__slot_req(shm, sl), *resp = crew__slot_resp(shm, sl);
     char *init_err = NULL; /* set when the initializer failed: tasks then fail with it */
+    if (shm->shared_futex) /* a fresh process: none of the arena is mapped in yet */
+        for (int k = 0; k < 64; k++)
+            atomic_store_explicit(&worker_pf.done[k], 0, memory_order_relaxed);
     for (;;) {
         crew__msg m;
         next_request(shm, sl, req, &m);
@@ -206,6 +215,8 @@ void crew__worker_loop(crew__shm *shm, uint32_t i)
         crew_out out = {.shm = shm, .resp = &r};
         crew_task_fn fn;
         void *ud;
+        if ((m.flags & CREW__MSG_ARENA) && shm->shared_futex)
+            crew__arena_prefault(shm, &worker_pf, (int64_t)m.off, m.len);
         const void *arg = crew__msg_payload(shm, &m);
         if (init_err)
             r.status = crew_out_error(&out, "the worker initializer failed: %s", init_err),
