@@ -148,11 +148,20 @@ void crew__run_done(crew__fifo *done)
     }
 }
 
+/*
+ * How many tasks a worker's ring may hold. Tasks in a ring are that worker's:
+ * no other worker can take them. Short tasks want about 200 us of work
+ * queued (a worker never waits for the parent between two of them); tasks
+ * of a millisecond or more want none queued beyond the running one, so a
+ * worker that falls behind (a busy core) cannot hold back work an idle
+ * worker would run: the queue stays shared, as multiprocessing's is.
+ */
 static void update_depth(crew_pool *p, uint64_t run_ns)
 {
     p->avg_task_ns = p->avg_task_ns ? (p->avg_task_ns * 7 + run_ns) / 8 : run_ns;
-    uint64_t d = 200000 / (p->avg_task_ns + 1); /* about 200 us of work queued per worker */
-    p->depth = d < 2 ? 2 : d > MAX_DEPTH ? MAX_DEPTH : (uint32_t)d;
+    uint64_t d = 200000 / (p->avg_task_ns + 1);
+    uint64_t min = p->avg_task_ns >= 1000000 ? 1 : 2;
+    p->depth = d < min ? (uint32_t)min : d > MAX_DEPTH ? MAX_DEPTH : (uint32_t)d;
 }
 
 int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
@@ -326,7 +335,7 @@ int crew_pool_create(crew_pool **out, const crew_options *o)
     p->nworkers = o->workers ? o->workers : crew_cpu_count();
     if (p->nworkers > CREW__MAX_WORKERS)
         p->nworkers = CREW__MAX_WORKERS;
-    p->depth = 2;
+    p->depth = 1; /* until the first answers say how long tasks take */
     p->shm_fd = p->evfd = -1;
     atomic_init(&p->refs, 1);
     pthread_mutex_init(&p->mu, NULL);
