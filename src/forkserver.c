@@ -209,6 +209,30 @@ pid_t crew__forkserver_fork(int shm_fd, int slot)
     return pid > 0 ? (pid_t)pid : (pid_t)(pid < 0 ? pid : -ECHILD);
 }
 
+pid_t crew__fork_parented(void)
+{
+    /* where glibc keeps this thread's id and robust list (same addresses in
+     * the child: its memory is a copy) */
+    pid_t *tid_addr = NULL;
+    if (prctl(PR_GET_TID_ADDRESS, &tid_addr) < 0)
+        tid_addr = NULL;
+    void *robust_head = NULL;
+    size_t robust_len = 0;
+    if (syscall(SYS_get_robust_list, 0, &robust_head, &robust_len) < 0)
+        robust_head = NULL;
+    long pid = syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
+    if (pid == 0) {
+        pid_t tid = (pid_t)syscall(SYS_gettid);
+        if (tid_addr) {
+            *tid_addr = tid;
+            syscall(SYS_set_tid_address, tid_addr);
+        }
+        if (robust_head)
+            syscall(SYS_set_robust_list, robust_head, robust_len);
+    }
+    return (pid_t)pid;
+}
+
 /* The server's loop; never returns. */
 static void serve(int sock)
 {
@@ -218,7 +242,7 @@ static void serve(int sock)
         int slot, fd;
         if (recv_msg(sock, &slot, &fd) < 0)
             _exit(0); /* the owner closed its end or died */
-        long pid = fd < 0 ? -EBADF : syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
+        long pid = fd < 0 ? -EBADF : crew__fork_parented();
         if (pid == 0) {
             close(sock);
             /* the owner is our parent now: die with it */

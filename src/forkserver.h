@@ -19,6 +19,17 @@ bool crew__forkserver_running(void);
  * errno (-ENOTCONN when no server runs). Thread-safe. */
 pid_t crew__forkserver_fork(int shm_fd, int slot);
 
+/*
+ * fork() with CLONE_PARENT: the child is a sibling of the caller, a child of
+ * the caller's parent (the pool owner, who can then reap it by pidfd). A raw
+ * clone skips glibc's fork bookkeeping, so the child then repairs the two
+ * pieces that matter to locks: its cached thread id (pthread mutexes record
+ * owners by it) and its robust-futex list (how the kernel marks a dead
+ * owner's robust mutexes EOWNERDEAD). Call it from a single-threaded process
+ * (the fork servers are). Returns like fork().
+ */
+pid_t crew__fork_parented(void);
+
 /* In a process started as the fork server: serves and never returns.
  * Elsewhere returns at once. */
 void crew__forkserver_maybe_serve(void);

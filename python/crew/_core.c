@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "crew.h"
+#include "forkserver.h" /* internal: crew__fork_parented */
 #include "pool.h" /* internal: to tell crew's own threads apart */
 
 #define TASK_NAME "crew.py"
@@ -981,8 +982,7 @@ static PyObject *m_fork_worker(PyObject *m, PyObject *args)
     if (!PyArg_ParseTuple(args, "ii|p", &fd, &slot, &clone_parent))
         return NULL;
     PyOS_BeforeFork();
-    long pid = clone_parent ? syscall(SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0)
-                            : (long)fork();
+    long pid = clone_parent ? (long)crew__fork_parented() : (long)fork();
     if (pid == 0) {
         PyOS_AfterFork_Child();
         forked_child_run(fd, slot);
