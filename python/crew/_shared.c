@@ -48,75 +48,6 @@ static PyTypeObject HandleType;
 static PyObject *pickle_dumps, *pickle_loads, *QueueFull, *QueueEmpty, *BrokenQueue,
     *OwnerDied;
 
-/* ------------------------------------------------------ robust futexes -- */
-
-/* A process made by a raw clone() (crew's fork-server and CLONE_PARENT
- * workers) starts with no robust-futex list registered: the kernel clears
- * it and only glibc's fork() registers it again. A lock held by such a
- * process when it dies would then never be marked owner-dead. So before a
- * thread first uses shared objects in a new process, register glibc's list
- * for it (its address is pthread_self() plus an offset, learnt at import
- * from a thread glibc registered itself). */
-static long robust_off = LONG_MIN, tid_off = -1;
-static size_t robust_len;
-static __thread pid_t robust_pid;
-
-/* Offsets in glibc's thread descriptor of the robust list head and of the
- * cached thread id (which a raw clone() child also inherits stale: mutex
- * owners are recorded by it, so every clone child of one server would look
- * like the same owner). */
-static void *robust_probe(void *arg)
-{
-    long *offs = arg;
-    void *head = NULL;
-    size_t len = 0;
-    if (syscall(SYS_get_robust_list, 0, &head, &len) == 0 && head) {
-        offs[0] = (long)((char *)head - (char *)pthread_self());
-        robust_len = len;
-    }
-    pid_t tid = (pid_t)syscall(SYS_gettid);
-    const char *self = (const char *)pthread_self();
-    offs[1] = -1;
-    for (long off = 0; off < 4096; off += 4)
-        if (*(const pid_t *)(self + off) == tid) {
-            offs[1] = off;
-            break;
-        }
-    return NULL;
-}
-
-static void robust_init(void)
-{
-    long a[2] = {LONG_MIN, -1}, b[2] = {LONG_MIN, -1};
-    pthread_t t;
-    if (pthread_create(&t, NULL, robust_probe, a) || pthread_join(t, NULL))
-        return;
-    if (pthread_create(&t, NULL, robust_probe, b) || pthread_join(t, NULL))
-        return;
-    if (a[0] == b[0])
-        robust_off = a[0];
-    if (a[1] == b[1] && a[1] >= 0)
-        tid_off = a[1];
-}
-
-static void ensure_robust(void)
-{
-    pid_t p = getpid();
-    if (robust_pid == p)
-        return;
-    robust_pid = p;
-    if (tid_off >= 0) {
-        pid_t *cached = (pid_t *)((char *)pthread_self() + tid_off);
-        pid_t tid = (pid_t)syscall(SYS_gettid);
-        if (*cached != tid)
-            *cached = tid;
-    }
-    void *head = NULL;
-    size_t len = 0;
-    if (robust_off != LONG_MIN && syscall(SYS_get_robust_list, 0, &head, &len) == 0 && !head)
-        syscall(SYS_set_robust_list, (char *)pthread_self() + robust_off, robust_len);
-}
-
 /* ------------------------------------------------------------- helpers -- */
 
 static double now_s(void)
@@ -158,7 +89,6 @@ static PyObject *raise_rc(int rc)
 
 static int check_kind(Handle *self, int kind)
 {
-    ensure_robust();
     if (!self->h) {
         PyErr_SetString(PyExc_ValueError, "shared object is closed");
         return -1;
@@ -555,7 +485,6 @@ static PyObject *Handle_create(Handle *self, PyObject *args)
     }
     int rc;
     void *h = NULL;
-    ensure_robust();
     switch (kind) {
     case CREW_SHARED_LOCK: rc = crew_lock_create((crew_lock **)&h, (int)a); break;
     case CREW_SHARED_SEMAPHORE:
@@ -674,7 +603,6 @@ static PyObject *Handle_open(Handle *self, PyObject *arg)
     }
     void *h = NULL;
     int rc;
-    ensure_robust();
     Py_BEGIN_ALLOW_THREADS
     switch (ref.kind) {
     case CREW_SHARED_ARRAY: rc = crew_array_open((crew_array **)&h, &ref); break;
@@ -1787,7 +1715,6 @@ PyMODINIT_FUNC PyInit__shared(void)
 {
     if (PyType_Ready(&HandleType) < 0)
         return NULL;
-    robust_init();
     PyObject *pk = PyImport_ImportModule("pickle");
     if (!pk)
         return NULL;
