@@ -28,7 +28,7 @@ shared = Extension(  # crew._shared: shared state (locks, queue, pipe, array, di
 
 setup(
     package_dir={"": "python"},
-    packages=["crew"],
+    packages=["crew", "crew._cli"],
     package_data={"crew": ["*.pyi", "py.typed"]},
     ext_modules=[core, shared],
 )
