@@ -158,11 +158,7 @@ def _failure(status, cfut):
     return rt.CrewError(f"{msg or _core.strerror(status)} (crew code {status})")
 
 
-def _exception_of(out):
-    exc, tb = out[1], out[2]
-    if tb:
-        exc.__cause__ = rt.RemoteTraceback('\n"""\n' + tb + '"""')
-    return exc
+_exception_of = rt.exception_of
 
 
 def _complete(cfut):
@@ -347,11 +343,14 @@ class Executor(cf.Executor):
         """Per-call options: ``ex.options(timeout=5).submit(fn, *args, **kwargs)``."""
         return _Options(self, timeout)
 
-    def _chunks(self, fn, items, chunksize, task_timeout):
+    def _chunks(self, fn, items, chunksize, task_timeout, star=True):
+        """Submits items in chunks: each item a tuple of arguments (star), or
+        the one argument."""
         n = len(items)
         if chunksize is None:
             chunksize = max(1, math.ceil(n / (self._max_workers * 4)))
-        return [self._submit(fn, items[i:i + chunksize], None, task_timeout, rt.F_CHUNK)
+        flags = rt.F_CHUNK if star else rt.F_CHUNK1
+        return [self._submit(fn, items[i:i + chunksize], None, task_timeout, flags)
                 for i in range(0, n, chunksize)]
 
     def map(self, fn, *iterables, timeout=None, chunksize=None, progress=False,
@@ -359,9 +358,10 @@ class Executor(cf.Executor):
         """Like concurrent.futures' map; items are sent in chunks (automatic
         size: about 4 per worker). ``progress=True`` shows a tqdm bar when a
         terminal is attached; ``task_timeout`` limits each chunk."""
-        items = list(zip(*iterables))
+        star = len(iterables) != 1
+        items = list(zip(*iterables)) if star else list(iterables[0])
         end = None if timeout is None else time.monotonic() + timeout
-        futs = self._chunks(fn, items, chunksize, task_timeout)
+        futs = self._chunks(fn, items, chunksize, task_timeout, star)
         bar = _progress_bar(progress, len(items))
 
         def results():
@@ -369,14 +369,10 @@ class Executor(cf.Executor):
                 futs.reverse()
                 while futs:
                     f = futs.pop()
-                    outs = f.result(None if end is None else end - time.monotonic())
+                    res = f.result(None if end is None else end - time.monotonic())
                     if bar is not None:
-                        bar.update(len(outs))
-                    for o in outs:
-                        if o[0] == 0:
-                            yield o[1]
-                        else:
-                            raise _exception_of(o)
+                        bar.update(len(res[0]))
+                    yield from rt.chunk_values(res)
             finally:
                 for f in futs:
                     f.cancel()

@@ -32,7 +32,10 @@ ALIGN = 64
 OOB_MIN = 64 * 1024   # buffers from this size go out-of-band
 MAX_OOB = 24          # at most this many out-of-band buffers per message
 
-F_CALL, F_CHUNK, F_INIT = 0, 1, 2
+# F_CHUNK: a chunk of map items, each a tuple of arguments; F_CHUNK1: each
+# item is the one argument (map over one iterable: no tuple per item)
+F_CALL, F_CHUNK, F_INIT, F_CHUNK1 = 0, 1, 2, 3
+CHUNKS = (F_CHUNK, F_CHUNK1)
 
 IN_WORKER = False     # true in a process worker
 FORKSERVER_LOG_LEVEL = None  # in the fork server: the parent's root log level
@@ -212,14 +215,15 @@ def encode_call(fn, args, kwargs, flags):
                     pass
                 else:
                     return (HDR.pack(b"P", flags, 0, len(data)), data)
-    args = _wrap_big(args)
+    if flags == F_CALL:  # a chunk's items are wrapped by no one: sent in band
+        args = _wrap_big(args)
     try:
         return encode((fn, args, kwargs), flags, prefer_cloud=_by_value_needed(fn))
     except Exception as e:
         # find the culprit for the message
         culprit, where = (fn, "the function"), None
         items = [("the function", fn)]
-        if flags == F_CHUNK:
+        if flags in CHUNKS:
             items += [(f"item {i}", a) for i, a in enumerate(args)]
         else:
             items += [(f"argument {i}", a) for i, a in enumerate(args)]
@@ -335,21 +339,67 @@ def _call(fn, args, kwargs):
         return _error_outcome(e)
 
 
+def _run_chunk(fn, args, star=True):
+    """Runs a chunk of map items. The outcome's value is (values, errors):
+    errors is None when every item succeeded (no tuple per item to build,
+    pickle and unpickle), else a dict from an item's index to its
+    (1, exception, traceback) outcome (its value is None)."""
+    vals = []
+    errs = None
+    it = iter(args)
+    while True:
+        try:
+            # map/starmap run the calls at C speed; list.extend keeps what
+            # they produced before an item raised, and `it` is past that item
+            vals.extend(itertools.starmap(fn, it) if star else map(fn, it))
+            return (0, (vals, errs))
+        except BaseException as e:  # noqa: B902 - crossing back to the caller
+            if errs is None:
+                errs = {}
+            errs[len(vals)] = _error_outcome(e)
+            vals.append(None)
+
+
+def chunk_values(res):
+    """An iterator over a chunk's values in order; it raises the first failed item's
+    exception (with the worker's traceback) where that item stands."""
+    vals, errs = res
+    if errs is None:
+        return iter(vals)
+    return _values_until_error(vals, errs)
+
+
+def _values_until_error(vals, errs):
+    for i, v in enumerate(vals):
+        e = errs.get(i)
+        if e is not None:
+            raise exception_of(e)
+        yield v
+
+
+def exception_of(out):
+    """The exception of a failed outcome, the worker's traceback attached."""
+    exc, tb = out[1], out[2]
+    if tb:
+        exc.__cause__ = RemoteTraceback('\n"""\n' + tb + '"""')
+    return exc
+
+
 def _run_call(flags, fn, args, kwargs):
     """Runs one call or a chunk; returns the outcome."""
-    if flags == F_CHUNK:
-        return (0, [_call(fn, a, None) for a in args])
+    if flags in CHUNKS:
+        return _run_chunk(fn, args, flags == F_CHUNK)
     return _call(fn, args, kwargs)
 
 
-def _picklable_outcome(out, logs):
+def _picklable_outcome(out, logs, chunk=False):
     """The outcome with logs, made safe to pickle (an unpicklable value or
     exception becomes an error that says so)."""
     msg = out + (logs,)
     try:
         return encode(msg)
     except Exception as e:
-        if out[0] == 0 and not isinstance(out[1], list):
+        if out[0] == 0 and not chunk:
             err = SerializationError(
                 f"crew cannot send the task's result ({_describe(out[1])}) back: "
                 f"{type(e).__name__}: {e}")
@@ -357,14 +407,17 @@ def _picklable_outcome(out, logs):
         if out[0] == 1:
             return encode((1, RemoteError(repr(out[1])), out[2], logs))
         # a chunk: fix item by item
-        items = []
-        for o in out[1]:
+        vals, errs = out[1]
+        vals, errs = list(vals), dict(errs or {})
+        for i, v in enumerate(vals):
+            o = errs.get(i)
             try:
-                pickle.dumps(o, 5)
-                items.append(o)
+                pickle.dumps(v if o is None else o, 5)
             except Exception as e2:
-                items.append((1, RemoteError(f"unpicklable outcome {_describe(o[1])}: {e2}"), ""))
-        return encode((0, items, logs))
+                what = _describe(v if o is None else o[1])
+                vals[i] = None
+                errs[i] = (1, RemoteError(f"unpicklable outcome {what}: {e2}"), "")
+        return encode((0, (vals, errs or None), logs))
 
 
 def run(mv):
@@ -399,7 +452,7 @@ def run(mv):
     if flags is not None:
         out = _run_call(flags, fn, args, kwargs)
     del fn, args, kwargs
-    parts = _picklable_outcome(out, _collector.take() if IN_WORKER else [])
+    parts = _picklable_outcome(out, _collector.take() if IN_WORKER else [], flags in CHUNKS)
     _flush_std()
     return (True, parts)
 

@@ -4,6 +4,7 @@ import threading
 
 from . import _runtime as rt
 from ._executor import Executor, _exception_of
+from ._runtime import chunk_values
 
 
 def _starcall(fn, args):
@@ -41,10 +42,7 @@ class AsyncResult:
             else:
                 vals = []
                 for f in self._futs:
-                    for o in f.result():
-                        if o[0] != 0:
-                            raise _exception_of(o)
-                        vals.append(o[1])
+                    vals.extend(chunk_values(f.result()))
                 self._value = vals
         except BaseException as e:
             self._exc = e
@@ -110,8 +108,8 @@ class Pool:
 
     def _map_async(self, func, iterable, chunksize, callback, error_callback, star):
         self._check()
-        items = [tuple(a) for a in iterable] if star else [(a,) for a in iterable]
-        futs = self._ex._chunks(func, items, chunksize, None)
+        items = [tuple(a) for a in iterable] if star else list(iterable)
+        futs = self._ex._chunks(func, items, chunksize, None, star)
         return AsyncResult(futs, False, callback, error_callback)
 
     def map(self, func, iterable, chunksize=None):
@@ -132,20 +130,17 @@ class Pool:
 
     def imap_unordered(self, func, iterable, chunksize=1, progress=False):
         self._check()
-        futs = self._ex._chunks(func, [(a,) for a in iterable], chunksize, None)
+        futs = self._ex._chunks(func, list(iterable), chunksize, None, False)
         from ._executor import _progress_bar
         bar = _progress_bar(progress, sum(1 for _ in ()) or None)
 
         def gen():
             try:
                 for f in cf.as_completed(futs):
-                    outs = f.result()
+                    res = f.result()
                     if bar is not None:
-                        bar.update(len(outs))
-                    for o in outs:
-                        if o[0] != 0:
-                            raise _exception_of(o)
-                        yield o[1]
+                        bar.update(len(res[0]))
+                    yield from chunk_values(res)
             finally:
                 if bar is not None:
                     bar.close()

@@ -77,3 +77,16 @@ def make_array(n):
 
 def in_shared_memory(addr):
     return _in_shared_memory(addr)
+
+
+def fail_at_3(x):
+    """x * 10, except for 3: a ValueError (a map item failing mid-chunk)."""
+    if x == 3:
+        raise ValueError(f"item {x} is bad")
+    return x * 10
+
+
+def unpicklable_at_2(x):
+    """A lock (cannot be pickled) for 2, else x."""
+    import threading
+    return threading.Lock() if x == 2 else x
