@@ -18,7 +18,7 @@ core = Extension(
 
 shared = Extension(  # crew._shared: shared state (locks, queue, pipe, array, dict)
     "crew._shared",
-    sources=["python/crew/_shared.c", "src/sync.c", "src/cpu.c", "src/errors.c"]
+    sources=["python/crew/_shared.c", "src/sync.c", "src/cpu.c", "src/errors.c", "src/memfd.c"]
     + sorted(glob.glob("src/shared_*.c")),
     include_dirs=["include", "src"],
     define_macros=[("_GNU_SOURCE", "1")],

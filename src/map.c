@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 
 #include "pool.h"
 
@@ -77,11 +78,10 @@ int crew_map(crew_pool *p, const char *name, size_t n, const void *const *args,
 {
     if (!p || !name || !out || (n && (!args || !lens)))
         return -EINVAL;
-    uint64_t h = crew__hash(name);
-    crew_task_fn fn;
-    void *ud;
-    if (!crew__registry_find(h, &fn, &ud))
-        return CREW_ENOTASK;
+    uint64_t h;
+    int rc = crew__task_hash(name, &h);
+    if (rc < 0)
+        return rc;
     if (chunk == 0) {
         size_t parts = (size_t)crew_pool_workers(p) * 4;
         chunk = (n + parts - 1) / parts;
@@ -95,7 +95,7 @@ int crew_map(crew_pool *p, const char *name, size_t n, const void *const *args,
     b->nchunks = (n + chunk - 1) / chunk;
     b->chunks = calloc(b->nchunks ? b->nchunks : 1, sizeof *b->chunks);
     b->items = calloc(n ? n : 1, sizeof *b->items);
-    int rc = 0;
+    rc = 0;
     if (!b->chunks || !b->items) {
         rc = -ENOMEM;
         goto fail;
@@ -107,7 +107,8 @@ int crew_map(crew_pool *p, const char *name, size_t n, const void *const *args,
             rc = -ENOMEM;
             goto fail;
         }
-        rc = crew__submit_msg(p, h, CREW__MSG_CHUNK, buf, len, NULL, &b->chunks[c]);
+        struct iovec iov = {.iov_base = buf, .iov_len = len};
+        rc = crew__submit_iov(p, h, CREW__MSG_CHUNK, &iov, 1, NULL, &b->chunks[c]);
         free(buf);
         if (rc < 0)
             goto fail;

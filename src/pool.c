@@ -312,9 +312,8 @@ int crew_pool_create(crew_pool **out, const crew_options *o)
         return -EINVAL;
     if (o->initializer && !o->initializer[0])
         return -EINVAL;
-    crew_task_fn fn;
-    void *ud;
-    if (o->initializer && !crew__registry_find(crew__hash(o->initializer), &fn, &ud))
+    uint64_t init_hash;
+    if (o->initializer && crew__task_hash(o->initializer, &init_hash) < 0)
         return CREW_ENOTASK;
 
     crew_start_method start = o->start == CREW_START_DEFAULT ? crew_get_start_method() : o->start;
@@ -400,24 +399,13 @@ int crew_submit(crew_pool *p, const char *name, const void *arg, size_t len, cre
     return crew_submit_ex(p, name, arg, len, NULL, out);
 }
 
-int crew__submit_msg(crew_pool *p, uint64_t hash, uint32_t flags, const void *arg, size_t len,
-                     const crew_submit_opts *so, crew_future **out)
-{
-    struct iovec iov = {.iov_base = (void *)arg, .iov_len = len};
-    return crew__submit_iov(p, hash, flags, &iov, len ? 1 : 0, so, out);
-}
-
 int crew_submit_ex(crew_pool *p, const char *name, const void *arg, size_t len,
                    const crew_submit_opts *so, crew_future **out)
 {
-    if (!p || !name || !out || (len && !arg))
+    if (len && !arg)
         return -EINVAL;
-    uint64_t h = crew__hash(name);
-    crew_task_fn fn;
-    void *ud;
-    if (!crew__registry_find(h, &fn, &ud))
-        return CREW_ENOTASK;
-    return crew__submit_msg(p, h, 0, arg, len, so, out);
+    struct iovec iov = {.iov_base = (void *)arg, .iov_len = len};
+    return crew_submitv(p, name, &iov, len ? 1 : 0, so, out);
 }
 
 /* -------------------------------------------------------------- stop -- */

@@ -160,9 +160,6 @@ struct iovec;
 int crew__submit_iov(crew_pool *p, uint64_t hash, uint32_t flags, const struct iovec *iov,
                      int iovcnt, const crew_submit_opts *so, crew_future **out);
 
-/* Queues a task with one payload buffer (crew__submit_iov of one part). */
-int crew__submit_msg(crew_pool *p, uint64_t hash, uint32_t flags, const void *arg, size_t len,
-                     const crew_submit_opts *so, crew_future **out);
 
 /* --- worker.c --- */
 /* The worker loop on slot i of shm: runs requests until told to quit. */
@@ -191,5 +188,7 @@ void crew__worker_died(crew_pool *p, int i, int wstatus, crew__fifo *done);
 uint64_t crew__hash(const char *name);
 /* Looks up a task by name hash: fn and udata, or false. */
 bool crew__registry_find(uint64_t hash, crew_task_fn *fn, void **udata);
+/* The hash of a registered task's name: 0 and *hash, or CREW_ENOTASK. */
+int crew__task_hash(const char *name, uint64_t *hash);
 
 #endif

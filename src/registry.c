@@ -72,3 +72,14 @@ bool crew__registry_find(uint64_t hash, crew_task_fn *fn, void **udata)
     }
     return false;
 }
+
+int crew__task_hash(const char *name, uint64_t *hash)
+{
+    crew_task_fn fn;
+    void *ud;
+    uint64_t h = crew__hash(name);
+    if (!crew__registry_find(h, &fn, &ud))
+        return CREW_ENOTASK;
+    *hash = h;
+    return 0;
+}

@@ -11,6 +11,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "memfd.h"
+
 void (*crew__shared_hook)(const char *point);
 
 /* ----------------------------------------------------------- fork tracking */
@@ -180,20 +182,17 @@ int crew__sh_create(crew__sh *h, uint32_t kind, size_t body, uint32_t tag)
 {
     pthread_once(&atfork_once, install_atfork);
     size_t size = ((size_t)CREW__SH_BODY + body + 4095) & ~(size_t)4095;
-    int fd = memfd_create("crew-shared", MFD_CLOEXEC);
-    if (fd < 0)
-        return -errno;
+    int fd;
+    void *p;
+    int rc = crew__memfd_map("crew-shared", size, &fd, &p);
+    if (rc < 0)
+        return rc;
     struct stat st;
-    if (ftruncate(fd, (off_t)size) < 0 || fstat(fd, &st) < 0) {
-        int e = -errno;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        munmap(p, size);
         close(fd);
-        return e;
-    }
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-    if (p == MAP_FAILED) {
-        int e = -errno;
-        close(fd);
-        return e;
+        return rc;
     }
     crew__shhdr *hd = p;
     hd->kind = kind;
@@ -201,7 +200,7 @@ int crew__sh_create(crew__sh *h, uint32_t kind, size_t body, uint32_t tag)
     hd->ino = (uint64_t)st.st_ino;
     hd->dev = (uint64_t)st.st_dev;
     hd->creator = getpid();
-    int rc = crew__rmutex_init(&hd->hmu, false);
+    rc = crew__rmutex_init(&hd->hmu, false);
     if (rc) {
         munmap(p, size);
         close(fd);

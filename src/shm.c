@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "crew.h"
+#include "memfd.h"
 
 static size_t round_up(size_t v, size_t a)
 {
@@ -27,20 +28,11 @@ int crew__shm_create(uint32_t nslots, size_t arena_bytes, int shared_futex,
     size_t ctl = round_up(crew__arena_ctl_bytes(chunks), 4096);
     size_t size = hdr + rings + ctl + chunks * CREW__CHUNK;
 
-    int fd = memfd_create("crew-pool", MFD_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    if (ftruncate(fd, (off_t)size) < 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-    if (p == MAP_FAILED) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
+    int fd;
+    void *p;
+    int rc = crew__memfd_map("crew-pool", size, &fd, &p);
+    if (rc < 0)
+        return rc;
     crew__shm *s = p;
     s->magic = CREW__MAGIC;
     s->nslots = nslots;

@@ -90,10 +90,7 @@ int crew_submitv(crew_pool *p, const char *name, const struct iovec *iov, int io
 {
     if (!p || !name || !out || iovcnt < 0 || (iovcnt && !iov))
         return -EINVAL;
-    uint64_t h = crew__hash(name);
-    crew_task_fn fn;
-    void *ud;
-    if (!crew__registry_find(h, &fn, &ud))
-        return CREW_ENOTASK;
-    return crew__submit_iov(p, h, 0, iov, iovcnt, so, out);
+    uint64_t h;
+    int rc = crew__task_hash(name, &h);
+    return rc < 0 ? rc : crew__submit_iov(p, h, 0, iov, iovcnt, so, out);
 }
