@@ -110,19 +110,24 @@ class Future(cf.Future):
         return max(0.0, end - time.monotonic())
 
     def result(self, timeout=None):
-        if self._state == FINISHED:  # _result/_exception are set before _state
-            if self._exception is None:
-                return self._result
-            try:
-                raise self._exception
-            finally:
-                self = None  # noqa: F841 - break the cycle, as the base class does
-        return super().result(self._crew_help(timeout))
+        if self._state != FINISHED:
+            left = self._crew_help(timeout)
+            if self._state != FINISHED:  # cancelled, or still running at the timeout
+                return super().result(left)
+        # _result/_exception are set before _state: no Condition needed
+        if self._exception is None:
+            return self._result
+        try:
+            raise self._exception
+        finally:
+            self = None  # noqa: F841 - break the cycle, as the base class does
 
     def exception(self, timeout=None):
-        if self._state == FINISHED:
-            return self._exception
-        return super().exception(self._crew_help(timeout))
+        if self._state != FINISHED:
+            left = self._crew_help(timeout)
+            if self._state != FINISHED:
+                return super().exception(left)
+        return self._exception
 
     def cancel(self):
         with self._condition:

@@ -396,6 +396,9 @@ def _picklable_outcome(out, logs, chunk=False):
     """The outcome with logs, made safe to pickle (an unpicklable value or
     exception becomes an error that says so)."""
     msg = out + (logs,)
+    if not logs and out[0] == 0 and type(out[1]) in _PLAIN:
+        data = _dumps(msg, 5)  # the common case: no buffers to place, nothing to fix
+        return (HDR.pack(b"P", 0, 0, len(data)), data)
     try:
         return encode(msg)
     except Exception as e:
