@@ -106,9 +106,11 @@ static int check_kind(Handle *self, int kind)
 typedef int (*wait_fn)(void *h, void *ctx, double t);
 static int wait_sliced(void *h, void *ctx, wait_fn fn, double timeout)
 {
-    int rc;
-    if (timeout == 0)
-        return fn(h, ctx, 0);
+    /* First without waiting and with the GIL held: the common case (room
+     * to put, a message to get) then costs no GIL hand-off at all. */
+    int rc = fn(h, ctx, 0);
+    if (rc != -EAGAIN || timeout == 0)
+        return rc;
     double deadline = timeout > 0 ? now_s() + timeout : 0;
     for (;;) {
         double t = SLICE;
