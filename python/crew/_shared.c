@@ -1281,7 +1281,7 @@ static PyObject *Handle_p_recv(Handle *self, PyObject *unused)
 static int ppoll_fn(void *h, void *ctx, double t)
 {
     int rc = crew_pipe_poll(h, t);
-    return rc == 0 && t != 0 ? -EAGAIN : rc; /* 0 (nothing yet) -> keep waiting */
+    return rc == 0 ? -EAGAIN : rc; /* 0 (nothing yet) -> keep waiting */
 }
 
 /* _poll(timeout): True/False; EOF counts as ready (recv raises it). */
