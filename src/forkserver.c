@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <linux/sched.h>
 
@@ -202,6 +203,11 @@ pid_t crew__forkserver_fork(int shm_fd, int slot)
     if (rc == -EPIPE || rc == -ECONNRESET) { /* the server died: forget it */
         close(fs_sock);
         fs_sock = -1;
+        if (fs_pid > 0 && waitpid(fs_pid, NULL, WNOHANG) == 0) { /* dying: finish it */
+            kill(fs_pid, SIGKILL);
+            waitpid(fs_pid, NULL, 0);
+        }
+        fs_pid = -1;
     }
     pthread_mutex_unlock(&fs_mu);
     if (rc < 0)

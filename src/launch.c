@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "forkserver.h"
@@ -133,6 +134,7 @@ static int watch_process(crew_pool *p, int i, pid_t pid)
     if (pidfd < 0) {
         int e = -errno;
         kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0); /* our child: leave no zombie */
         return e;
     }
     p->w[i].pid = pid;
@@ -210,6 +212,7 @@ int crew__launch(crew_pool *p, int i)
     if (rc < 0) {
         if (p->opt.initializer)
             crew__msg_free(p->shm, &ws->init_req);
+        memset(&ws->init_req, 0, sizeof ws->init_req);
         ws->state = CREW__SLOT_DEAD;
         return rc;
     }

@@ -36,7 +36,7 @@ void crew__pool_unref(crew_pool *p)
 {
     if (atomic_fetch_sub(&p->refs, 1) != 1)
         return;
-    for (int i = 0; i < p->nworkers; i++)
+    for (int i = 0; p->w && i < p->nworkers; i++)
         if (p->w[i].pidfd >= 0)
             close(p->w[i].pidfd);
     if (p->evfd >= 0)
@@ -175,6 +175,7 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
         n++;
         if (r.flags & CREW__MSG_INIT) { /* the initializer's answer: no future */
             crew__msg_free(shm, &ws->init_req);
+            memset(&ws->init_req, 0, sizeof ws->init_req); /* freed: never again */
             crew__msg_free(shm, &r);
             continue;
         }
@@ -340,6 +341,8 @@ int crew_pool_create(crew_pool **out, const crew_options *o)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->w = calloc((size_t)p->nworkers, sizeof *p->w);
+    for (int i = 0; p->w && i < p->nworkers; i++)
+        p->w[i].pidfd = -1; /* before any failure path: unref closes what is >= 0 */
     if (o->init_len) {
         p->init_arg = malloc(o->init_len);
         if (p->init_arg)
@@ -349,8 +352,6 @@ int crew_pool_create(crew_pool **out, const crew_options *o)
     if (!p->w || (o->init_len && !p->init_arg))
         goto fail;
     p->opt.init_arg = p->init_arg;
-    for (int i = 0; i < p->nworkers; i++)
-        p->w[i].pidfd = -1;
     rc = crew__shm_create((uint32_t)p->nworkers, o->arena_size ? o->arena_size : (1ull << 30),
                           o->kind == CREW_PROCESSES, &p->shm, &p->shm_fd);
     if (rc < 0)

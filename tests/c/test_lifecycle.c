@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "crew.h"
+#include "pool.h" /* internal: the arena's chunk count */
 
 static int t_add1(const void *arg, size_t len, crew_out *out, void *ud)
 {
@@ -27,8 +28,22 @@ static int t_pid(const void *arg, size_t len, crew_out *out, void *ud)
     return crew_out_set(out, &pid, sizeof pid);
 }
 
+static int t_echo(const void *arg, size_t len, crew_out *out, void *ud)
+{
+    (void)ud;
+    return crew_out_set(out, arg, len);
+}
+
+static int t_init_ok(const void *arg, size_t len, crew_out *out, void *ud)
+{
+    (void)arg, (void)len, (void)out, (void)ud;
+    return 0;
+}
+
 CREW_TASK("add1", t_add1)
 CREW_TASK("pid", t_pid)
+CREW_TASK("echo", t_echo)
+CREW_TASK("init_ok", t_init_ok)
 
 /* Runs fn with stderr sent to a temporary file; returns what it printed. */
 static char *capture_stderr(void (*fn)(void))
@@ -222,6 +237,38 @@ TEST(fork_server_pool_lives_leave_nothing_behind)
     CHECK_EQ_INT(test_fd_count(), fds);
     CHECK(test_rss_kb() - rss < (TEST_SANITIZED ? 32768 : 4096));
     CHECK_EQ_INT(zombies(), 0);
+}
+
+TEST(initializer_argument_in_the_arena_is_freed_once_across_recycling)
+{
+    /* an initializer argument too big for a ring message lives in the arena;
+     * it was freed when answered and again when its worker left, handing
+     * its chunks to two owners at once */
+    static char init_arg[4000], payload[100000];
+    memset(init_arg, 'i', sizeof init_arg);
+    crew_options o;
+    crew_options_init(&o);
+    o.start = CREW_START_FORK;
+    o.workers = 1;
+    o.initializer = "init_ok";
+    o.init_arg = init_arg;
+    o.init_len = sizeof init_arg;
+    o.max_tasks_per_worker = 1; /* a new worker, and a new initializer, per task */
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    for (int i = 0; i < 12; i++) {
+        memset(payload, 'a' + i, sizeof payload);
+        crew_future *f;
+        CHECK_OK(crew_submit(p, "echo", payload, sizeof payload, &f));
+        const void *d;
+        size_t len;
+        CHECK_OK(crew_future_result(f, &d, &len));
+        CHECK(len == sizeof payload && !memcmp(d, payload, len));
+        crew_future_release(f);
+    }
+    crew_pool_close(p);
+    CHECK_EQ_INT((int)(int64_t)atomic_load(&crew__shm_arena(p->shm)->used), 0);
+    crew_pool_free(p);
 }
 
 TEST_MAIN_AFTER(if (crew_main(argc, argv) < 0) return 1)
