@@ -413,7 +413,11 @@ int crew_submit_ex(crew_pool *p, const char *name, const void *arg, size_t len,
 
 static void stop_threads(crew_pool *p)
 {
-    if (!p->threads_started)
+    pthread_mutex_lock(&p->mu); /* close and terminate may both get here */
+    bool mine = p->threads_started;
+    p->threads_started = false;
+    pthread_mutex_unlock(&p->mu);
+    if (!mine)
         return;
     atomic_store(&p->stop_threads, true);
     crew__futex_wake(&p->helpers, 1, false);
@@ -425,7 +429,6 @@ static void stop_threads(crew_pool *p)
     pthread_join(p->collector, NULL);
     pthread_join(p->supervisor, NULL);
     atomic_fetch_sub(&crew__internal_threads, 2);
-    p->threads_started = false;
 }
 
 /* Waits (mu held) until every process worker has been reaped. */
@@ -447,17 +450,19 @@ int crew_pool_close(crew_pool *p)
     if (!p)
         return -EINVAL;
     pthread_mutex_lock(&p->mu);
-    if (p->closed || p->closing) {
+    if (p->closing) { /* closed, or a close or terminate under way: wait for it */
+        while (!p->closed)
+            pthread_cond_wait(&p->cv, &p->mu);
         pthread_mutex_unlock(&p->mu);
         return 0;
     }
     p->closing = true;
     pthread_mutex_unlock(&p->mu);
-    /* let the queue run dry */
+    /* let the queue run dry (or a terminate from another thread end it) */
     for (;;) {
         uint32_t gen = atomic_load(&p->completions);
         pthread_mutex_lock(&p->mu);
-        bool idle = p->pending.n == 0 && atomic_load(&p->inflight) == 0;
+        bool idle = (p->pending.n == 0 && atomic_load(&p->inflight) == 0) || p->terminated;
         pthread_mutex_unlock(&p->mu);
         if (idle)
             break;
@@ -466,6 +471,12 @@ int crew_pool_close(crew_pool *p)
         atomic_fetch_sub(&p->any_waiters, 1);
     }
     pthread_mutex_lock(&p->mu);
+    if (p->terminated) { /* terminate took over: it finishes the job */
+        while (!p->closed)
+            pthread_cond_wait(&p->cv, &p->mu);
+        pthread_mutex_unlock(&p->mu);
+        return 0;
+    }
     p->quitting = true;
     for (int i = 0; i < p->nworkers; i++) {
         if (p->w[i].state == CREW__SLOT_LIVE) {
@@ -559,8 +570,10 @@ int crew_pool_terminate(crew_pool *p)
      * pool drops its references to the futures they hold (all done) */
     for (int i = 0; i < p->nworkers; i++) {
         crew_future *g;
-        while ((g = crew__fifo_pop(&p->w[i].inflight)))
+        while ((g = crew__fifo_pop(&p->w[i].inflight))) {
+            atomic_fetch_sub(&p->inflight, 1);
             crew__future_unref(g);
+        }
     }
     p->closed = true;
     pthread_cond_broadcast(&p->cv);

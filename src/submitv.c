@@ -23,8 +23,10 @@ static int place_gathered(crew_pool *p, crew_future *f, const struct iovec *iov,
         int64_t off;
         while ((off = crew__arena_alloc(a, len)) < 0) {
             pthread_mutex_lock(&p->mu);
-            bool idle = atomic_load(&p->inflight) + p->pending.n == 0;
+            bool idle = atomic_load(&p->inflight) + p->pending.n == 0, closing = p->closing;
             pthread_mutex_unlock(&p->mu);
+            if (closing) /* nothing more will be answered to free space */
+                return CREW_ECLOSED;
             if (idle)
                 return CREW_ETOOBIG;
             if (nowait)

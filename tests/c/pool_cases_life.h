@@ -3,6 +3,8 @@
 #ifndef CREW_TEST_POOL_CASES_LIFE_H
 #define CREW_TEST_POOL_CASES_LIFE_H
 
+#include <pthread.h>
+
 #define IS_PROC (TEST_KIND == CREW_PROCESSES)
 
 TEST(close_finishes_queued_work)
@@ -57,6 +59,42 @@ TEST(terminate_fails_pending_work)
     crew_stats st;
     CHECK_OK(crew_pool_stats(p, &st));
     CHECK_EQ_INT(st.cancelled, N);
+    crew_pool_free(p);
+}
+
+static void *close_in_thread(void *arg)
+{
+    crew_pool_close(arg);
+    return NULL;
+}
+
+TEST(terminate_while_another_thread_closes)
+{
+    /* close waits for a long task; terminate from here must stop it, and
+     * both calls must come back (they once joined crew's threads twice) */
+    crew_options o = pool_opts(2);
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    crew_future *slow, *queued[4];
+    CHECK_OK(submit_int(p, "sleep_ms", 1500, &slow));
+    for (int i = 0; i < 4; i++)
+        CHECK_OK(submit_int(p, "sleep_ms", 1500, &queued[i]));
+    test_sleep_us(30000);
+    pthread_t t;
+    CHECK_EQ_INT(pthread_create(&t, NULL, close_in_thread, p), 0);
+    test_sleep_us(30000);
+    uint64_t t0 = test_now_ns();
+    CHECK_OK(crew_pool_terminate(p));
+    pthread_join(t, NULL);
+    CHECK(elapsed_s(t0) < 1.0);
+    CHECK_EQ_INT(crew_future_status(slow), -ECANCELED);
+    for (int i = 0; i < 4; i++) {
+        CHECK_EQ_INT(crew_future_status(queued[i]), -ECANCELED);
+        crew_future_release(queued[i]);
+    }
+    crew_future_release(slow);
+    CHECK_OK(crew_pool_close(p)); /* and again: both return at once */
+    CHECK_OK(crew_pool_terminate(p));
     crew_pool_free(p);
 }
 
