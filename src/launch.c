@@ -197,8 +197,10 @@ int crew__launch(crew_pool *p, int i)
     atomic_store(&sl->quit, 0);
     atomic_store(&sl->cur_tag, 0);
     ws->given = 0;
+    ws->life_answers = 0;
     ws->retiring = ws->killing = false;
     ws->kill_reason = 0;
+    ws->kill_tag = NULL;
     if (p->opt.initializer) {
         memset(&ws->init_req, 0, sizeof ws->init_req);
         ws->init_req.flags = CREW__MSG_INIT;

@@ -173,6 +173,7 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
     int n = 0;
     while (crew__ring_pop(resp, &r)) {
         n++;
+        ws->life_answers++;
         if (r.flags & CREW__MSG_INIT) { /* the initializer's answer: no future */
             crew__msg_free(shm, &ws->init_req);
             memset(&ws->init_req, 0, sizeof ws->init_req); /* freed: never again */
@@ -535,7 +536,7 @@ int crew_pool_terminate(crew_pool *p)
         if (p->kind == CREW_PROCESSES) {
             ws->kill_reason = -ECANCELED;
             ws->killing = true;
-            kill(ws->pid, SIGKILL);
+            crew__kill_worker(ws);
         } else {
             /* a thread cannot be stopped safely: its futures fail now, its
              * answers are dropped, and it leaves after its current task */

@@ -55,7 +55,11 @@ typedef struct crew__wslot {
     bool retiring;               /* QUIT sent: no more tasks for this worker  */
     bool killing;                /* SIGKILL sent, waiting for its exit        */
     crew__msg init_req;          /* the initializer request, freed on answer */
-    char errbuf[96];             /* how its last worker ended                 */
+    char errbuf[160];            /* how its last worker ended                 */
+    crew_future *kill_tag;       /* the task whose deadline got it killed     */
+    uint64_t life_answers;       /* answers from the current worker            */
+    uint32_t early_deaths;       /* workers in a row that died answering nothing */
+    uint64_t retry_at_ns;        /* no relaunch before this (backoff)          */
 } crew__wslot;
 
 struct crew_pool {
@@ -177,6 +181,8 @@ void crew__warn_fork_with_threads(void);
 extern _Atomic int crew__internal_threads;
 
 /* --- supervise.c --- */
+/* SIGKILLs slot ws's process through its pidfd (never a recycled pid). */
+void crew__kill_worker(crew__wslot *ws);
 void *crew__supervisor_main(void *arg);
 /* Handles the death of slot i's worker: fails its running task with
  * the slot's kill reason (or CREW_ECRASHED), requeues the unstarted ones,

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +22,26 @@ static void describe_exit(const siginfo_t *si, char *buf, size_t n)
         snprintf(buf, n, "was killed by signal %d (%s)", si->si_status, strsignal(si->si_status));
 }
 
+void crew__kill_worker(crew__wslot *ws)
+{
+    if (ws->pidfd >= 0)
+        syscall(SYS_pidfd_send_signal, ws->pidfd, SIGKILL, NULL, 0);
+}
+
+/* Fails every pending task: the workers die as they start, nothing runs. */
+static void fail_pending(crew_pool *p, int i, crew__fifo *done)
+{
+    crew_future *f;
+    while ((f = crew__fifo_pop(&p->pending))) {
+        crew__msg_free(p->shm, &f->req);
+        f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
+        crew__future_set_errmsg(f, "the pool's workers die as they start (worker %d, pid %d, "
+                                "%s before answering anything); crew keeps retrying, "
+                                "with a growing pause", i, (int)p->w[i].pid, p->w[i].errbuf);
+        crew__fail_locked(p, f, CREW_ECRASHED, done);
+    }
+}
+
 void crew__worker_died(crew_pool *p, int i, int wstatus, crew__fifo *done)
 {
     (void)wstatus;
@@ -34,7 +55,8 @@ void crew__worker_died(crew_pool *p, int i, int wstatus, crew__fifo *done)
     crew_future *f;
     while ((f = crew__fifo_pop(&ws->inflight))) {
         atomic_fetch_sub(&p->inflight, 1);
-        if (f->ring_idx < head || p->terminated) {
+        bool victim = reason == -ETIMEDOUT && f != ws->kill_tag && !p->terminated;
+        if ((f->ring_idx < head && !victim) || p->terminated) {
             /* it was running (or the pool is stopping): it fails */
             crew__msg_free(shm, &f->req);
             f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
@@ -51,6 +73,8 @@ void crew__worker_died(crew_pool *p, int i, int wstatus, crew__fifo *done)
                                         (double)f->deadline_ns / 1e9, (int)ws->pid);
             crew__fail_locked(p, f, reason, done);
         } else {
+            /* not started, or started just as its worker was killed for
+             * the task before it: it runs again on the replacement */
             atomic_store(&f->state, CREW__F_QUEUED);
             crew__fifo_push(&requeue, f);
         }
@@ -66,13 +90,33 @@ void crew__worker_died(crew_pool *p, int i, int wstatus, crew__fifo *done)
     if (ws->init_req.flags & CREW__MSG_INIT && (ws->init_req.flags & CREW__MSG_ARENA))
         crew__msg_free(shm, &ws->init_req);
     memset(&ws->init_req, 0, sizeof ws->init_req);
+    /* a worker that died before answering anything (a bad spawn_argv, an
+     * exec or mapping failure, a launcher's child exiting) must not be
+     * restarted in a tight loop, nor hold queued work forever */
+    bool early = ws->life_answers == 0 && ws->kill_reason == 0;
+    ws->early_deaths = early ? ws->early_deaths + 1 : 0;
     ws->state = CREW__SLOT_DEAD;
-    ws->pid = 0;
     ws->kill_reason = 0;
+    ws->kill_tag = NULL;
     ws->killing = false;
     pthread_cond_broadcast(&p->cv);
-    if (p->terminated || (p->quitting && !p->pending.head))
+    if (p->terminated || (p->quitting && !p->pending.head)) {
+        ws->pid = 0;
         return;
+    }
+    if (ws->early_deaths >= 3) {
+        bool all = true;
+        for (int k = 0; k < p->nworkers; k++)
+            if (p->w[k].state == CREW__SLOT_LIVE || p->w[k].early_deaths < 3)
+                all = false;
+        if (all)
+            fail_pending(p, i, done);
+        unsigned shift = ws->early_deaths - 3 < 6 ? ws->early_deaths - 3 : 6;
+        ws->retry_at_ns = crew__now_ns() + (100000000ull << shift); /* 0.1 s .. 6.4 s */
+        ws->pid = 0;
+        return; /* the supervisor starts it again once the pause is over */
+    }
+    ws->pid = 0;
     ws->restarts++;
     if (crew__launch(p, i) == 0)
         crew__dispatch_locked(p);
@@ -84,11 +128,19 @@ static void reap(crew_pool *p, int i, crew__fifo *done)
     crew__wslot *ws = &p->w[i];
     siginfo_t si;
     memset(&si, 0, sizeof si);
-    if (waitid(P_PIDFD, (id_t)ws->pidfd, &si, WEXITED | WNOHANG) < 0 || si.si_pid == 0)
+    int r = waitid(P_PIDFD, (id_t)ws->pidfd, &si, WEXITED | WNOHANG);
+    if (r == 0 && si.si_pid == 0)
+        return; /* not gone yet */
+    if (r < 0 && errno != ECHILD)
         return;
     close(ws->pidfd);
     ws->pidfd = -1;
-    describe_exit(&si, ws->errbuf, sizeof ws->errbuf);
+    if (r < 0) /* its pidfd says it exited, but someone else reaped it */
+        snprintf(ws->errbuf, sizeof ws->errbuf,
+                 "exited, status unknown (reaped elsewhere: SIGCHLD ignored or a "
+                 "waitpid(-1) in the program)");
+    else
+        describe_exit(&si, ws->errbuf, sizeof ws->errbuf);
     crew__worker_died(p, i, si.si_status, done);
 }
 
@@ -125,8 +177,9 @@ static uint64_t check_deadlines(crew_pool *p, crew_future **late, int *nlate)
             }
             if (p->kind == CREW_PROCESSES) {
                 ws->kill_reason = -ETIMEDOUT;
+                ws->kill_tag = f;
                 ws->killing = true;
-                kill(ws->pid, SIGKILL);
+                crew__kill_worker(ws);
             } else {
                 crew__future_set_errmsg(f, "task ran past its %.3f s deadline; the thread "
                                         "running it goes on until it returns, and its result "
@@ -170,7 +223,9 @@ void *crew__supervisor_main(void *arg)
                 fds[n].events = POLLIN;
                 idx[n++] = i;
             } else if (p->w[i].state == CREW__SLOT_DEAD && !p->quitting && !p->terminated) {
-                relaunch = true; /* a start failed earlier: try again */
+                relaunch = true; /* a start failed earlier: try again, after its pause */
+                if (crew__now_ns() < p->w[i].retry_at_ns)
+                    continue;
                 p->w[i].restarts++;
                 if (crew__launch(p, i) == 0)
                     crew__dispatch_locked(p);

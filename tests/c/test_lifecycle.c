@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -269,6 +270,74 @@ TEST(initializer_argument_in_the_arena_is_freed_once_across_recycling)
     crew_pool_close(p);
     CHECK_EQ_INT((int)(int64_t)atomic_load(&crew__shm_arena(p->shm)->used), 0);
     crew_pool_free(p);
+}
+
+static int t_sleep_ms(const void *arg, size_t len, crew_out *out, void *ud)
+{
+    (void)ud;
+    int ms = 0;
+    memcpy(&ms, arg, len < sizeof ms ? len : sizeof ms);
+    test_sleep_us(ms * 1000L);
+    return crew_out_set(out, &ms, sizeof ms);
+}
+
+CREW_TASK("sleep_ms", t_sleep_ms)
+
+TEST(workers_that_die_as_they_start_fail_the_queue_without_a_restart_storm)
+{
+    char *argv[] = {(char *)"/nonexistent/crew-worker", NULL};
+    crew_options o;
+    crew_options_init(&o);
+    o.start = CREW_START_SPAWN;
+    o.spawn_argv = argv; /* every worker's exec fails: exit status 127 */
+    o.workers = 2;
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    crew_future *f;
+    int one = 1;
+    CHECK_OK(crew_submit(p, "add1", &one, sizeof one, &f));
+    CHECK_OK(crew_future_wait(f, 10));
+    CHECK_EQ_INT(crew_future_status(f), CREW_ECRASHED);
+    CHECK(strstr(crew_future_error(f), "die as they start") != NULL);
+    CHECK(strstr(crew_future_error(f), "status 127") != NULL);
+    crew_future_release(f);
+    test_sleep_us(1000000);
+    crew_stats st;
+    CHECK_OK(crew_pool_stats(p, &st));
+    CHECK(st.worker[0].restarts + st.worker[1].restarts < 30); /* backs off: no storm */
+    crew_pool_free(p);
+}
+
+TEST(a_worker_reaped_by_someone_else_still_fails_only_its_task)
+{
+    struct sigaction old, ign = {.sa_handler = SIG_IGN};
+    sigaction(SIGCHLD, &ign, &old); /* children are reaped by the kernel */
+    crew_options o;
+    crew_options_init(&o);
+    o.start = CREW_START_FORK;
+    o.workers = 1;
+    crew_pool *p;
+    int rc = crew_pool_create(&p, &o);
+    CHECK_OK(rc);
+    crew_future *f;
+    int ms = 5000;
+    CHECK_OK(crew_submit(p, "sleep_ms", &ms, sizeof ms, &f));
+    test_sleep_us(100000);
+    crew_stats st;
+    CHECK_OK(crew_pool_stats(p, &st));
+    kill(st.worker[0].pid, SIGKILL);
+    CHECK_OK(crew_future_wait(f, 5));
+    CHECK_EQ_INT(crew_future_status(f), CREW_ECRASHED);
+    CHECK(strstr(crew_future_error(f), "reaped elsewhere") != NULL);
+    crew_future_release(f);
+    int one = 1;
+    CHECK_OK(crew_submit(p, "add1", &one, sizeof one, &f)); /* the pool goes on */
+    const void *d;
+    CHECK_OK(crew_future_result(f, &d, NULL));
+    CHECK_EQ_INT(*(const int *)d, 2);
+    crew_future_release(f);
+    crew_pool_free(p);
+    sigaction(SIGCHLD, &old, NULL);
 }
 
 TEST_MAIN_AFTER(if (crew_main(argc, argv) < 0) return 1)
