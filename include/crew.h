@@ -84,6 +84,23 @@ void *crew_out_alloc(crew_out *out, size_t len);
 /* Copies len bytes at data as the result. Returns 0, CREW_ETOOBIG. */
 int crew_out_set(crew_out *out, const void *data, size_t len);
 
+/*
+ * The argument of a task lives in shared memory that crew reuses once the
+ * task returns. A task that must keep it longer (say it cached a view of it)
+ * calls crew_out_keep_arg(): the bytes then stay where they are, owned by
+ * the caller of crew_out_keep_arg, who frees them with crew_kept_arg_free()
+ * (in the same process, before the pool is freed). Fails with -EINVAL when
+ * the argument is small enough to travel inside the ring message (at most
+ * 88 bytes): copy those instead.
+ */
+typedef struct crew_kept_arg {
+    void *arena_;                /* private */
+    int64_t off_;
+    size_t len_;
+} crew_kept_arg;
+int crew_out_keep_arg(crew_out *out, crew_kept_arg *kept);
+void crew_kept_arg_free(crew_kept_arg *kept);
+
 /* Sets an error message (printf format) and returns CREW_ETASK, so a task
  * can `return crew_out_error(out, "bad input %d", x);`. */
 int crew_out_error(crew_out *out, const char *fmt, ...)

@@ -263,6 +263,7 @@ int crew_worker_run(int shm_fd, int slot)
     close(shm_fd);
     atomic_store(&shm->slots[slot].pid, getpid());
     crew__worker_loop(shm, (uint32_t)slot);
-    crew__shm_unmap(shm);
+    /* the mapping stays until the process exits: arguments a task kept
+     * (crew_out_keep_arg) may still point into it */
     return 0;
 }

@@ -198,6 +198,8 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
         }
         ws->answered++;
         atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_relaxed);
+        if (r.flags & CREW__MSG_KEEP) /* the worker owns the argument now */
+            f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
         crew__msg_free(shm, &f->req);
         if (atomic_load(&f->state) == CREW__F_DONE) { /* timed out or cancelled already */
             crew__msg_free(shm, &r);

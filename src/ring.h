@@ -16,6 +16,8 @@ enum {
     CREW__MSG_CHUNK = 1u << 1,  /* payload packs several map items             */
     CREW__MSG_QUIT = 1u << 2,   /* request: finish and exit the worker loop     */
     CREW__MSG_INIT = 1u << 3,   /* request: run the initializer                 */
+    CREW__MSG_KEEP = 1u << 4,   /* response: the worker kept the argument: do
+                                   not free it, the worker will */
 };
 
 /* One message, 128 bytes: a request (parent to worker) or a response. */

@@ -17,6 +17,7 @@ static crew__prefault worker_pf;
 struct crew_out {
     crew__shm *shm;
     crew__msg *resp;      /* shared mode: the response message being built */
+    const crew__msg *req; /* the request (its payload: crew_out_keep_arg)  */
     bool local;           /* local mode (map items): a malloc'd buffer     */
     uint8_t *buf;
     size_t len, cap;
@@ -62,6 +63,25 @@ int crew_out_set(crew_out *out, const void *data, size_t len)
     if (len)
         memcpy(p, data, len);
     return 0;
+}
+
+int crew_out_keep_arg(crew_out *out, crew_kept_arg *kept)
+{
+    if (!out || !kept || out->local || !out->req || !(out->req->flags & CREW__MSG_ARENA))
+        return -EINVAL;
+    out->resp->flags |= CREW__MSG_KEEP;
+    kept->arena_ = crew__shm_arena(out->shm);
+    kept->off_ = (int64_t)out->req->off;
+    kept->len_ = out->req->len;
+    return 0;
+}
+
+void crew_kept_arg_free(crew_kept_arg *kept)
+{
+    if (kept && kept->arena_) {
+        crew__arena_free(kept->arena_, kept->off_, kept->len_);
+        kept->arena_ = NULL;
+    }
 }
 
 int crew_out_error(crew_out *out, const char *fmt, ...)
@@ -212,7 +232,7 @@ void crew__worker_loop(crew__shm *shm, uint32_t i)
         uint64_t t0 = crew__now_ns();
         atomic_store_explicit(&sl->cur_start_ns, t0, memory_order_relaxed);
         atomic_store_explicit(&sl->cur_tag, m.tag, memory_order_release);
-        crew_out out = {.shm = shm, .resp = &r};
+        crew_out out = {.shm = shm, .resp = &r, .req = &m};
         crew_task_fn fn;
         void *ud;
         if ((m.flags & CREW__MSG_ARENA) && shm->shared_futex)

@@ -44,6 +44,7 @@ struct FutureObject;
 typedef struct {
     PyTypeObject *PoolType;
     PyTypeObject *FutureType;
+    PyTypeObject *ArgType;  /* the exporter of a task's argument bytes */
     PyObject *runner; /* crew._runtime.run, set by set_runner() */
     /* Completions waiting for the GIL: a lock-free stack pushed by crew's
      * threads (no GIL), drained in one go by whichever thread holds the GIL
@@ -58,8 +59,9 @@ static inline core_state *get_state(PyObject *mod)
     return (core_state *)PyModule_GetState(mod);
 }
 
-/* The runner of this interpreter's crew._core module (new ref), or NULL. */
-static PyObject *find_runner(void)
+/* The runner of this interpreter's crew._core module (new ref), or NULL;
+ * *argtype (if given) gets the module's ArgType (borrowed). */
+static PyObject *find_runner_and(PyTypeObject **argtype)
 {
     PyObject *name = PyUnicode_FromString("crew._core");
     if (!name)
@@ -74,6 +76,8 @@ static PyObject *find_runner(void)
     core_state *st = get_state(mod);
     PyObject *r = st ? st->runner : NULL;
     Py_XINCREF(r);
+    if (argtype)
+        *argtype = st ? st->ArgType : NULL;
     Py_DECREF(mod);
     if (!r)
         PyErr_SetString(PyExc_RuntimeError, "crew runner not set");
@@ -141,6 +145,62 @@ static PyGILState_STATE gil_ensure(void)
     return PyGILState_Ensure();
 }
 
+/*
+ * A task's argument bytes live in the pool's shared memory, which crew
+ * reuses once the task has answered. They reach Python through this
+ * exporter: every view of them (numpy arrays of out-of-band buffers
+ * included) keeps it exporting. A task that kept a view past its answer
+ * therefore leaves exports > 0, and crew then keeps the bytes
+ * (crew_out_keep_arg) until the last view is gone, when the exporter is
+ * freed and frees them.
+ */
+typedef struct {
+    PyObject_HEAD
+    char *buf;
+    Py_ssize_t len;
+    Py_ssize_t exports;
+    int kept;
+    crew_kept_arg k;
+} ArgObject;
+
+static int Arg_getbuffer(ArgObject *self, Py_buffer *view, int flags)
+{
+    if (PyBuffer_FillInfo(view, (PyObject *)self, self->buf, self->len, 0, flags) < 0)
+        return -1;
+    self->exports++;
+    return 0;
+}
+
+static void Arg_releasebuffer(ArgObject *self, Py_buffer *view)
+{
+    (void)view;
+    self->exports--;
+}
+
+static void Arg_dealloc(ArgObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    if (self->kept)
+        crew_kept_arg_free(&self->k);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static PyType_Slot Arg_slots[] = {
+    {Py_bf_getbuffer, Arg_getbuffer},
+    {Py_bf_releasebuffer, Arg_releasebuffer},
+    {Py_tp_dealloc, Arg_dealloc},
+    {Py_tp_doc, "A task's argument bytes in crew's shared memory."},
+    {0, NULL},
+};
+
+static PyType_Spec Arg_spec = {
+    .name = "crew._core.TaskArgument",
+    .basicsize = sizeof(ArgObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = Arg_slots,
+};
+
 static int py_task(const void *arg, size_t len, crew_out *out, void *udata)
 {
     (void)udata;
@@ -148,19 +208,28 @@ static int py_task(const void *arg, size_t len, crew_out *out, void *udata)
         return crew_out_error(out, "the Python interpreter is shutting down");
     PyGILState_STATE g = gil_ensure();
     int rc = 0;
-    PyObject *runner = find_runner(), *mv = NULL, *res = NULL;
+    PyTypeObject *argtype = NULL;
+    PyObject *runner = find_runner_and(&argtype), *mv = NULL, *res = NULL;
+    ArgObject *ao = NULL;
     if (!runner)
         goto fail;
-    mv = PyMemoryView_FromMemory((char *)arg, (Py_ssize_t)len, PyBUF_WRITE);
+    ao = PyObject_New(ArgObject, argtype);
+    if (!ao)
+        goto fail;
+    ao->buf = (char *)arg;
+    ao->len = (Py_ssize_t)len;
+    ao->exports = 0;
+    ao->kept = 0;
+    mv = PyMemoryView_FromObject((PyObject *)ao);
     if (!mv)
         goto fail;
     res = PyObject_CallOneArg(runner, mv);
-    /* the payload is freed after this call: cut the view off from it */
     PyObject *r = PyObject_CallMethod(mv, "release", NULL);
     if (r)
         Py_DECREF(r);
     else
-        PyErr_Clear(); /* the task kept a view of its argument: nothing to do */
+        PyErr_Clear();
+    Py_CLEAR(mv);
     if (!res)
         goto fail;
     /* res: (ok, parts); ok false: parts[0] is an error message (initializer) */
@@ -178,6 +247,9 @@ static int py_task(const void *arg, size_t len, crew_out *out, void *udata)
     }
     if (write_parts(PyTuple_GET_ITEM(res, 1), out) < 0)
         goto fail;
+    Py_CLEAR(res); /* the result's parts may view the argument: let them go first */
+    if (ao->exports > 0 && crew_out_keep_arg(out, &ao->k) == 0)
+        ao->kept = 1; /* the task kept a view: the bytes stay until it lets go */
     goto done;
 fail : {
     PyObject *et, *ev, *tb;
@@ -194,6 +266,7 @@ fail : {
 done:
     Py_XDECREF(res);
     Py_XDECREF(mv);
+    Py_XDECREF(ao);
     Py_XDECREF(runner);
     PyGILState_Release(g);
     return rc;
@@ -409,6 +482,15 @@ static void done_drain(core_state *st)
         self->callback = NULL;
         if (cb) {
             PyObject *r = PyObject_CallOneArg(cb, (PyObject *)self);
+            if (!r && PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+                /* a Ctrl-C pending when the delivery began: it must neither
+                 * lose this completion nor be lost itself. The signal is
+                 * consumed, so a second run goes through; then the program
+                 * gets its KeyboardInterrupt at its next bytecode. */
+                PyErr_Clear();
+                r = PyObject_CallOneArg(cb, (PyObject *)self);
+                PyErr_SetInterrupt();
+            }
             if (!r)
                 PyErr_WriteUnraisable(cb);
             Py_XDECREF(r);
@@ -1094,6 +1176,9 @@ static int module_exec(PyObject *m)
     st->PoolType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Pool_spec, NULL);
     if (!st->PoolType || PyModule_AddType(m, st->PoolType) < 0)
         return -1;
+    st->ArgType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Arg_spec, NULL);
+    if (!st->ArgType)
+        return -1;
 #define K(n, v)                                                                \
     if (PyModule_AddIntConstant(m, n, v) < 0)                                  \
         return -1;
@@ -1120,6 +1205,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     core_state *st = get_state(m);
     Py_VISIT(st->FutureType);
     Py_VISIT(st->PoolType);
+    Py_VISIT(st->ArgType);
     Py_VISIT(st->runner);
     return 0;
 }
@@ -1129,6 +1215,7 @@ static int module_clear(PyObject *m)
     core_state *st = get_state(m);
     Py_CLEAR(st->FutureType);
     Py_CLEAR(st->PoolType);
+    Py_CLEAR(st->ArgType);
     Py_CLEAR(st->runner);
     Py_CLEAR(st->s_condition);
     Py_CLEAR(st->s_state);

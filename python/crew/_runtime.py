@@ -21,6 +21,7 @@ import pickle
 import signal
 import struct
 import sys
+import threading
 import traceback
 import types
 
@@ -423,6 +424,24 @@ def _picklable_outcome(out, logs, chunk=False):
         return encode((0, (vals, errs or None), logs))
 
 
+_tokens_lock = threading.Lock()
+_RUNNING = object()  # a thread task's token while it runs
+
+
+def take_token(key):
+    """The outcome a thread task left under key (removed)."""
+    with _tokens_lock:
+        return _tokens.pop(key)
+
+
+def drop_token(key):
+    """Forgets key: its call, its outcome, or that it runs (a thread task
+    that finishes after its future was settled then keeps nothing)."""
+    if key:
+        with _tokens_lock:
+            _tokens.pop(key, None)
+
+
 def run(mv):
     """The runner of the C task: returns (ok, parts) for the result."""
     kind = mv[0]
@@ -435,8 +454,14 @@ def run(mv):
             except BaseException as e:
                 return (False, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
             return (True, ())
-        flags, fn, args, kwargs = _tokens.pop(key)
-        _tokens[key] = _run_call(flags, fn, args, kwargs)
+        with _tokens_lock:
+            flags, fn, args, kwargs = _tokens[key]
+            _tokens[key] = _RUNNING
+        out = _run_call(flags, fn, args, kwargs)
+        del fn, args, kwargs
+        with _tokens_lock:
+            if key in _tokens:  # else its future was settled without it (timeout)
+                _tokens[key] = out
         return (True, (bytes(mv[:9]),))
     fn = args = kwargs = None
     try:
