@@ -168,29 +168,37 @@ _exception_of = rt.exception_of
 
 def _complete(cfut):
     """Runs once the task is done (GIL held), on whichever thread delivers
-    it: a submit, a waiter, or crew's collector. cfut.ctx is the Future."""
+    it: a submit, a waiter, or crew's collector. cfut.ctx is the Future.
+
+    A Ctrl-C can interrupt it anywhere; crew's C side then runs it again
+    (and hands the Ctrl-C back to the program), so it only lets go of the
+    future once the future is settled."""
     fut = cfut.ctx
-    cfut.ctx = None  # fut._crew -> cfut -> fut: break the cycle
+    if fut is None:  # settled already: this is such a second run
+        return
     key = fut._crew_key
+    status = cfut.status()
+    if status == _core.ECANCELED:
+        fut._crew_cancelled()
+    elif not fut.cancelled():
+        _settle(fut, key, status, cfut)
+    # settled: drop what the pending task held (fut._crew -> cfut -> fut)
+    cfut.ctx = None
+    fut._crew_owner = None
+    if key:
+        rt.drop_token(key)
     ex = fut._crew_ex()
     if ex is not None:
         ex._pending.pop(id(fut), None)
-    status = cfut.status()
-    if status == _core.ECANCELED:
-        if key:
-            rt._tokens.pop(key, None)
-        fut._crew_cancelled()
-        return
-    if fut.cancelled():
-        return
+
+
+def _settle(fut, key, status, cfut):
     try:
         if status != 0:
-            if key:
-                rt._tokens.pop(key, None)
             fut.set_exception(_failure(status, cfut))
             return
         if key:
-            out = rt._tokens.pop(key)
+            out = rt.take_token(key)
         else:
             out = rt.decode(memoryview(cfut))[1]
             if out[-1]:
@@ -201,7 +209,7 @@ def _complete(cfut):
             fut.set_exception(_exception_of(out))
     except cf.InvalidStateError:
         pass
-    except BaseException as e:  # e.g. the result cannot be unpickled here
+    except Exception as e:  # e.g. the result cannot be unpickled here
         try:
             fut.set_exception(e)
         except cf.InvalidStateError:
@@ -323,6 +331,7 @@ class Executor(cf.Executor):
         t = _timeout_arg(timeout)
         fut = Future()
         fut._crew_ex = self._ref
+        fut._crew_owner = self  # a pending task keeps its executor alive
         key = fut._crew_key = 0
         if self._kind == "threads":
             key = next(rt._counter)
@@ -336,7 +345,8 @@ class Executor(cf.Executor):
             fut._crew = self._pool.submit(parts, t, _complete, fut)
         except BaseException:
             self._pending.pop(id(fut), None)
-            rt._tokens.pop(key, None)
+            fut._crew_owner = None
+            rt.drop_token(key)
             raise
         return fut
 
