@@ -1,0 +1,29 @@
+"""Who keeps what alive: temporaries, timed-out thread tasks."""
+import gc
+import time
+
+import pytest
+
+import crew
+from crew import _runtime as rt
+import helpers as h
+
+
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_an_executor_nobody_holds_still_finishes_its_task(kind):
+    # concurrent.futures allows this; the executor must not be collected mid-task
+    assert crew.Executor(2, kind=kind).submit(h.square, 7).result(timeout=60) == 49
+    f = crew.Executor(1, kind=kind).submit(h.sleep, 0.3)
+    gc.collect()
+    assert f.result(timeout=60) == 0.3
+
+
+def test_timed_out_thread_tasks_leave_no_outcome_behind():
+    before = len(rt._tokens)
+    with crew.Executor(2, kind="threads") as ex:
+        fs = [ex.options(timeout=0.05).submit(h.sleep, 0.3) for _ in range(4)]
+        for f in fs:
+            with pytest.raises(crew.TaskTimeoutError):
+                f.result(timeout=30)
+        time.sleep(0.5)   # the threads finish their sleeps after the timeouts
+    assert len(rt._tokens) == before
