@@ -35,11 +35,48 @@ static void fail_pending(crew_pool *p, int i, crew__fifo *done)
     while ((f = crew__fifo_pop(&p->pending))) {
         crew__msg_free(p->shm, &f->req);
         f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
-        crew__future_set_errmsg(f, "the pool's workers die as they start (worker %d, pid %d, "
-                                "%s before answering anything); crew keeps retrying, "
-                                "with a growing pause", i, (int)p->w[i].pid, p->w[i].errbuf);
+        if (p->w[i].pid > 0)
+            crew__future_set_errmsg(f, "the pool's workers die as they start: worker %d "
+                                    "(pid %d) %s before answering anything; crew keeps "
+                                    "retrying, with a growing pause",
+                                    i, (int)p->w[i].pid, p->w[i].errbuf);
+        else
+            crew__future_set_errmsg(f, "the pool's workers die as they start: worker %d %s; "
+                                    "crew keeps retrying, with a growing pause",
+                                    i, p->w[i].errbuf);
         crew__fail_locked(p, f, CREW_ECRASHED, done);
     }
+}
+
+/* Puts slot i on its restart pause after a death (or a failed start) that
+ * answered nothing; once every slot is there, queued tasks fail. mu held. */
+static void start_backoff(crew_pool *p, int i, crew__fifo *done)
+{
+    crew__wslot *ws = &p->w[i];
+    bool all = true;
+    for (int k = 0; k < p->nworkers; k++)
+        if (p->w[k].state == CREW__SLOT_LIVE || p->w[k].early_deaths < 3)
+            all = false;
+    if (all)
+        fail_pending(p, i, done);
+    unsigned shift = ws->early_deaths - 3 < 6 ? ws->early_deaths - 3 : 6;
+    ws->retry_at_ns = crew__now_ns() + (100000000ull << shift); /* 0.1 s .. 6.4 s */
+}
+
+/* Starts slot i again; a start that fails counts as a death that answered
+ * nothing (a dead fork server, no memory, no pids left). mu held. */
+static void relaunch(crew_pool *p, int i, crew__fifo *done)
+{
+    crew__wslot *ws = &p->w[i];
+    ws->restarts++;
+    int rc = crew__launch(p, i);
+    if (rc == 0) {
+        crew__dispatch_locked(p);
+        return;
+    }
+    snprintf(ws->errbuf, sizeof ws->errbuf, "could not be started (%s)", crew_strerror(rc));
+    if (++ws->early_deaths >= 3)
+        start_backoff(p, i, done);
 }
 
 void crew__worker_died(crew_pool *p, int i, int wstatus, crew__fifo *done)
@@ -104,22 +141,12 @@ void crew__worker_died(crew_pool *p, int i, int wstatus, crew__fifo *done)
         ws->pid = 0;
         return;
     }
+    ws->pid = 0;
     if (ws->early_deaths >= 3) {
-        bool all = true;
-        for (int k = 0; k < p->nworkers; k++)
-            if (p->w[k].state == CREW__SLOT_LIVE || p->w[k].early_deaths < 3)
-                all = false;
-        if (all)
-            fail_pending(p, i, done);
-        unsigned shift = ws->early_deaths - 3 < 6 ? ws->early_deaths - 3 : 6;
-        ws->retry_at_ns = crew__now_ns() + (100000000ull << shift); /* 0.1 s .. 6.4 s */
-        ws->pid = 0;
+        start_backoff(p, i, done);
         return; /* the supervisor starts it again once the pause is over */
     }
-    ws->pid = 0;
-    ws->restarts++;
-    if (crew__launch(p, i) == 0)
-        crew__dispatch_locked(p);
+    relaunch(p, i, done);
 }
 
 /* Reaps slot i if its process has exited. mu held. */
@@ -216,19 +243,17 @@ void *crew__supervisor_main(void *arg)
         fds[n].fd = p->evfd;
         fds[n].events = POLLIN;
         idx[n++] = -1;
-        bool relaunch = false;
+        bool again = false;
         for (int i = 0; i < p->nworkers; i++) {
             if (p->w[i].pidfd >= 0) {
                 fds[n].fd = p->w[i].pidfd;
                 fds[n].events = POLLIN;
                 idx[n++] = i;
             } else if (p->w[i].state == CREW__SLOT_DEAD && !p->quitting && !p->terminated) {
-                relaunch = true; /* a start failed earlier: try again, after its pause */
+                again = true; /* a start failed earlier: try again, after its pause */
                 if (crew__now_ns() < p->w[i].retry_at_ns)
                     continue;
-                p->w[i].restarts++;
-                if (crew__launch(p, i) == 0)
-                    crew__dispatch_locked(p);
+                relaunch(p, i, &done);
             }
         }
         crew_future *late[CREW__MAX_WORKERS];
@@ -237,12 +262,13 @@ void *crew__supervisor_main(void *arg)
         /* when it wakes next at the latest: a sooner deadline sent meanwhile kicks evfd */
         p->sup_wake_ns = crew__now_ns() + (next == UINT64_MAX ? 1000000000ull : next);
         pthread_mutex_unlock(&p->mu);
+        crew__run_done(&done); /* tasks failed by a failed restart */
         for (int k = 0; k < nlate; k++) {
             crew__future_run_callback(late[k]);
             crew__future_unref(late[k]);
         }
         int ms = next == UINT64_MAX ? 1000 : (int)(next / 1000000) + 1;
-        if (relaunch && ms > 100)
+        if (again && ms > 100)
             ms = 100;
         if (p->kind == CREW_THREADS && next == UINT64_MAX)
             ms = 1000;

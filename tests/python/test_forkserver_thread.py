@@ -34,3 +34,34 @@ def test_workers_outlive_the_thread_that_started_the_fork_server(tmp_path):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["same", "0", "0"], out.stdout + out.stderr
+
+
+DEAD_SERVER = textwrap.dedent("""
+    import os, signal, crew
+    from crew import _forkserver
+
+    def pid(_=None):
+        return os.getpid()
+
+    if __name__ == "__main__":
+        ex = crew.Executor(1, max_tasks_per_child=1)     # every task needs a new worker
+        ex.submit(pid).result(timeout=30)
+        for proc, path, w, d in _forkserver._servers.values():
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+        try:
+            ex.submit(pid).result(timeout=30)
+            print("ran")
+        except crew.WorkerCrashedError as e:
+            print("failed:", e)
+        ex.terminate()
+""")
+
+
+def test_a_dead_fork_server_fails_tasks_instead_of_hanging(tmp_path):
+    script = tmp_path / "dead_server.py"
+    script.write_text(DEAD_SERVER)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("failed:") and "could not be started" in out.stdout, out.stdout
