@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -136,11 +137,32 @@ done:
  * Ensure/Release pairs only take and drop the GIL. Interpreter shutdown
  * clears those thread states with the rest.
  */
+static pthread_key_t ts_key;     /* the thread state gil_ensure made, per thread */
+static pthread_once_t ts_once = PTHREAD_ONCE_INIT;
+
+/* At the exit of a crew thread: deletes the thread state gil_ensure made
+ * for it (a recycled thread worker would otherwise leave one behind per
+ * thread). Not once the interpreter is finalizing: it clears them itself. */
+static void ts_drop(void *ts)
+{
+    if (!ts || _Py_IsFinalizing())
+        return;
+    PyEval_RestoreThread((PyThreadState *)ts);
+    PyThreadState_Clear((PyThreadState *)ts);
+    PyThreadState_DeleteCurrent();
+}
+
+static void ts_key_make(void)
+{
+    (void)pthread_key_create(&ts_key, ts_drop);
+}
+
 static PyGILState_STATE gil_ensure(void)
 {
     if (PyGILState_GetThisThreadState() == NULL) {
+        pthread_once(&ts_once, ts_key_make);
         (void)PyGILState_Ensure();
-        (void)PyEval_SaveThread();
+        pthread_setspecific(ts_key, PyEval_SaveThread());
     }
     return PyGILState_Ensure();
 }

@@ -27,3 +27,27 @@ def test_timed_out_thread_tasks_leave_no_outcome_behind():
                 f.result(timeout=30)
         time.sleep(0.5)   # the threads finish their sleeps after the timeouts
     assert len(rt._tokens) == before
+
+
+def _thread_states():
+    import ctypes
+    api = ctypes.pythonapi
+    api.PyInterpreterState_Head.restype = ctypes.c_void_p
+    api.PyInterpreterState_ThreadHead.restype = ctypes.c_void_p
+    api.PyInterpreterState_ThreadHead.argtypes = [ctypes.c_void_p]
+    api.PyThreadState_Next.restype = ctypes.c_void_p
+    api.PyThreadState_Next.argtypes = [ctypes.c_void_p]
+    n, t = 0, api.PyInterpreterState_ThreadHead(api.PyInterpreterState_Head())
+    while t:
+        n, t = n + 1, api.PyThreadState_Next(t)
+    return n
+
+
+def test_crew_threads_leave_no_python_thread_state_behind():
+    before = _thread_states()
+    for _ in range(30):
+        with crew.Executor(3, kind="threads", max_tasks_per_child=2) as ex:
+            assert list(ex.map(h.square, range(12), chunksize=1)) == [x * x for x in range(12)]
+    gc.collect()
+    time.sleep(0.2)
+    assert _thread_states() <= before + 2   # not one per thread that ever ran a task
