@@ -9,6 +9,7 @@
 typedef struct event_body {
     _Atomic uint32_t flag;
     _Atomic uint32_t waiters;
+    _Atomic uint32_t gen;   /* bumped by every set: a set then clear still wakes */
 } event_body;
 
 struct crew_event {
@@ -33,8 +34,9 @@ int crew_event_set(crew_event *e)
         return -EINVAL;
     event_body *b = body(e);
     atomic_store(&b->flag, 1);
+    atomic_fetch_add(&b->gen, 1);
     if (atomic_load(&b->waiters))
-        crew__futex_wake(&b->flag, INT_MAX, true);
+        crew__futex_wake(&b->gen, INT_MAX, true);
     return 0;
 }
 
@@ -57,12 +59,15 @@ int crew_event_wait(crew_event *e, double timeout)
         return -EINVAL;
     event_body *b = body(e);
     uint64_t deadline = crew__deadline(timeout);
-    while (!atomic_load(&b->flag)) {
+    uint32_t gen = atomic_load(&b->gen);
+    /* set, or set since we came (a set then clear must still wake us, as
+     * threading.Event does) */
+    while (!atomic_load(&b->flag) && atomic_load(&b->gen) == gen) {
         if (crew__remaining(deadline) == 0)
             return -EAGAIN;
         atomic_fetch_add(&b->waiters, 1);
         if (!atomic_load(&b->flag))
-            crew__sh_wait(&b->flag, 0, deadline, UINT64_MAX);
+            crew__sh_wait(&b->gen, gen, deadline, UINT64_MAX);
         atomic_fetch_sub(&b->waiters, 1);
     }
     return 0;

@@ -84,15 +84,21 @@ static int attach(crew__sh *h)
         return rc;
     crew__holder *free_e = NULL;
     rc = -EMFILE;
-    for (int i = 0; i < CREW__SH_HOLDERS; i++) {
-        crew__holder *e = &hd->holders[i];
-        if (e->pid == me && e->tag == h->tag) {
-            e->count++;
-            rc = 0;
-            break;
+    for (int pass = 0; pass < 2 && rc && !free_e; pass++) {
+        for (int i = 0; i < CREW__SH_HOLDERS; i++) {
+            crew__holder *e = &hd->holders[i];
+            if (e->pid == me && e->tag == h->tag && e->start == (uint64_t)st) {
+                e->count++;
+                rc = 0;
+                break;
+            }
+            /* the second pass reclaims entries of processes that are gone
+             * (workers that exited holding it, a recycled pid's old entry) */
+            if (pass == 1 && e->pid && !holder_alive(e))
+                __atomic_store_n(&e->pid, 0, __ATOMIC_RELEASE);
+            if (!e->pid && !free_e)
+                free_e = e;
         }
-        if (!e->pid && !free_e)
-            free_e = e;
     }
     if (rc && free_e) {
         free_e->tag = h->tag;
@@ -112,6 +118,8 @@ static void detach(crew__sh *h)
 {
     crew__shhdr *hd = h->hdr;
     pid_t me = getpid();
+    if (h->gen != atomic_load(&fork_gen))
+        return; /* inherited, never attached here: the entry is another's */
     if (hlock(hd))
         return;
     for (int i = 0; i < CREW__SH_HOLDERS; i++) {

@@ -304,4 +304,44 @@ TEST(threads_share_lock_and_semaphore)
     crew_lock_free(g_lock);
 }
 
+static crew_shared_ref g_holders_ref;
+
+static int open_and_leave(void *arg)
+{
+    (void)arg;
+    crew_queue *c;
+    int rc = crew_queue_open(&c, &g_holders_ref);
+    return rc ? (-rc) & 255 : 0; /* exits holding it: no free */
+}
+
+TEST(holders_that_exited_do_not_fill_the_table)
+{
+    crew_queue *q;
+    CHECK_OK(crew_queue_create(&q, 0, 4096));
+    CHECK_OK(crew_queue_ref(q, &g_holders_ref));
+    int n = TEST_SANITIZED ? 300 : 600; /* more than the table has entries */
+    for (int i = 0; i < n; i++)
+        CHECK_EQ_INT(sh_join(sh_fork(open_and_leave, NULL)), 0);
+    crew_queue_free(q);
+}
+
+static crew_event *g_event;
+
+static int wait_event(void *arg)
+{
+    (void)arg;
+    return crew_event_wait(g_event, 5) == 0 ? 0 : 1;
+}
+
+TEST(event_set_then_clear_still_wakes_the_waiters)
+{
+    CHECK_OK(crew_event_create(&g_event));
+    pid_t c = sh_fork(wait_event, NULL);
+    test_sleep_us(200000); /* the child sleeps in wait() */
+    CHECK_OK(crew_event_set(g_event));
+    CHECK_OK(crew_event_clear(g_event));
+    CHECK_EQ_INT(sh_join(c), 0); /* as threading.Event: woken, not timed out */
+    crew_event_free(g_event);
+}
+
 TEST_MAIN()
