@@ -55,26 +55,6 @@ typedef struct settings {
 
 /* ---------------------------------------------------------------- helpers -- */
 
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Median of v[0..n) (sorts v). */
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 static void die(const char *what, int rc)
 {
     fprintf(stderr, "bench_core: %s: %s\n", what, crew_strerror(rc));
@@ -119,15 +99,15 @@ static double bench_round_trip(crew_pool *p, const settings *s)
     for (int i = 0; i < s->rt_iters / 10 + 1; i++) /* warm-up */
         one_noop(p);
     for (int r = 0; r < s->rt_repeats; r++) {
-        double t0 = now_us();
+        double t0 = crew_bench_now_us();
         for (int i = 0; i < s->rt_iters; i++) {
             int rc = one_noop(p);
             if (rc != 0)
                 die("no-op round trip", rc);
         }
-        per[r] = (now_us() - t0) / s->rt_iters;
+        per[r] = (crew_bench_now_us() - t0) / s->rt_iters;
     }
-    return median(per, s->rt_repeats);
+    return crew_bench_median(per, s->rt_repeats);
 }
 
 /* (b) Median tasks/s of submitting n no-op futures, crew_wait_all, release. */
@@ -139,7 +119,7 @@ static double bench_pipelined(crew_pool *p, const settings *s)
         die("pipelined", -ENOMEM);
     double rate[64];
     for (int r = 0; r < s->pipe_repeats; r++) {
-        double t0 = now_us();
+        double t0 = crew_bench_now_us();
         for (int i = 0; i < n; i++) {
             int rc = crew_submit(p, "noop", NULL, 0, &fs[i]);
             if (rc < 0)
@@ -151,10 +131,10 @@ static double bench_pipelined(crew_pool *p, const settings *s)
                 die("pipelined task", crew_future_status(fs[i]));
             crew_future_release(fs[i]);
         }
-        rate[r] = n / ((now_us() - t0) / 1e6);
+        rate[r] = n / ((crew_bench_now_us() - t0) / 1e6);
     }
     free(fs);
-    return median(rate, s->pipe_repeats);
+    return crew_bench_median(rate, s->pipe_repeats);
 }
 
 /* (b) Median items/s of crew_map of a no-op over n empty items, automatic chunks. */
@@ -170,7 +150,7 @@ static double bench_map(crew_pool *p, const settings *s)
         args[i] = &empty;
     double rate[64];
     for (int r = 0; r < s->map_repeats; r++) {
-        double t0 = now_us();
+        double t0 = crew_bench_now_us();
         crew_batch *b;
         int rc = crew_map(p, "noop", n, args, lens, 0, &b);
         if (rc < 0)
@@ -179,11 +159,11 @@ static double bench_map(crew_pool *p, const settings *s)
             if ((rc = crew_batch_get(b, i, NULL, NULL)) != 0)
                 die("map item", rc);
         crew_batch_release(b);
-        rate[r] = (double)n / ((now_us() - t0) / 1e6);
+        rate[r] = (double)n / ((crew_bench_now_us() - t0) / 1e6);
     }
     free(args);
     free(lens);
-    return median(rate, s->map_repeats);
+    return crew_bench_median(rate, s->map_repeats);
 }
 
 /* (c) Median µs of an 8 MB echo: submit (copy in), task writes via
@@ -197,7 +177,7 @@ static double bench_big(crew_pool *p, const settings *s)
         buf[i] = (unsigned char)(i * 31 + 7);
     double t[64];
     for (int r = -1; r < s->big_repeats; r++) { /* r = -1: warm-up */
-        double t0 = now_us();
+        double t0 = crew_bench_now_us();
         crew_future *f;
         int rc = crew_submit(p, "echo", buf, BIG_BYTES, &f);
         if (rc < 0)
@@ -213,10 +193,10 @@ static double bench_big(crew_pool *p, const settings *s)
         }
         crew_future_release(f);
         if (r >= 0)
-            t[r] = now_us() - t0;
+            t[r] = crew_bench_now_us() - t0;
     }
     free(buf);
-    return median(t, s->big_repeats);
+    return crew_bench_median(t, s->big_repeats);
 }
 
 /* (d) Median µs of create → first no-op result → free. */
@@ -224,7 +204,7 @@ static double bench_start(const config *c, const settings *s)
 {
     double t[64];
     for (int r = 0; r < s->start_repeats; r++) {
-        double t0 = now_us();
+        double t0 = crew_bench_now_us();
         crew_pool *p;
         int rc = make_pool(c, s->workers, &p);
         if (rc < 0)
@@ -232,9 +212,9 @@ static double bench_start(const config *c, const settings *s)
         if ((rc = one_noop(p)) != 0)
             die("first task", rc);
         crew_pool_free(p);
-        t[r] = now_us() - t0;
+        t[r] = crew_bench_now_us() - t0;
     }
-    return median(t, s->start_repeats);
+    return crew_bench_median(t, s->start_repeats);
 }
 
 /* Median µs of a bare fork() + _exit(0) + waitpid(). */
@@ -242,16 +222,16 @@ static double bench_bare_fork(int repeats)
 {
     double t[64];
     for (int r = 0; r < repeats; r++) {
-        double t0 = now_us();
+        double t0 = crew_bench_now_us();
         pid_t pid = fork();
         if (pid < 0)
             return -1;
         if (pid == 0)
             _exit(0);
         waitpid(pid, NULL, 0);
-        t[r] = now_us() - t0;
+        t[r] = crew_bench_now_us() - t0;
     }
-    return median(t, repeats);
+    return crew_bench_median(t, repeats);
 }
 
 /* Median µs of posix_spawn(argv) + waitpid(); -1 if it fails. */
@@ -259,16 +239,16 @@ static double bench_bare_spawn(char *const argv[], int repeats)
 {
     double t[64];
     for (int r = 0; r < repeats; r++) {
-        double t0 = now_us();
+        double t0 = crew_bench_now_us();
         pid_t pid;
         int status;
         if (posix_spawn(&pid, argv[0], NULL, NULL, argv, environ) != 0)
             return -1;
         if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
             return -1;
-        t[r] = now_us() - t0;
+        t[r] = crew_bench_now_us() - t0;
     }
-    return median(t, repeats);
+    return crew_bench_median(t, repeats);
 }
 
 /* ----------------------------------------------------------------- report -- */

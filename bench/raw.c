@@ -24,7 +24,7 @@ void crew_bench_set_repeats(int repeats)
     g_repeats = repeats < 1 ? 1 : repeats > MAX_REPEATS ? MAX_REPEATS : repeats;
 }
 
-static double now_us(void)
+double crew_bench_now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -37,7 +37,7 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static double median(double *v, int n)
+double crew_bench_median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
@@ -69,15 +69,15 @@ static double run_pingpong(const struct pingpong *pp, int iters)
         pp->ping(pp->ctx);
     double per_rt[MAX_REPEATS];
     for (int r = 0; r < g_repeats; r++) {
-        double t0 = now_us();
+        double t0 = crew_bench_now_us();
         for (int i = 0; i < iters; i++)
             pp->ping(pp->ctx);
-        per_rt[r] = (now_us() - t0) / iters;
+        per_rt[r] = (crew_bench_now_us() - t0) / iters;
     }
     int status;
     if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return -1;
-    return median(per_rt, g_repeats);
+    return crew_bench_median(per_rt, g_repeats);
 }
 
 /* Shared word: 1 = child's turn, 0 = parent's turn. */
@@ -221,12 +221,12 @@ double crew_bench_memcpy_us(size_t bytes, int iters)
         memset(dst, 2, bytes);
         memcpy(dst, src, bytes); /* warm-up */
         for (int i = 0; i < iters; i++) {
-            double t0 = now_us();
+            double t0 = crew_bench_now_us();
             memcpy(dst, src, bytes);
             __asm__ __volatile__("" : : "r"(dst) : "memory");
-            t[i] = now_us() - t0;
+            t[i] = crew_bench_now_us() - t0;
         }
-        us = median(t, iters);
+        us = crew_bench_median(t, iters);
     }
     free(src);
     free(dst);

@@ -4,6 +4,12 @@
 
 #include <stddef.h>
 
+/* Microseconds on CLOCK_MONOTONIC. */
+double crew_bench_now_us(void);
+
+/* Median of v[0..n) (sorts v in place). */
+double crew_bench_median(double *v, int n);
+
 /* Number of timed repeats each function takes the median over (default 7). */
 void crew_bench_set_repeats(int repeats);
 
