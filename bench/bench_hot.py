@@ -18,20 +18,11 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 
 import crew  # noqa: E402
+from crew._cli.bench import _AR  # noqa: E402  (AsyncResult with .result())
 
 
 def noop(x=None):
     return x
-
-
-class _AR:
-    __slots__ = ("r",)
-
-    def __init__(self, r):
-        self.r = r
-
-    def result(self):
-        return self.r.get()
 
 
 def makers(n, method):
