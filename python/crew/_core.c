@@ -33,6 +33,15 @@
 #include "forkserver.h" /* internal: crew__fork_parented */
 #include "pool.h" /* internal: to tell crew's own threads apart */
 
+/* Py_IsFinalizing() is public API from Python 3.13 on. 3.11 and 3.12 have
+ * only the private _Py_IsFinalizing(), with the same meaning; there is no
+ * public way to ask without holding the GIL, and the callers below (a
+ * thread-exit destructor, a task entry point) do not hold it. Checked on
+ * 3.11.2, 3.11.7, 3.12.1 and 3.13.0. */
+#if PY_VERSION_HEX < 0x030D0000
+#define Py_IsFinalizing() _Py_IsFinalizing()
+#endif
+
 #define TASK_NAME "crew.py"
 #define MAX_PARTS 64
 
@@ -145,7 +154,7 @@ static pthread_once_t ts_once = PTHREAD_ONCE_INIT;
  * thread). Not once the interpreter is finalizing: it clears them itself. */
 static void ts_drop(void *ts)
 {
-    if (!ts || _Py_IsFinalizing())
+    if (!ts || Py_IsFinalizing())
         return;
     PyEval_RestoreThread((PyThreadState *)ts);
     PyThreadState_Clear((PyThreadState *)ts);
@@ -226,7 +235,7 @@ static PyType_Spec Arg_spec = {
 static int py_task(const void *arg, size_t len, crew_out *out, void *udata)
 {
     (void)udata;
-    if (_Py_IsFinalizing())
+    if (Py_IsFinalizing())
         return crew_out_error(out, "the Python interpreter is shutting down");
     PyGILState_STATE g = gil_ensure();
     int rc = 0;
@@ -348,7 +357,7 @@ static void forked_child_run(int shm_fd, int slot)
 
 static pid_t launch_fork(int shm_fd, int slot)
 {
-    if (_Py_IsFinalizing())
+    if (Py_IsFinalizing())
         return -ECANCELED;
     PyGILState_STATE g = PyGILState_Ensure();
     PyOS_BeforeFork();
@@ -654,7 +663,7 @@ static PyType_Spec Future_spec = {
  * (a thread holding the GIL meanwhile, e.g. a submit, delivers it first). */
 static void done_cb(crew_future *f, void *ud)
 {
-    if (_Py_IsFinalizing())
+    if (Py_IsFinalizing())
         return; /* too late to tell Python: the reference is leaked */
     FutureObject *self = ud;
     core_state *st = self->st;

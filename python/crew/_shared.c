@@ -465,7 +465,7 @@ static void Handle_dealloc(Handle *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static int Handle_traverse(Handle *self, visitproc visit, void *arg)
+static int Handle_traverse(Handle *Py_UNUSED(self), visitproc Py_UNUSED(visit), void *Py_UNUSED(arg))
 {
     return 0;
 }
@@ -567,7 +567,7 @@ static int get_ref(Handle *self, crew_shared_ref *ref)
     return 0;
 }
 
-static PyObject *Handle_ref(Handle *self, PyObject *unused)
+static PyObject *Handle_ref(Handle *self, PyObject *Py_UNUSED(unused))
 {
     crew_shared_ref ref;
     if (get_ref(self, &ref))
@@ -576,7 +576,7 @@ static PyObject *Handle_ref(Handle *self, PyObject *unused)
 }
 
 /* _key(): (kind, sub, dev, ino): the object's identity in any process. */
-static PyObject *Handle_key(Handle *self, PyObject *unused)
+static PyObject *Handle_key(Handle *self, PyObject *Py_UNUSED(unused))
 {
     crew_shared_ref ref;
     if (get_ref(self, &ref))
@@ -636,7 +636,7 @@ static PyObject *Handle_open(Handle *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
-static PyObject *Handle_free(Handle *self, PyObject *unused)
+static PyObject *Handle_free(Handle *self, PyObject *Py_UNUSED(unused))
 {
     if (self->exports > 0) {
         PyErr_SetString(PyExc_BufferError,
@@ -648,7 +648,7 @@ static PyObject *Handle_free(Handle *self, PyObject *unused)
 }
 
 /* _others(): how many other live processes hold the object. */
-static PyObject *Handle_others(Handle *self, PyObject *unused)
+static PyObject *Handle_others(Handle *self, PyObject *Py_UNUSED(unused))
 {
     if (!self->h)
         return PyLong_FromLong(0);
@@ -659,24 +659,24 @@ static PyObject *Handle_others(Handle *self, PyObject *unused)
     return PyLong_FromLong(n);
 }
 
-static PyObject *Handle_get_closed(Handle *self, void *c)
+static PyObject *Handle_get_closed(Handle *self, void *Py_UNUSED(c))
 {
     return PyBool_FromLong(self->h == NULL);
 }
-static PyObject *Handle_get_kind(Handle *self, void *c)
+static PyObject *Handle_get_kind(Handle *self, void *Py_UNUSED(c))
 {
     return PyLong_FromLong(self->kind);
 }
-static PyObject *Handle_get_sub(Handle *self, void *c)
+static PyObject *Handle_get_sub(Handle *self, void *Py_UNUSED(c))
 {
     return PyLong_FromLong(self->sub);
 }
 
 /* ------------------------------------------------- locks and friends -- */
 
-static int lock_acq_fn(void *h, void *ctx, double t) { return crew_lock_acquire(h, t); }
-static int sem_acq_fn(void *h, void *ctx, double t) { return crew_semaphore_acquire(h, t); }
-static int ev_wait_fn(void *h, void *ctx, double t) { return crew_event_wait(h, t); }
+static int lock_acq_fn(void *h, void *Py_UNUSED(ctx), double t) { return crew_lock_acquire(h, t); }
+static int sem_acq_fn(void *h, void *Py_UNUSED(ctx), double t) { return crew_semaphore_acquire(h, t); }
+static int ev_wait_fn(void *h, void *Py_UNUSED(ctx), double t) { return crew_event_wait(h, t); }
 
 #define WAIT_METHOD(name, KIND, fn)                                                   \
     static PyObject *name(Handle *self, PyObject *arg)                               \
@@ -696,7 +696,7 @@ WAIT_METHOD(Handle_lock_acquire, CREW_SHARED_LOCK, lock_acq_fn)
 WAIT_METHOD(Handle_sem_acquire, CREW_SHARED_SEMAPHORE, sem_acq_fn)
 WAIT_METHOD(Handle_event_wait, CREW_SHARED_EVENT, ev_wait_fn)
 
-static PyObject *Handle_lock_release(Handle *self, PyObject *unused)
+static PyObject *Handle_lock_release(Handle *self, PyObject *Py_UNUSED(unused))
 {
     if (check_kind(self, CREW_SHARED_LOCK))
         return NULL;
@@ -713,7 +713,7 @@ static PyObject *Handle_sem_release(Handle *self, PyObject *arg)
     return PyLong_FromLong(crew_semaphore_release(self->h, (unsigned)n));
 }
 
-static PyObject *Handle_sem_value(Handle *self, PyObject *unused)
+static PyObject *Handle_sem_value(Handle *self, PyObject *Py_UNUSED(unused))
 {
     if (check_kind(self, CREW_SHARED_SEMAPHORE))
         return NULL;
@@ -808,7 +808,7 @@ static int qput_fn(void *h, void *ctx, double t)
     return crew_queue_putv(h, e->iov, e->n, t);
 }
 
-static PyObject *queue_put_error(Handle *self, int rc, size_t len)
+static PyObject *queue_put_error(Handle *Py_UNUSED(self), int rc, size_t len)
 {
     if (rc == -EAGAIN)
         PyErr_SetNone(QueueFull);
@@ -977,7 +977,7 @@ static PyObject *Handle_q_get(Handle *self, PyObject *args, PyObject *kw)
     return r;
 }
 
-static PyObject *Handle_q_get_nowait(Handle *self, PyObject *unused)
+static PyObject *Handle_q_get_nowait(Handle *self, PyObject *Py_UNUSED(unused))
 {
     if (check_kind(self, CREW_SHARED_QUEUE))
         return NULL;
@@ -1166,14 +1166,14 @@ static PyObject *Handle_q_get_many(Handle *self, PyObject *args, PyObject *kw)
     return out;
 }
 
-static PyObject *Handle_q_qsize(Handle *self, PyObject *unused)
+static PyObject *Handle_q_qsize(Handle *self, PyObject *Py_UNUSED(unused))
 {
     if (check_kind(self, CREW_SHARED_QUEUE))
         return NULL;
     return PyLong_FromSize_t(crew_queue_size(self->h));
 }
 
-static PyObject *Handle_q_shutdown(Handle *self, PyObject *unused)
+static PyObject *Handle_q_shutdown(Handle *self, PyObject *Py_UNUSED(unused))
 {
     if (check_kind(self, CREW_SHARED_QUEUE))
         return NULL;
@@ -1254,7 +1254,7 @@ static PyObject *pipe_recv_error(int rc)
     return NULL;
 }
 
-static PyObject *Handle_p_recv_bytes(Handle *self, PyObject *unused)
+static PyObject *Handle_p_recv_bytes(Handle *self, PyObject *Py_UNUSED(unused))
 {
     if (check_kind(self, CREW_SHARED_PIPE))
         return NULL;
@@ -1265,7 +1265,7 @@ static PyObject *Handle_p_recv_bytes(Handle *self, PyObject *unused)
     return r;
 }
 
-static PyObject *Handle_p_recv(Handle *self, PyObject *unused)
+static PyObject *Handle_p_recv(Handle *self, PyObject *Py_UNUSED(unused))
 {
     if (check_kind(self, CREW_SHARED_PIPE))
         return NULL;
@@ -1278,7 +1278,7 @@ static PyObject *Handle_p_recv(Handle *self, PyObject *unused)
     return r;
 }
 
-static int ppoll_fn(void *h, void *ctx, double t)
+static int ppoll_fn(void *h, void *Py_UNUSED(ctx), double t)
 {
     int rc = crew_pipe_poll(h, t);
     return rc == 0 ? -EAGAIN : rc; /* 0 (nothing yet) -> keep waiting */
@@ -1306,14 +1306,14 @@ static PyObject *Handle_p_poll(Handle *self, PyObject *arg)
 
 /* ---------------------------------------------------------------- array -- */
 
-static PyObject *Handle_a_meta(Handle *self, PyObject *unused)
+static PyObject *Handle_a_meta(Handle *self, PyObject *Py_UNUSED(unused))
 {
     if (check_kind(self, CREW_SHARED_ARRAY))
         return NULL;
     return PyUnicode_FromString(crew_array_meta(self->h));
 }
 
-static PyObject *Handle_a_addr(Handle *self, PyObject *unused)
+static PyObject *Handle_a_addr(Handle *self, PyObject *Py_UNUSED(unused))
 {
     if (check_kind(self, CREW_SHARED_ARRAY))
         return NULL;
@@ -1334,7 +1334,7 @@ static int Handle_getbuffer(Handle *self, Py_buffer *view, int flags)
     return rc;
 }
 
-static void Handle_releasebuffer(Handle *self, Py_buffer *view)
+static void Handle_releasebuffer(Handle *self, Py_buffer *Py_UNUSED(view))
 {
     self->exports--;
 }
@@ -1510,14 +1510,14 @@ static PyObject *Handle_d_contains(Handle *self, PyObject *key)
     return r < 0 ? NULL : PyBool_FromLong(r);
 }
 
-static PyObject *Handle_d_len(Handle *self, PyObject *unused)
+static PyObject *Handle_d_len(Handle *self, PyObject *Py_UNUSED(unused))
 {
     if (check_kind(self, CREW_SHARED_DICT))
         return NULL;
     return PyLong_FromSize_t(crew_dict_len(self->h));
 }
 
-static PyObject *Handle_d_clear(Handle *self, PyObject *unused)
+static PyObject *Handle_d_clear(Handle *self, PyObject *Py_UNUSED(unused))
 {
     if (check_kind(self, CREW_SHARED_DICT))
         return NULL;
@@ -1590,7 +1590,7 @@ static PyObject *Handle_d_items(Handle *self, PyObject *arg)
     return out;
 }
 
-static int dlock_fn(void *h, void *ctx, double t) { return crew_dict_lock(h, t); }
+static int dlock_fn(void *h, void *Py_UNUSED(ctx), double t) { return crew_dict_lock(h, t); }
 
 /* _lock(timeout): the C rc (0, CREW_EOWNERDEAD, -EAGAIN) */
 static PyObject *Handle_d_lock(Handle *self, PyObject *arg)
@@ -1606,7 +1606,7 @@ static PyObject *Handle_d_lock(Handle *self, PyObject *arg)
     return PyLong_FromLong(rc);
 }
 
-static PyObject *Handle_d_unlock(Handle *self, PyObject *unused)
+static PyObject *Handle_d_unlock(Handle *self, PyObject *Py_UNUSED(unused))
 {
     if (check_kind(self, CREW_SHARED_DICT))
         return NULL;
@@ -1684,7 +1684,7 @@ static PyTypeObject HandleType = {
 };
 
 /* set_errors(Full, Empty, BrokenQueue, OwnerDied) */
-static PyObject *set_errors(PyObject *mod, PyObject *args)
+static PyObject *set_errors(PyObject *Py_UNUSED(mod), PyObject *args)
 {
     PyObject *a, *b, *c, *d;
     if (!PyArg_ParseTuple(args, "OOOO", &a, &b, &c, &d))
@@ -1696,7 +1696,7 @@ static PyObject *set_errors(PyObject *mod, PyObject *args)
     Py_RETURN_NONE;
 }
 
-static PyObject *strerror_py(PyObject *mod, PyObject *arg)
+static PyObject *strerror_py(PyObject *Py_UNUSED(mod), PyObject *arg)
 {
     long rc = PyLong_AsLong(arg);
     if (rc == -1 && PyErr_Occurred())
@@ -1711,7 +1711,8 @@ static PyMethodDef module_methods[] = {
 };
 
 static struct PyModuleDef shared_module = {PyModuleDef_HEAD_INIT, "crew._shared",
-                                           "libcrew shared state", -1, module_methods};
+                                           "libcrew shared state", -1, module_methods,
+                                           NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__shared(void)
 {
