@@ -1,4 +1,9 @@
-"""Builds the crew Python package: crew._core compiled together with libcrew's sources."""
+"""Builds the crew Python package: libcrew compiled once, linked into crew._core and crew._shared.
+
+pyproject.toml holds the metadata; this file only says how the C parts are
+compiled. Every C file gets the Makefile's flags (C11, -Wall -Wextra -Werror),
+so a warning fails `pip install .` as it fails `make`.
+"""
 import glob
 import os
 
@@ -7,28 +12,32 @@ from setuptools import Extension, setup
 HERE = os.path.dirname(os.path.abspath(__file__))
 os.chdir(HERE)  # the source paths below are relative to this file
 
-core = Extension(
-    "crew._core",
-    sources=["python/crew/_core.c"] + sorted(glob.glob("src/*.c")),
-    include_dirs=["include", "src"],
-    define_macros=[("_GNU_SOURCE", "1")],
-    extra_compile_args=["-std=gnu11", "-O2", "-pthread", "-Wno-unused-parameter"],
-    extra_link_args=["-pthread"],
-)
+CFLAGS = ["-std=c11", "-O2", "-pthread", "-Wall", "-Wextra", "-Werror"]
+MACROS = [("_GNU_SOURCE", "1")]
+INCLUDES = ["include", "src"]
 
-shared = Extension(  # crew._shared: shared state (locks, queue, pipe, array, dict)
-    "crew._shared",
-    sources=["python/crew/_shared.c", "src/sync.c", "src/cpu.c", "src/errors.c", "src/memfd.c"]
-    + sorted(glob.glob("src/shared_*.c")),
-    include_dirs=["include", "src"],
-    define_macros=[("_GNU_SOURCE", "1")],
-    extra_compile_args=["-std=gnu11", "-O2", "-pthread", "-Wno-unused-parameter"],
-    extra_link_args=["-pthread"],
-)
+# libcrew as a static library (setuptools' build_clib), compiled once for both
+# extensions; build_clib compiles with the interpreter's flags, -fPIC included.
+libcrew = ("crew", {
+    "sources": sorted(glob.glob("src/*.c")),
+    "include_dirs": INCLUDES,
+    "macros": MACROS,
+    "cflags": CFLAGS,
+})
+
+
+def extension(name, source):
+    return Extension(name, sources=[source], include_dirs=INCLUDES, define_macros=MACROS,
+                     extra_compile_args=CFLAGS, extra_link_args=["-pthread"],
+                     libraries=["crew"])
+
 
 setup(
     package_dir={"": "python"},
     packages=["crew", "crew._cli"],
     package_data={"crew": ["*.pyi", "py.typed"]},
-    ext_modules=[core, shared],
+    include_package_data=False,  # MANIFEST.in feeds the sdist; the wheel needs no C sources
+    libraries=[libcrew],
+    ext_modules=[extension("crew._core", "python/crew/_core.c"),
+                 extension("crew._shared", "python/crew/_shared.c")],
 )
