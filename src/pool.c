@@ -1,9 +1,20 @@
 /* pool.c — pool life cycle, submit, dispatch to worker rings and collection of answers.
  *
- * Lock order: p->mu is the only parent-side lock; the registry's lock is
- * never taken while holding it. Nothing in shared memory is a lock, so a
- * worker that dies can wedge nothing. Every ring is consumed on the parent
- * side under p->mu only, produced on the parent side under p->mu only.
+ * Locks, in the one order they may be taken (a lock is only ever taken while
+ * holding locks listed above it):
+ *   1. the GIL (Python programs): a submitting thread holds it while it takes
+ *      p->mu (crew._core keeps it around a submit that cannot block);
+ *   2. p->mu, this pool's state; every ring is consumed and produced on the
+ *      parent side under p->mu only;
+ *   3. fs_mu (forkserver.c), the fork server's channel: launches take it;
+ *   4. reg_mu (registry.c), the task registry: never held while taking another.
+ * Under p->mu nothing may wait for a thread that could need a lock above it:
+ * no thread is joined (a recycled thread worker is detached, it may still
+ * need the GIL to drop its Python thread state), no callback runs (they run
+ * from the `done` list after the unlock). The one exception is the Python
+ * fork launcher, which takes the GIL under p->mu; pools using it never hold
+ * the GIL while taking p->mu (crew._core releases it around their submits).
+ * Nothing in shared memory is a lock, so a worker that dies wedges nothing.
  */
 
 #include <errno.h>
@@ -182,8 +193,12 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
         }
         if (r.flags & CREW__MSG_QUIT) {
             if (p->kind == CREW_THREADS && ws->has_thread && !p->quitting) {
-                /* a recycled thread: it is leaving now, start its successor */
-                pthread_join(ws->thread, NULL);
+                /* a recycled thread: it is leaving now, start its successor.
+                 * Detached, never joined here: p->mu is held, and the leaving
+                 * thread may still need a lock that a thread waiting for
+                 * p->mu holds (Python: the GIL, to drop its thread state).
+                 * It holds its own pool reference until it is gone. */
+                pthread_detach(ws->thread);
                 ws->has_thread = false;
                 ws->state = CREW__SLOT_DEAD;
                 ws->restarts++;
