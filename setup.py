@@ -26,10 +26,15 @@ libcrew = ("crew", {
 })
 
 
+# build_ext relinks an extension only when a file it lists changed: libcrew's
+# sources are listed, so an edit under src/ reaches an editable install too
+LIBCREW_FILES = libcrew[1]["sources"] + sorted(glob.glob("src/*.h")) + ["include/crew.h"]
+
+
 def extension(name, source):
-    return Extension(name, sources=[source], include_dirs=INCLUDES, define_macros=MACROS,
-                     extra_compile_args=CFLAGS, extra_link_args=["-pthread"],
-                     libraries=["crew"])
+    return Extension(name, sources=[source], depends=LIBCREW_FILES, include_dirs=INCLUDES,
+                     define_macros=MACROS, extra_compile_args=CFLAGS,
+                     extra_link_args=["-pthread"], libraries=["crew"])
 
 
 setup(
