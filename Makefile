@@ -61,24 +61,52 @@ test-c: $(addprefix build/plain/,$(TESTS)) $(addprefix build/asan/,$(TESTS)) \
 	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 setarch -R build/tsan/$$t; done
 
 # ---------------------------------------------------------------- python
-# The crew package: crew._core is compiled by setuptools with src/*.c, and
-# installed (editable, offline) into .venv, made from Debian's python3 with
-# its system site packages (numpy, cloudpickle, tqdm, pytest come from apt).
-PYTHON  := /usr/bin/python3
-PY_DEPS := setup.py pyproject.toml include/crew.h $(SRCS) $(wildcard src/*.h) \
-           $(wildcard python/crew/*.c) $(wildcard python/crew/*.py)
+# One virtual environment per interpreter crew supports: .venv-3.11, .venv-3.12
+# and .venv-3.13. scripts/find_python.sh picks the interpreter (Debian's build,
+# else pyenv's); scripts/venv.sh fills the venv from PyPI with pyproject.toml's
+# extras at the versions pinned in constraints.txt; crew itself is installed
+# editable (setup.py: libcrew compiled once with this Makefile's warnings).
+# .venv is a link to .venv-3.13, the one the README and `make demo` use.
+#
+#   make test            C tests, then the Python tests on every interpreter
+#   make test PY=3.12    ... on one (or PY="3.11 3.13")
+#   make lock            re-pin constraints.txt after a dependency change
+PYS        := 3.11 3.12 3.13
+PY         ?= $(PYS)
+DEFAULT_PY := 3.13
+# the extras each venv gets: every one the tests need; the default venv also
+# gets the bench peers (python -m crew bench races them)
+EXTRAS      = test,demo$(if $(filter $(DEFAULT_PY),$*),$(comma)bench)
+comma      := ,
+PY_SRCS    := setup.py pyproject.toml include/crew.h $(SRCS) $(wildcard src/*.h) \
+              $(wildcard python/crew/*.c) $(wildcard python/crew/*.py python/crew/_cli/*.py)
 
-.venv/bin/python:
-	$(PYTHON) -m venv --system-site-packages .venv
-
-.venv/.crew-installed: .venv/bin/python $(PY_DEPS)
-	.venv/bin/python -m pip install -q --no-build-isolation --no-deps --no-index -e .
+.venv-%/.deps: pyproject.toml constraints.txt scripts/venv.sh scripts/find_python.sh
+	scripts/venv.sh $* $(EXTRAS)
 	@touch $@
 
-python: .venv/.crew-installed
+.venv-%/.crew-installed: .venv-%/.deps $(PY_SRCS)
+	.venv-$*/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation \
+	  --no-deps -e . 2>&1 | grep -v "is ignored: it is neither" || true
+	.venv-$*/bin/python -c "import crew._core, crew._shared"
+	@touch $@
 
-test-py: python
-	.venv/bin/python -m pytest -q tests/python
+# .venv -> .venv-3.13 (an older checkout's real .venv directory is replaced)
+.venv/bin/python: .venv-$(DEFAULT_PY)/.crew-installed
+	@if [ -e .venv ] && [ ! -L .venv ]; then rm -rf .venv; fi
+	ln -sfn .venv-$(DEFAULT_PY) .venv
+
+python: $(foreach v,$(PY),.venv-$(v)/.crew-installed) \
+        $(if $(filter $(DEFAULT_PY),$(PY)),.venv/bin/python)
+
+test-py: $(foreach v,$(PY),test-py-$(v))
+
+test-py-%: .venv-%/.crew-installed
+	@echo "== Python $* ($$(readlink -f .venv-$*/.base)): pytest"
+	.venv-$*/bin/python -m pytest -q -p no:cacheprovider tests/python
+
+lock:
+	python3 scripts/lock.py $(foreach v,$(PYS),$$(scripts/find_python.sh $(v)))
 
 # ------------------------------------------------------------ benchmarks
 BENCH_SRCS := bench/raw.c
@@ -112,10 +140,11 @@ demo-c: setup build/plain/demo_c
 	build/plain/demo_c
 
 demo: setup
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all PY=$(DEFAULT_PY)
 	.venv/bin/python -m crew demo
 
 clean:
 	rm -rf build
 
-.PHONY: bench-shared all lib tests setup test test-c python test-py bench bench-run examples demo demo-c clean
+.PRECIOUS: .venv-%/.deps .venv-%/.crew-installed
+.PHONY: bench-shared all lib tests setup test test-c python test-py lock bench bench-run examples demo demo-c clean

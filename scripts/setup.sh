@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# Idempotent Debian 12 set-up of every package crew needs to build, test and benchmark.
+# Idempotent set-up of the Debian packages crew needs to build, test and benchmark (Debian 12 or 13).
+#
+# System tools only: compilers, sanitizer runtimes, clang, and for each Python
+# crew supports that Debian ships (3.11 on Debian 12, 3.13 on Debian 13) its
+# headers, venv module and test suite (CPython's own concurrent.futures tests).
+# Python packages come from PyPI into the per-interpreter venvs (Makefile).
 set -euo pipefail
 
 PKGS=(
-  build-essential gcc clang make pkg-config
-  libasan8 libubsan1 libtsan2 liblsan0 libclang-rt-14-dev
-  python3 python3-dev python3-venv python3-pip python3-pytest python3-numpy
-  python3-cloudpickle python3-tqdm python3-psutil python3-joblib python3-pebble
-  python3-matplotlib python3-setuptools python3-wheel
+  build-essential gcc clang make pkg-config util-linux
+  libasan8 libubsan1 libtsan2 liblsan0 libclang-rt-dev
+  python3 python3-dev python3-venv python3-pip
 )
+# Debian's own builds of the interpreters crew supports, where this release has them
+for v in 3.11 3.12 3.13; do
+  if apt-cache show "python$v-dev" >/dev/null 2>&1; then
+    PKGS+=("python$v-dev" "python$v-venv" "libpython$v-testsuite")
+  fi
+done
 
 # Fast path: ask dpkg which packages are fully installed; no apt involved.
 declare -A ok=()

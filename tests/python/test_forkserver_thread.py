@@ -37,7 +37,7 @@ def test_workers_outlive_the_thread_that_started_the_fork_server(tmp_path):
 
 
 DEAD_SERVER = textwrap.dedent("""
-    import os, signal, crew
+    import os, signal, crew, psutil
     from crew import _forkserver
 
     def pid(_=None):
@@ -49,6 +49,10 @@ DEAD_SERVER = textwrap.dedent("""
         for proc, path, w, d in _forkserver._servers.values():
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+        # the replacement worker may already be up (forked by the server before
+        # it died; a child of ours): kill it too, so the next task needs a new one
+        for child in psutil.Process().children():
+            child.kill()
         try:
             ex.submit(pid).result(timeout=30)
             print("ran")

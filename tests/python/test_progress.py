@@ -1,7 +1,10 @@
 """progress=True draws a tqdm bar when a terminal is attached, and nothing otherwise."""
+import fcntl
 import os
 import pty
+import struct
 import subprocess
+import termios
 import sys
 import textwrap
 
@@ -29,6 +32,8 @@ def _run(tmp_path, tty):
         assert out.returncode == 0, out.stderr
         return out.stdout, out.stderr
     master, slave = pty.openpty()
+    # a real terminal has a size; a fresh pty's is 0x0, where tqdm (4.70) draws nothing
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
     try:
         proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
                                 stderr=slave, text=True)
