@@ -310,7 +310,10 @@ class Executor(cf.Executor):
                     start, sock = _core.START_FORKSERVER, _forkserver.ensure_running(pre)
         init = None
         if initializer is not None:
-            if kind == "threads":
+            # a thread pool shares the initializer; a fork pool's workers inherit
+            # it (as multiprocessing's fork does): no pickling. Else it is pickled
+            # (a bound method of a module global by reference, see _runtime).
+            if kind == "threads" or self._start_method == "fork":
                 self._init_key = next(rt._counter)
                 rt._tokens[self._init_key] = (initializer, tuple(initargs))
                 init = rt.token(self._init_key, b"K")

@@ -715,14 +715,20 @@ def drop_token(key):
 def run(mv):
     """The runner of the C task: returns (ok, parts) for the result."""
     kind = mv[0]
-    if kind == 0x54 or kind == 0x4B:  # b"T" thread call, b"K" thread initializer
+    # b"T" thread call; b"K" initializer of a thread pool, or of a fork pool
+    # (whose workers inherit _tokens: it crosses as fork inherits it, unpickled)
+    if kind == 0x54 or kind == 0x4B:
         key = int.from_bytes(mv[1:9], "little")
         if kind == 0x4B:
             fn, args = _tokens[key]
             try:
                 fn(*args)
             except BaseException as e:
+                if IN_WORKER:
+                    _flush_std()
                 return (False, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
+            if IN_WORKER:
+                _flush_std()
             return (True, ())
         with _tokens_lock:
             flags, fn, args, kwargs = _tokens[key]
@@ -739,6 +745,8 @@ def run(mv):
     except BaseException as e:
         out = _error_outcome(e)
         flags = None
+        if mv[1] == F_INIT:  # an initializer the worker cannot unpickle has failed
+            return (False, out[2])
     if flags == F_INIT:
         try:
             fn(*args, **(kwargs or {}))
