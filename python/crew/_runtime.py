@@ -26,6 +26,7 @@ import importlib
 import io
 import itertools
 import logging
+import operator
 import os
 import pickle
 import signal
@@ -180,20 +181,18 @@ def _build_index():
     _index, _index_modules = idx, n
 
 
-def _find_in(name, obj):
-    """The global name of obj in module `name`, or None."""
-    mod = sys.modules.get(name)
-    d = getattr(mod, "__dict__", None)
-    if type(d) is not dict or not any(map(_is, d.values(), itertools.repeat(obj))):
+def _find_in(name, obj, names=None):
+    """The global name of obj in module `name` (one of `names` if given), or
+    None. The scans run at C speed: nothing is looked up one by one unless
+    obj is there."""
+    d = getattr(sys.modules.get(name), "__dict__", None)
+    if type(d) is not dict or not any(map(operator.is_, d.values(), itertools.repeat(obj))):
         return None
-    for k, v in list(d.items()):
-        if v is obj and k[:2] != "__":
-            return k
-    return None
-
-
-def _is(a, b):
-    return a is b
+    if names is not None:
+        if not any(map(operator.is_, map(d.get, names), itertools.repeat(obj))):
+            return None
+        return next(k for k in names if d.get(k) is obj)
+    return next((k for k, v in list(d.items()) if v is obj and k[:2] != "__"), None)
 
 
 _main_names_cache = (None, None, frozenset())   # (main module, its file, names)
@@ -297,8 +296,8 @@ def _module_global(obj):
             if k is not None:
                 where = (tm, k)
         if where is None:
-            k = _find_in("__main__", obj)
-            if k is not None and k in _main_names():
+            k = _find_in("__main__", obj, _main_names())
+            if k is not None:
                 where = ("__main__", k)
     if where is not None:
         if len(_found) > 4096:
@@ -491,26 +490,44 @@ def encode_call(fn, args, kwargs, flags):
     try:
         return encode((fn, args, kwargs), flags, prefer_cloud=_by_value_needed(fn))
     except Exception as e:
+        # a global bound since the index was built (not in its type's module)
+        # may be what could not cross by value: look again, once
+        _build_index()
+        try:
+            return encode((fn, args, kwargs), flags, prefer_cloud=_by_value_needed(fn))
+        except Exception as e2:
+            e = e2
         # find the culprit for the message
-        culprit, where = (fn, "the function"), None
-        items = [("the function", fn)]
+        label = "the initializer" if flags == F_INIT else "the function"
+        culprit, where = (fn, label), None
+        items = [(label, fn)]
         if flags in CHUNKS:
             items += [(f"item {i}", a) for i, a in enumerate(args)]
         else:
-            items += [(f"argument {i}", a) for i, a in enumerate(args)]
+            argument = "initializer argument" if flags == F_INIT else "argument"
+            items += [(f"{argument} {i}", a) for i, a in enumerate(args)]
             items += [(f"keyword argument {k!r}", v) for k, v in (kwargs or {}).items()]
         for label, obj in items:
             try:
-                encode(obj, prefer_cloud=label == "the function" and _by_value_needed(fn))
+                encode(obj, prefer_cloud=obj is fn and _by_value_needed(fn))
             except Exception as e2:
                 culprit, where, e = (obj, label), label, e2
                 break
+        obj, method = culprit[0], ""
+        if type(obj) in _METHOD_TYPES and _method_ref(obj) is None:
+            # a method whose object is no module global: that object would cross by value
+            method = (f" (a method of {_describe(obj.__self__)}, which is not a global of an "
+                      f"importable module, so it would have to cross by value)")
+        init = (", or use start_method='fork' (its workers inherit the initializer)"
+                if flags == F_INIT else "")
         raise SerializationError(
-            f"crew cannot send {where or 'the call'} ({_describe(culprit[0])}) to a process "
-            f"worker: {type(e).__name__}: {e}. Fix: pass only picklable objects (module-level "
-            f"functions and classes, plain data; lambdas and closures work through cloudpickle), "
-            f"create the resource (lock, file, connection, generator) inside the task or in the "
-            f"executor's initializer, or use kind='threads'.") from e
+            f"crew cannot send {where or 'the call'} ({_describe(obj)}) to a process "
+            f"worker{method}: {type(e).__name__}: {e}. Fix: pass only picklable objects "
+            f"(module-level functions and classes, plain data; lambdas and closures work "
+            f"through cloudpickle; a method of a global of an importable module crosses by "
+            f"reference, each worker calling it on its own object of that name), create the "
+            f"resource (lock, file, connection, generator) inside the task or in the "
+            f"executor's initializer{init}, or use kind='threads'.") from e
 
 
 # -------------------------------------------------------- thread tokens --
