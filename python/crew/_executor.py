@@ -250,6 +250,11 @@ class Executor(cf.Executor):
       or "threads" (I/O-bound work; no pickling).
     - ``start_method``: "forkserver" (default), "spawn" or "fork"; None: the
       value of :func:`crew.set_start_method`.
+    - ``initializer``: runs first in every worker. A bound method of a global
+      of an importable module (``os.environ.__setitem__``, ``random.seed``,
+      ``mymod.LOCK.acquire``), as initializer or task, acts on the worker's
+      own object of that name; other objects cross by value; under fork the
+      initializer is inherited, not pickled (docs/python.md, "What crosses").
     - ``task_timeout``: seconds a task may run; past it the task fails with
       :class:`crew.TaskTimeoutError` and its process worker is replaced.
       Per call: ``executor.options(timeout=2).submit(fn, ...)``.
