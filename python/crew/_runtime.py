@@ -278,27 +278,30 @@ def _bound_names(stmts, out):
 def _module_global(obj):
     """(module name, global name) of an object that is a global of an
     importable module (or of the parent's __main__ script, under a name its
-    top-level code binds), else None. Cheap when it is not: a look in an
-    index, in the object's type's module and in __main__."""
+    top-level code binds), else None. Cheap when it is not: a look in the
+    object's type's module, in an index and in __main__."""
     i = id(obj)
     where = _found.get(i)
     if where is not None and _global_of(where) is obj:
         return where
-    if len(sys.modules) != _index_modules:
-        _build_index()
-    where = _index.get(i)
-    if where is None or _global_of(where) is not obj:
-        where = None
-        # a singleton its own module binds after import (`_instance = Cls()`)
-        tm = getattr(type(obj), "__module__", None)
-        if type(tm) is str and tm != "__main__" and tm in sys.modules:
-            k = _find_in(tm, obj)
-            if k is not None:
-                where = (tm, k)
-        if where is None:
-            k = _find_in("__main__", obj, _main_names())
-            if k is not None:
-                where = ("__main__", k)
+    where = None
+    # the object's own type's module first: its home (os.environ in os, not in
+    # a module that imported it), and a singleton bound there after import
+    tm = getattr(type(obj), "__module__", None)
+    if type(tm) is str and tm != "__main__":
+        k = _find_in(tm, obj)
+        if k is not None:
+            where = (tm, k)
+    if where is None:
+        if len(sys.modules) != _index_modules:
+            _build_index()
+        where = _index.get(i)
+        if where is not None and _global_of(where) is not obj:
+            where = None
+    if where is None:
+        k = _find_in("__main__", obj, _main_names())
+        if k is not None:
+            where = ("__main__", k)
     if where is not None:
         if len(_found) > 4096:
             _found.clear()
