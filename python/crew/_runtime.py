@@ -175,7 +175,8 @@ def _build_index():
         if type(d) is not dict:
             continue
         for k, v in list(d.items()):
-            if type(v) in _NOT_LOOKED_UP or isinstance(v, type) or k[:2] == "__" == k[-2:]:
+            if (type(v) in _NOT_LOOKED_UP or isinstance(v, type) or type(k) is not str
+                    or k[:2] == "__" == k[-2:]):
                 continue
             idx[id(v)] = (name, k)
     _index, _index_modules = idx, n
@@ -192,7 +193,8 @@ def _find_in(name, obj, names=None):
         if not any(map(operator.is_, map(d.get, names), itertools.repeat(obj))):
             return None
         return next(k for k in names if d.get(k) is obj)
-    return next((k for k, v in list(d.items()) if v is obj and k[:2] != "__"), None)
+    return next((k for k, v in list(d.items())
+                 if v is obj and type(k) is str and k[:2] != "__"), None)
 
 
 _main_names_cache = (None, None, frozenset())   # (main module, its file, names)
