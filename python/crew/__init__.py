@@ -10,7 +10,9 @@
 
 Tasks cross to process workers by pickle protocol 5 with large buffers
 (numpy arrays, bytes) placed in shared memory; lambdas and closures cross
-through cloudpickle. A worker that dies fails only its own task
+through cloudpickle; a bound method of a module global (os.environ.__setitem__,
+random.seed, mymod.LOCK.acquire) crosses by reference and acts on the
+worker's own object. A worker that dies fails only its own task
 (WorkerCrashedError); a task past its timeout fails with TaskTimeoutError.
 """
 from ._runtime import (CrewError, InitializerError, RemoteError, RemoteTraceback,

@@ -250,6 +250,11 @@ class Executor(cf.Executor):
       or "threads" (I/O-bound work; no pickling).
     - ``start_method``: "forkserver" (default), "spawn" or "fork"; None: the
       value of :func:`crew.set_start_method`.
+    - ``initializer``: runs first in every worker. A bound method of a global
+      of an importable module (``os.environ.__setitem__``, ``random.seed``,
+      ``mymod.LOCK.acquire``), as initializer or task, acts on the worker's
+      own object of that name; other objects cross by value; under fork the
+      initializer is inherited, not pickled (docs/python.md, "What crosses").
     - ``task_timeout``: seconds a task may run; past it the task fails with
       :class:`crew.TaskTimeoutError` and its process worker is replaced.
       Per call: ``executor.options(timeout=2).submit(fn, ...)``.
@@ -310,7 +315,10 @@ class Executor(cf.Executor):
                     start, sock = _core.START_FORKSERVER, _forkserver.ensure_running(pre)
         init = None
         if initializer is not None:
-            if kind == "threads":
+            # a thread pool shares the initializer; a fork pool's workers inherit
+            # it (as multiprocessing's fork does): no pickling. Else it is pickled
+            # (a bound method of a module global by reference, see _runtime).
+            if kind == "threads" or self._start_method == "fork":
                 self._init_key = next(rt._counter)
                 rt._tokens[self._init_key] = (initializer, tuple(initargs))
                 init = rt.token(self._init_key, b"K")

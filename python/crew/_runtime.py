@@ -12,10 +12,21 @@ The payload lives in the pool's shared arena; the worker unpickles with
 memoryviews of it as the out-of-band buffers, so a large numpy array or
 bytes-like object is copied once (into shared memory) and read in place.
 Thread pools skip pickling: the payload is a token b"T" + key into a dict.
+
+What crosses by value and what by reference: a bound method whose object is
+a global of an importable module (``os.environ.__setitem__``, ``random.seed``,
+``mymodule.LOCK.acquire``) crosses by reference, as module, name and method,
+so that the worker calls it on its own object of that name, as it would a
+module-level function; every other object crosses by value (see
+_method_ref). Under fork, the initializer is inherited and not pickled at all.
 """
+import collections
+import copyreg
+import importlib
 import io
 import itertools
 import logging
+import operator
 import os
 import pickle
 import signal
@@ -110,6 +121,263 @@ def _wrap_big(seq):
                  for a in seq)
 
 
+# ------------------------------------------------ by value, by reference --
+
+# The object of a bound method decides how the method crosses. A global of an
+# importable module (its process state: os.environ, random's generator, a
+# module's lock, cache or registry) crosses by reference: the worker calls the
+# method on its own object of that name, exactly as a module-level function
+# sent by name works on the worker's own globals. Sent by value, the method
+# would act on a copy the parent never sees (or, for a lock, not cross at
+# all). Any other object is data and crosses by value, as pickle sends it.
+#
+# "A global of an importable module": found by identity in the globals of a
+# module of sys.modules (an index built when the set of modules changes, the
+# object's own type's module looked at every time), or in the parent's
+# __main__ script under a name its top-level code binds when the worker
+# imports it (a name bound under `if __name__ == "__main__":` does not exist
+# in a spawn or forkserver worker: such an object crosses by value). Loggers
+# already cross by name (logging.getLogger). Immutable objects, classes and
+# modules are left to pickle.
+
+_METHOD_TYPES = (types.MethodType, types.BuiltinMethodType, types.MethodWrapperType)
+# objects that are never looked up: immutable (a copy is the same thing), or
+# already pickled by reference
+_NOT_LOOKED_UP = frozenset((
+    str, bytes, int, float, complex, bool, type(None), tuple, frozenset, range, slice,
+    types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+    types.MethodWrapperType, types.CodeType, types.WrapperDescriptorType,
+    types.MethodDescriptorType, types.ClassMethodDescriptorType, types.GetSetDescriptorType,
+    types.MemberDescriptorType, staticmethod, classmethod, property))
+
+_index = {}              # id(object) -> (module name, global name)
+_index_modules = -1      # len(sys.modules) when _index was built
+_found = {}              # id(object) -> (module name, global name): recent answers
+
+
+def _global_of(where):
+    mod = sys.modules.get(where[0])
+    return None if mod is None else getattr(mod, "__dict__", {}).get(where[1])
+
+
+def _build_index():
+    """Maps every module global (not immutable, not a class or function) to
+    its module and name; an object held by several modules keeps the last
+    one imported (usually the one that made it)."""
+    global _index, _index_modules
+    n = len(sys.modules)
+    main = sys.modules.get("__main__")
+    idx = {}
+    for name, mod in list(sys.modules.items()):
+        if mod is None or mod is main or name in ("__main__", "__mp_main__"):
+            continue
+        d = getattr(mod, "__dict__", None)
+        if type(d) is not dict:
+            continue
+        for k, v in list(d.items()):
+            if (type(v) in _NOT_LOOKED_UP or isinstance(v, type) or type(k) is not str
+                    or k[:2] == "__" == k[-2:]):
+                continue
+            idx[id(v)] = (name, k)
+    _index, _index_modules = idx, n
+
+
+def _find_in(name, obj, names=None):
+    """The global name of obj in module `name` (one of `names` if given), or
+    None. The scans run at C speed: nothing is looked up one by one unless
+    obj is there."""
+    d = getattr(sys.modules.get(name), "__dict__", None)
+    if type(d) is not dict or not any(map(operator.is_, d.values(), itertools.repeat(obj))):
+        return None
+    if names is not None:
+        if not any(map(operator.is_, map(d.get, names), itertools.repeat(obj))):
+            return None
+        return next(k for k in names if d.get(k) is obj)
+    return next((k for k, v in list(d.items())
+                 if v is obj and type(k) is str and k[:2] != "__"), None)
+
+
+_main_names_cache = (None, None, frozenset())   # (main module, its file, names)
+
+
+def _main_names():
+    """The global names that the parent's __main__ script binds when a
+    worker imports it (as multiprocessing's spawn does: under a name other
+    than "__main__", so its `if __name__ == "__main__":` block does not
+    run); empty for a __main__ that no worker can import."""
+    global _main_names_cache
+    m = sys.modules.get("__main__")
+    f = getattr(m, "__file__", None)
+    mod, file, names = _main_names_cache
+    if mod is m and file == f:
+        return names
+    names = frozenset()
+    if m is not None and not _main_is_interactive() and f:
+        try:
+            import ast
+            with open(f, "rb") as fh:
+                tree = ast.parse(fh.read(), f)
+            out = set()
+            _bound_names(tree.body, out)
+            names = frozenset(out)
+        except Exception:  # not Python source (a zip app, a .pyc): nothing by name
+            pass
+    _main_names_cache = (m, f, names)
+    return names
+
+
+def _is_main_guard(test):
+    import ast
+    if not (isinstance(test, ast.Compare) and len(test.ops) == 1
+            and isinstance(test.ops[0], ast.Eq)):
+        return False
+    sides = (test.left, test.comparators[0])
+    return (any(isinstance(x, ast.Name) and x.id == "__name__" for x in sides)
+            and any(isinstance(x, ast.Constant) and x.value == "__main__" for x in sides))
+
+
+def _bound_names(stmts, out):
+    """Adds to out the names that module-level statements bind, outside
+    `if __name__ == "__main__":` blocks and function or class bodies."""
+    import ast
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda,
+              ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+    for st in stmts:
+        if isinstance(st, ast.If) and _is_main_guard(st.test):
+            _bound_names(st.orelse, out)
+            continue
+        if isinstance(st, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(st.name)
+            continue
+        if isinstance(st, (ast.Import, ast.ImportFrom)):
+            out.update(a.asname or a.name.split(".")[0] for a in st.names if a.name != "*")
+            continue
+        for field, value in ast.iter_fields(st):
+            items = value if isinstance(value, list) else [value]
+            if items and all(isinstance(x, ast.stmt) for x in items):
+                _bound_names(items, out)      # a body: may hold a guard of its own
+                continue
+            for x in items:
+                if isinstance(x, (ast.ExceptHandler, ast.match_case)):
+                    if getattr(x, "name", None):
+                        out.add(x.name)
+                    if isinstance(x, ast.match_case):
+                        for n in ast.walk(x.pattern):
+                            for a in ("name", "rest"):
+                                if isinstance(getattr(n, a, None), str):
+                                    out.add(getattr(n, a))
+                    _bound_names(x.body, out)
+                elif isinstance(x, ast.AST):
+                    todo = [x]
+                    while todo:
+                        n = todo.pop()
+                        if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                            out.add(n.id)
+                        if not isinstance(n, scopes):
+                            todo.extend(ast.iter_child_nodes(n))
+
+
+def _module_global(obj):
+    """(module name, global name) of an object that is a global of an
+    importable module (or of the parent's __main__ script, under a name its
+    top-level code binds), else None. Cheap when it is not: a look in the
+    object's type's module, in an index and in __main__."""
+    i = id(obj)
+    where = _found.get(i)
+    if where is not None and _global_of(where) is obj:
+        return where
+    where = None
+    # the object's own type's module first: its home (os.environ in os, not in
+    # a module that imported it), and a singleton bound there after import
+    tm = getattr(type(obj), "__module__", None)
+    if type(tm) is str and tm != "__main__":
+        k = _find_in(tm, obj)
+        if k is not None:
+            where = (tm, k)
+    if where is None:
+        if len(sys.modules) != _index_modules:
+            _build_index()
+        where = _index.get(i)
+        if where is not None and _global_of(where) is not obj:
+            where = None
+    if where is None:
+        k = _find_in("__main__", obj, _main_names())
+        if k is not None:
+            where = ("__main__", k)
+    if where is not None:
+        if len(_found) > 4096:
+            _found.clear()
+        _found[i] = where
+    return where
+
+
+def _method_by_ref(module, name, method):
+    """Worker side of a method sent by reference: the worker's own object."""
+    mod = sys.modules.get(module)
+    if mod is None:
+        mod = importlib.import_module(module)
+    try:
+        obj = getattr(mod, name)
+    except AttributeError:
+        raise AttributeError(
+            f"crew sent the method {module}.{name}.{method} by reference (the object is a "
+            f"global of module {module!r} in the parent) but in worker {os.getpid()} that "
+            f"module has no global {name!r}: bind it when the module is imported, or create it "
+            f"in the executor's initializer") from None
+    return getattr(obj, method)
+
+
+def _method_ref(m):
+    """The by-reference reduction of a bound method, or None (by value)."""
+    obj = m.__self__
+    if type(obj) in _NOT_LOOKED_UP or isinstance(obj, (type, logging.Logger)):
+        return None     # immutable, a module's function, a class's method; a logger goes by name
+    where = _module_global(obj)
+    if where is None:
+        return None
+    return (_method_by_ref, (where[0], where[1], m.__name__))
+
+
+def _reduce_method(m):
+    r = _method_ref(m)
+    return r if r is not None else m.__reduce_ex__(5)
+
+
+_BY_REF = {t: _reduce_method for t in _METHOD_TYPES}
+
+
+def _plain_dumps(obj, cb):
+    """pickle.dumps(obj, 5), bound methods of module globals by reference."""
+    f = io.BytesIO()
+    p = pickle.Pickler(f, 5, buffer_callback=cb)
+    table = copyreg.dispatch_table.copy()   # copyreg's registrations still apply
+    table.update(_BY_REF)
+    p.dispatch_table = table
+    p.dump(obj)
+    return f.getvalue()
+
+
+if cloudpickle is not None:
+    _cloud_table = cloudpickle.Pickler.dispatch_table
+
+    def _reduce_method_cloud(m):
+        r = _method_ref(m)
+        if r is not None:
+            return r
+        f = _cloud_table.get(type(m))
+        return f(m) if f is not None else m.__reduce_ex__(5)
+
+    class _CloudPickler(cloudpickle.Pickler):
+        """cloudpickle, bound methods of module globals by reference."""
+        dispatch_table = collections.ChainMap({t: _reduce_method_cloud for t in _METHOD_TYPES},
+                                              _cloud_table)
+
+    def _cloud_dumps(obj, cb):
+        f = io.BytesIO()
+        _CloudPickler(f, 5, buffer_callback=cb).dump(obj)
+        return f.getvalue()
+
+
 # ------------------------------------------------------------ framing --
 
 
@@ -154,14 +422,14 @@ def encode(obj, flags=0, prefer_cloud=False):
     data = None
     if not prefer_cloud:
         try:
-            data = pickle.dumps(obj, 5, buffer_callback=cb)
+            data = _plain_dumps(obj, cb)
         except Exception as e:
             first = e
             bufs.clear()
     if data is None:
         if cloudpickle is None:
             raise first
-        data = cloudpickle.dumps(obj, 5, buffer_callback=cb)
+        data = _cloud_dumps(obj, cb)
     n = len(bufs)
     pos = HDR.size + n * ENT.size + len(data)
     parts = [None, data]
@@ -196,14 +464,20 @@ def _describe(obj):
 
 # arguments that never carry an out-of-band buffer: no buffer callback needed
 _PLAIN = frozenset((int, float, str, bool, type(None), complex))
-_BY_NAME = frozenset((types.FunctionType, types.BuiltinFunctionType))  # pickled by reference
 _dumps = pickle.dumps
+
+
+def _by_name(fn, _f=types.FunctionType, _b=types.BuiltinFunctionType, _m=types.ModuleType):
+    """Whether plain pickle sends fn by name and nothing else: a function, or
+    a builtin of a module (a builtin method, e.g. LOCK.acquire, is not)."""
+    t = type(fn)
+    return t is _f or (t is _b and type(fn.__self__) is _m)
 
 
 def encode_call(fn, args, kwargs, flags):
     """Encodes a call for a process worker; raises SerializationError naming
     the object that cannot cross, the reason and the fix."""
-    if not kwargs and flags == F_CALL and type(fn) in _BY_NAME:
+    if not kwargs and flags == F_CALL and _by_name(fn):
         # the common case: plain arguments, a function found by name
         for a in args:
             if type(a) not in _PLAIN:
@@ -221,26 +495,44 @@ def encode_call(fn, args, kwargs, flags):
     try:
         return encode((fn, args, kwargs), flags, prefer_cloud=_by_value_needed(fn))
     except Exception as e:
+        # a global bound since the index was built (not in its type's module)
+        # may be what could not cross by value: look again, once
+        _build_index()
+        try:
+            return encode((fn, args, kwargs), flags, prefer_cloud=_by_value_needed(fn))
+        except Exception as e2:
+            e = e2
         # find the culprit for the message
-        culprit, where = (fn, "the function"), None
-        items = [("the function", fn)]
+        label = "the initializer" if flags == F_INIT else "the function"
+        culprit, where = (fn, label), None
+        items = [(label, fn)]
         if flags in CHUNKS:
             items += [(f"item {i}", a) for i, a in enumerate(args)]
         else:
-            items += [(f"argument {i}", a) for i, a in enumerate(args)]
+            argument = "initializer argument" if flags == F_INIT else "argument"
+            items += [(f"{argument} {i}", a) for i, a in enumerate(args)]
             items += [(f"keyword argument {k!r}", v) for k, v in (kwargs or {}).items()]
         for label, obj in items:
             try:
-                encode(obj, prefer_cloud=label == "the function" and _by_value_needed(fn))
+                encode(obj, prefer_cloud=obj is fn and _by_value_needed(fn))
             except Exception as e2:
                 culprit, where, e = (obj, label), label, e2
                 break
+        obj, method = culprit[0], ""
+        if type(obj) in _METHOD_TYPES and _method_ref(obj) is None:
+            # a method whose object is no module global: that object would cross by value
+            method = (f" (a method of {_describe(obj.__self__)}, which is not a global of an "
+                      f"importable module, so it would have to cross by value)")
+        init = (", or use start_method='fork' (its workers inherit the initializer)"
+                if flags == F_INIT else "")
         raise SerializationError(
-            f"crew cannot send {where or 'the call'} ({_describe(culprit[0])}) to a process "
-            f"worker: {type(e).__name__}: {e}. Fix: pass only picklable objects (module-level "
-            f"functions and classes, plain data; lambdas and closures work through cloudpickle), "
-            f"create the resource (lock, file, connection, generator) inside the task or in the "
-            f"executor's initializer, or use kind='threads'.") from e
+            f"crew cannot send {where or 'the call'} ({_describe(obj)}) to a process "
+            f"worker{method}: {type(e).__name__}: {e}. Fix: pass only picklable objects "
+            f"(module-level functions and classes, plain data; lambdas and closures work "
+            f"through cloudpickle; a method of a global of an importable module crosses by "
+            f"reference, each worker calling it on its own object of that name), create the "
+            f"resource (lock, file, connection, generator) inside the task or in the "
+            f"executor's initializer{init}, or use kind='threads'.") from e
 
 
 # -------------------------------------------------------- thread tokens --
@@ -445,14 +737,20 @@ def drop_token(key):
 def run(mv):
     """The runner of the C task: returns (ok, parts) for the result."""
     kind = mv[0]
-    if kind == 0x54 or kind == 0x4B:  # b"T" thread call, b"K" thread initializer
+    # b"T" thread call; b"K" initializer of a thread pool, or of a fork pool
+    # (whose workers inherit _tokens: it crosses as fork inherits it, unpickled)
+    if kind == 0x54 or kind == 0x4B:
         key = int.from_bytes(mv[1:9], "little")
         if kind == 0x4B:
             fn, args = _tokens[key]
             try:
                 fn(*args)
             except BaseException as e:
+                if IN_WORKER:
+                    _flush_std()
                 return (False, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
+            if IN_WORKER:
+                _flush_std()
             return (True, ())
         with _tokens_lock:
             flags, fn, args, kwargs = _tokens[key]
@@ -469,6 +767,8 @@ def run(mv):
     except BaseException as e:
         out = _error_outcome(e)
         flags = None
+        if mv[1] == F_INIT:  # an initializer the worker cannot unpickle has failed
+            return (False, out[2])
     if flags == F_INIT:
         try:
             fn(*args, **(kwargs or {}))

@@ -84,7 +84,9 @@ class Pool:
     imap_unordered, starmap, starmap_async, close, join, terminate; as a
     context manager it terminates on exit, like multiprocessing.Pool. A
     worker that dies fails its task with WorkerCrashedError instead of
-    hanging the pool."""
+    hanging the pool. A bound method of a module global (os.environ's,
+    random.seed, mymod.LOCK.acquire) acts on the worker's own object of that
+    name, as initializer or task (see crew.Executor)."""
 
     def __init__(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None,
                  *, kind="processes", start_method=None, task_timeout=None):
