@@ -29,6 +29,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Python 3.13 removed the private _Py_IsFinalizing(); Py_IsFinalizing() is its
+   public replacement (3.13+). */
+#if PY_VERSION_HEX >= 0x030D0000
+#define crew_py_finalizing() Py_IsFinalizing()
+#else
+#define crew_py_finalizing() _Py_IsFinalizing()
+#endif
+
 #include "crew.h"
 #include "forkserver.h" /* internal: crew__fork_parented */
 #include "pool.h" /* internal: to tell crew's own threads apart */
@@ -145,7 +153,7 @@ static pthread_once_t ts_once = PTHREAD_ONCE_INIT;
  * thread). Not once the interpreter is finalizing: it clears them itself. */
 static void ts_drop(void *ts)
 {
-    if (!ts || _Py_IsFinalizing())
+    if (!ts || crew_py_finalizing())
         return;
     PyEval_RestoreThread((PyThreadState *)ts);
     PyThreadState_Clear((PyThreadState *)ts);
@@ -226,7 +234,7 @@ static PyType_Spec Arg_spec = {
 static int py_task(const void *arg, size_t len, crew_out *out, void *udata)
 {
     (void)udata;
-    if (_Py_IsFinalizing())
+    if (crew_py_finalizing())
         return crew_out_error(out, "the Python interpreter is shutting down");
     PyGILState_STATE g = gil_ensure();
     int rc = 0;
@@ -348,7 +356,7 @@ static void forked_child_run(int shm_fd, int slot)
 
 static pid_t launch_fork(int shm_fd, int slot)
 {
-    if (_Py_IsFinalizing())
+    if (crew_py_finalizing())
         return -ECANCELED;
     PyGILState_STATE g = PyGILState_Ensure();
     PyOS_BeforeFork();
@@ -654,7 +662,7 @@ static PyType_Spec Future_spec = {
  * (a thread holding the GIL meanwhile, e.g. a submit, delivers it first). */
 static void done_cb(crew_future *f, void *ud)
 {
-    if (_Py_IsFinalizing())
+    if (crew_py_finalizing())
         return; /* too late to tell Python: the reference is leaked */
     FutureObject *self = ud;
     core_state *st = self->st;
