@@ -237,6 +237,7 @@ def run(args):
         print("   note: " + note)
     rep = C.Reporter(len(workloads) * len(order), "crew bench", enabled=not args.no_progress)
     measured = {}
+    took = {}                     # peer -> seconds its measures took
     t_run = time.perf_counter()
     try:
         for name in order:
@@ -245,17 +246,23 @@ def run(args):
             def step(w, peer=peer):
                 rep.status(f"{peer.name}: {w}")
                 rep.step()
+            t = time.perf_counter()
             try:
                 measured[name] = measure_peer(peer, workloads, s, n, method, repeats, step)
             except Exception as e:  # a peer's failure is a row, not a crash
                 measured[name] = {w: _why(e) for w in workloads}
                 _debug()
+            took[name] = time.perf_counter() - t
     finally:
         rep.close()
         try:
             shutdown_runtimes()
         except Exception as e:
             notes.append(f"ray.shutdown failed: {_why(e)}")
+    if RAY.shutdown_ms is not None:   # the last Ray peer waited for it
+        last = [x for x in order if is_ray(x) and x in took]
+        if last:
+            took[last[-1]] += RAY.shutdown_ms / 1e3
     seconds = time.perf_counter() - t_run
     late = []                     # notes known only now
     once = RAY.once_ms()
@@ -301,6 +308,9 @@ def run(args):
                                                and not x["peer"].startswith("crew")), None)
     print(C.table(["workload", "peer", "median", "vs best process peer", ""], table_rows(results),
                   ["l", "l", "r", "r", "l"]))
+    ray_s = sum(v for k, v in took.items() if is_ray(k))
+    late.append(f"measured in {seconds:.0f} s" + (f", the Ray peers {ray_s:.0f} s of it (ray.init and "
+                                                  f"ray.shutdown included)" if ray_s else ""))
     for note in late:
         print("   note: " + note)
     notes += late
@@ -312,7 +322,7 @@ def run(args):
                        for t in targets], ["l", "r", "r", "l"]))
     os.makedirs(args.out, exist_ok=True)
     paths = write_outputs(args.out, results, targets, n, method, repeats, notes, workloads,
-                          seconds)
+                          seconds, took)
     for p in paths:
         print(f"   wrote {p}")
     return 0
@@ -367,7 +377,8 @@ def check_targets(results, n, method):
     return out
 
 
-def write_outputs(out, results, targets, n, method, repeats, notes, workloads, seconds=None):
+def write_outputs(out, results, targets, n, method, repeats, notes, workloads, seconds=None,
+                  took=None):
     csv_path = os.path.join(out, "bench.csv")
     with open(csv_path, "w", newline="") as f:
         w = csv.writer(f)
@@ -383,7 +394,8 @@ def write_outputs(out, results, targets, n, method, repeats, notes, workloads, s
                    "cpu_count": crew.cpu_count(), "python": sys.version.split()[0],
                    "notes": notes, "seconds": seconds,
                    "peers": {r["peer"]: {"name": PEERS[r["peer"]].name, "kind": PEERS[r["peer"]].kind,
-                                         "note": PEERS[r["peer"]].note} for r in results},
+                                         "note": PEERS[r["peer"]].note,
+                                         "seconds": (took or {}).get(r["peer"])} for r in results},
                    "results": results, "targets": targets}, f, indent=2)
     plt = C.pyplot()
     cols = min(3, len(workloads))
