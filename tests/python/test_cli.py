@@ -167,29 +167,54 @@ def test_demo_one_lesson(tmp_path):
 
 # ----------------------------------------------------------------- bench --
 
-def test_bench_quick(tmp_path):
-    peers = "crew-processes,crew-threads,mp-pool,tpe,dask"
-    p = run_crew("bench", "--quick", "--peers", peers, "--out", str(tmp_path))
-    text = p.stdout
-    with open(tmp_path / "bench.json") as f:
-        d = json.load(f)
+BENCH_EXTRA = "not installed (pip install 'crew[bench]')"
+WORKLOADS = ["roundtrip", "submit", "map", "numpy8mb", "cpu", "start"]
+
+
+def installed(module):
     try:
-        import dask.distributed  # noqa: F401
-        has_dask = True
+        __import__(module)
+        return True
     except ImportError:
-        has_dask = False
-        assert "skipped dask.distributed" in text
-    names = {"crew-processes", "crew-threads", "mp-pool", "tpe"} | ({"dask"} if has_dask else set())
-    workloads = ["roundtrip", "submit", "map", "numpy8mb", "cpu", "start"]
+        return False
+
+
+@pytest.fixture(scope="module")
+def bench_quick(tmp_path_factory):
+    """One quick bench of crew, the stdlib pools, dask and mpire (either may be
+    missing: a missing peer is a row that says so)."""
+    out = tmp_path_factory.mktemp("bench")
+    peers = "crew-processes,crew-threads,mp-pool,tpe,dask,mpire"
+    p = run_crew("bench", "--quick", "--peers", peers, "--out", str(out))
+    with open(out / "bench.json") as f:
+        d = json.load(f)
+    return p.stdout, out, d
+
+
+def test_bench_quick(bench_quick):
+    text, tmp_path, d = bench_quick
+    has = {"dask": installed("dask.distributed"), "mpire": installed("mpire")}
+    names = {"crew-processes", "crew-threads", "mp-pool", "tpe", "dask", "mpire"}
     got = {(r["workload"], r["peer"]) for r in d["results"]}
-    assert got == {(w, n) for w in workloads for n in names}
+    assert got == {(w, n) for w in WORKLOADS for n in names}
     by = {(r["workload"], r["peer"]): r for r in d["results"]}
     for r in d["results"]:
-        assert not r["error"], r
+        if r["peer"] in has and not has[r["peer"]]:
+            assert r["status"] == "not installed" and r["error"].startswith("not installed (pip")
+            assert r["median"] != r["median"] and r["values"] == []
+            continue
+        assert r["status"] == "ok" and not r["error"], r
         assert r["median"] > 0 and len(r["values"]) == d["repeats"] == 3
-    # multiprocessing.Pool is the only process peer here: the reference (1.0x)
-    for w in workloads:
-        assert by[w, "mp-pool"]["vs_best_process_peer"] == pytest.approx(1.0)
+    if not has["dask"]:
+        assert table_row(text, "all workloads           dask.distributed")[-1] == \
+            "not installed (pip install 'dask[distributed]')"
+    if not has["mpire"]:
+        assert table_row(text, "all workloads           mpire.WorkerPool")[-1] == BENCH_EXTRA
+    # the best process peer that is not crew is the reference (1.0x) of each workload
+    for w in WORKLOADS:
+        ratios = [by[w, n]["vs_best_process_peer"] for n in ("mp-pool", "mpire", "dask")
+                  if by[w, n]["status"] == "ok"]
+        assert max(ratios) == pytest.approx(1.0) and min(ratios) <= 1.0 + 1e-9
     # crew moves the 8 MB array through shared memory: far faster than pickling
     assert by["numpy8mb", "crew-processes"]["vs_best_process_peer"] > 5
     # the table shows the medians and ratios of the JSON
@@ -202,9 +227,83 @@ def test_bench_quick(tmp_path):
         rows = list(csv.DictReader(f))
     assert len(rows) == len(d["results"])
     assert {r["peer"] for r in rows} >= {"crew processes", "multiprocessing.Pool"}
-    assert all(float(r["median"]) > 0 for r in rows)
+    assert all(float(r["median"]) > 0 for r in rows if not r["error"])
     w, h = png_size(tmp_path / "bench.png")
     assert w >= 1000 and h >= 500
+
+
+def test_bench_quick_has_mpire(bench_quick):
+    if not installed("mpire"):
+        pytest.skip("mpire is not installed (pip install 'crew[bench]')")
+    text, tmp_path, d = bench_quick
+    by = {(r["workload"], r["peer"]): r for r in d["results"]}
+    for w in WORKLOADS:
+        r = by[w, "mpire"]
+        assert r["status"] == "ok" and r["median"] > 0 and len(r["values"]) == 3, r
+        assert r["vs_best_process_peer"] > 0
+    row = table_row(text, "no-op round trip        mpire.WorkerPool")
+    assert row[2].endswith(" us") and float(row[2].split()[0]) > 0
+    assert "mpire.WorkerPool: WorkerPool(keep_alive=True)" in text
+
+
+# A bench whose ray cannot be imported and whose mpire cannot start workers:
+# both are rows that say why, and the other peers are measured as usual.
+_BROKEN_PEERS = """
+import sys, types
+sys.modules["ray"] = None
+fake = types.ModuleType("mpire")
+class WorkerPool:
+    def __init__(self, *a, **k):
+        raise OSError("no workers here")
+fake.WorkerPool = WorkerPool
+sys.modules["mpire"] = fake
+from crew._cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_bench_missing_and_failing_peers(tmp_path):
+    p = subprocess.run([sys.executable, "-c", _BROKEN_PEERS, "bench", "--quick", "--no-progress",
+                        "--workloads", "roundtrip,start", "--peers", "mp-pool,mpire,ray-pool,ray-tasks",
+                        "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stdout + p.stderr
+    text = p.stdout
+    with open(tmp_path / "bench.json") as f:
+        d = json.load(f)
+    by = {(r["workload"], r["peer"]): r for r in d["results"]}
+    assert len(by) == 8
+    for w in ("roundtrip", "start"):
+        assert by[w, "mp-pool"]["status"] == "ok" and by[w, "mp-pool"]["median"] > 0
+        assert by[w, "mpire"]["status"] == "failed"
+        assert by[w, "mpire"]["error"] == "failed: OSError: no workers here"
+        for ray in ("ray-pool", "ray-tasks"):
+            assert by[w, ray]["status"] == "not installed" and by[w, ray]["error"] == BENCH_EXTRA
+    assert table_row(text, "all workloads     mpire.WorkerPool")[-1] == "failed: OSError: no workers here"
+    assert table_row(text, "all workloads     ray.util.multiprocessing.Pool")[-1] == BENCH_EXTRA
+    assert table_row(text, "all workloads     ray.remote tasks")[-1] == BENCH_EXTRA
+    assert "ray.init" not in p.stderr
+
+
+@pytest.mark.skipif(not os.environ.get("CREW_TEST_RAY"),
+                    reason="Ray's start and stop take 10-25 s: set CREW_TEST_RAY=1 to run")
+def test_bench_ray(tmp_path):
+    if not installed("ray"):
+        pytest.skip("ray is not installed (pip install 'crew[bench]')")
+    p = run_crew("bench", "--quick", "--repeats", "1", "--no-progress", "--workloads",
+                 "roundtrip,map,start", "--peers", "mp-pool,ray-pool,ray-tasks", "--out", str(tmp_path))
+    with open(tmp_path / "bench.json") as f:
+        d = json.load(f)
+    by = {(r["workload"], r["peer"]): r for r in d["results"]}
+    for w in ("roundtrip", "map", "start"):
+        for ray in ("ray-pool", "ray-tasks"):
+            assert by[w, ray]["status"] == "ok" and by[w, ray]["median"] > 0, by[w, ray]
+    # ray.init and ray.shutdown are counted once in each Ray row's pool start
+    note = next(n for n in d["notes"] if n.startswith("Ray: ray.init took"))
+    init_s = float(note.split("ray.init took ")[1].split(" s")[0])
+    assert by["start", "ray-tasks"]["median"] > init_s * 1e3 * 0.99
+    assert by["start", "ray-pool"]["median"] > init_s * 1e3 * 0.99
+    assert table_row(p.stdout, "pool start              ray.remote tasks")[-1] == \
+        "ray.init + first task + ray.shutdown, 1 sample"
 
 
 def test_bench_rejects_unknown_names():

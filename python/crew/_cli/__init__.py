@@ -4,7 +4,8 @@
             methods) plus I/O and crashes, live on this machine, each with a
             table and a PNG chart, and crew's answer beside the usual tools
     bench   crew against Python's pools (multiprocessing, concurrent.futures,
-            joblib/loky, pebble, dask if installed): medians, ratios, CSV/JSON
+            joblib/loky, pebble, mpire, Ray; dask if installed): medians,
+            ratios, CSV/JSON
     info    the CPUs this process may use, start methods, versions, shared memory
 """
 import argparse

@@ -9,12 +9,19 @@ Workloads (each on a fresh, warmed pool; median of the repeats):
   start      create a pool, first result, shut it down           (ms, lower is better)
 Ratios compare each peer with the best process-pool peer (crew excluded) of
 the same run; above 1 is better than it.
+
+Peers: crew (processes, threads), multiprocessing.Pool, ProcessPoolExecutor,
+ThreadPoolExecutor and, from PyPI (pip install 'crew[bench]'), joblib/loky,
+pebble, mpire and Ray (ray.util.multiprocessing.Pool and plain ray.remote
+tasks); dask.distributed if installed. A peer that is not installed, or fails,
+is a row that says so. Ray is started once per run (ray.init, num_cpus =
+workers, no dashboard, loopback only), after every other peer is measured, and
+shut down at the end; its ray.init and ray.shutdown are counted in the Ray
+rows' pool start.
 """
-import concurrent.futures as cf
 import csv
 import json
 import math
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -23,6 +30,7 @@ import traceback
 import crew
 
 from . import common as C
+from .peers import PEERS, RAY, is_ray, shutdown_runtimes
 from .tasks import nbytes, noop, spin
 
 WORKLOADS = {
@@ -38,158 +46,6 @@ WORKLOADS = {
 #           default  --quick
 SIZES = {"repeats": (5, 3), "roundtrip_n": (2000, 300), "submit_n": (10000, 2000),
          "map_n": (200000, 20000), "numpy_n": (5, 3), "cpu_seconds": (1.0, 0.3)}
-
-
-# ------------------------------------------------------------------ peers --
-
-class Peer:
-    kind = "process"     # or "thread"
-    note = ""
-
-    def available(self):
-        return True, ""
-
-    def close(self, p):
-        p.shutdown()
-
-    def submit(self, p, fn, *a):
-        return p.submit(fn, *a)
-
-    def map(self, p, fn, items, chunksize):
-        return list(p.map(fn, items, chunksize=chunksize))
-
-
-class CrewProcesses(Peer):
-    name = "crew processes"
-
-    def make(self, n, method):
-        return crew.Executor(n, start_method=method)
-
-
-class CrewThreads(Peer):
-    name = "crew threads"
-    kind = "thread"
-
-    def make(self, n, method):
-        return crew.Executor(n, kind="threads")
-
-
-class _AR:
-    __slots__ = ("r",)
-
-    def __init__(self, r):
-        self.r = r
-
-    def result(self):
-        return self.r.get()
-
-
-class MpPool(Peer):
-    name = "multiprocessing.Pool"
-
-    def make(self, n, method):
-        return mp.get_context(method).Pool(n)
-
-    def submit(self, p, fn, *a):
-        return _AR(p.apply_async(fn, a))
-
-    def map(self, p, fn, items, chunksize):
-        return p.map(fn, items, chunksize)
-
-    def close(self, p):
-        p.close()
-        p.join()
-
-
-class PPE(Peer):
-    name = "ProcessPoolExecutor"
-
-    def make(self, n, method):
-        return cf.ProcessPoolExecutor(n, mp_context=mp.get_context(method))
-
-
-class TPE(Peer):
-    name = "ThreadPoolExecutor"
-    kind = "thread"
-
-    def make(self, n, method):
-        return cf.ThreadPoolExecutor(n)
-
-    def map(self, p, fn, items, chunksize):
-        return list(p.map(fn, items))
-
-
-class Loky(Peer):
-    name = "joblib/loky"
-    note = "loky's own start method (fork + exec)"
-
-    def available(self):
-        try:
-            from joblib.externals import loky  # noqa: F401
-            return True, ""
-        except ImportError as e:
-            return False, f"joblib (loky) not installed: {e}"
-
-    def make(self, n, method):
-        from joblib.externals import loky
-        return loky.ProcessPoolExecutor(n)
-
-
-class Pebble(Peer):
-    name = "pebble.ProcessPool"
-
-    def available(self):
-        try:
-            import pebble  # noqa: F401
-            return True, ""
-        except ImportError as e:
-            return False, f"pebble not installed: {e}"
-
-    def make(self, n, method):
-        import pebble
-        return pebble.ProcessPool(max_workers=n, context=mp.get_context(method))
-
-    def submit(self, p, fn, *a):
-        return p.schedule(fn, args=a)
-
-    def map(self, p, fn, items, chunksize):
-        return list(p.map(fn, items, chunksize=chunksize).result())
-
-    def close(self, p):
-        p.close()
-        p.join()
-
-
-class Dask(Peer):
-    name = "dask.distributed"
-    note = "a local cluster of worker processes"
-
-    def available(self):
-        try:
-            import dask.distributed  # noqa: F401
-            return True, ""
-        except ImportError as e:
-            return False, f"dask.distributed not installed ({e})"
-
-    def make(self, n, method):
-        from dask.distributed import Client, LocalCluster
-        return Client(LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                   dashboard_address=None))
-
-    def submit(self, p, fn, *a):
-        return p.submit(fn, *a, pure=False)
-
-    def map(self, p, fn, items, chunksize):
-        return p.gather(p.map(fn, items, pure=False))
-
-    def close(self, p):
-        cl = p.cluster
-        p.close()
-        cl.close()
-
-
-PEERS = {"crew-processes": CrewProcesses(), "crew-threads": CrewThreads(), "mp-pool": MpPool(),
-         "ppe": PPE(), "tpe": TPE(), "loky": Loky(), "pebble": Pebble(), "dask": Dask()}
 
 
 # -------------------------------------------------------------- workloads --
@@ -249,50 +105,67 @@ def w_cpu(peer, p, s, n):
     return serial / dt
 
 
-def w_start(peer, n, method):
-    t = time.perf_counter()
-    p = peer.make(n, method)
-    try:
-        peer.submit(p, noop).result()
-    finally:
-        peer.close(p)
-    return (time.perf_counter() - t) * 1e3
-
-
 RUNNERS = {"roundtrip": w_roundtrip, "submit": w_submit, "map": w_map, "numpy8mb": w_numpy,
            "cpu": w_cpu}
 
 
+def _why(e):
+    return f"{type(e).__name__}: {e}".strip().splitlines()[0] if str(e) else type(e).__name__
+
+
 def measure_peer(peer, workloads, s, n, method, repeats, step):
-    """{workload: (median, values)} for one peer: one warmed pool serves every
-    workload but "start", which makes its own pools (after one warm-up start:
-    a fork server, imports)."""
+    """{workload: values or the error string} for one peer: one warmed pool
+    serves every workload but "start", which makes its own pools (after one
+    warm-up start: a fork server, imports). A workload that fails is an
+    error for that workload; a pool that cannot be made, for all of them."""
     out = {}
     pooled = [w for w in workloads if w != "start"]
     if pooled:
-        p = peer.make(n, method)
+        p = None
         try:
+            p = peer.make(n, method)
             _warm(peer, p, n)
+        except Exception as e:
             for w in pooled:
                 step(w)
-                if w == "numpy8mb":
-                    peer.submit(p, nbytes, s["array"]).result()
-                vals = [RUNNERS[w](peer, p, s, n) for _ in range(repeats)]
-                out[w] = (C.median(vals), vals)
-        finally:
-            peer.close(p)
+                out[w] = _why(e)
+            _debug()
+        else:
+            try:
+                for w in pooled:
+                    step(w)
+                    try:
+                        if w == "numpy8mb":
+                            peer.submit(p, nbytes, s["array"]).result()
+                        out[w] = [RUNNERS[w](peer, p, s, n) for _ in range(repeats)]
+                    except Exception as e:
+                        out[w] = _why(e)
+                        _debug()
+            finally:
+                try:
+                    peer.close(p)
+                except Exception:
+                    _debug()
     if "start" in workloads:
         step("start")
-        w_start(peer, n, method)
-        vals = [w_start(peer, n, method) for _ in range(repeats)]
-        out["start"] = (C.median(vals), vals)
+        try:
+            out["start"] = peer.start_samples(n, method, repeats)
+        except Exception as e:
+            out["start"] = _why(e)
+            _debug()
     return out
+
+
+def _debug():
+    if os.environ.get("CREW_BENCH_DEBUG"):
+        traceback.print_exc()
 
 
 # ------------------------------------------------------------------ command --
 
 def add_parser(sub):
-    p = sub.add_parser("bench", help="crew against multiprocessing, concurrent.futures, loky, pebble",
+    p = sub.add_parser("bench", help="crew against multiprocessing, concurrent.futures, loky, pebble, "
+                                     "mpire, Ray",
                        description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("--workloads", "-w", default=",".join(WORKLOADS),
                    help=f"comma-separated, from: {','.join(WORKLOADS)} (default: all)")
@@ -324,6 +197,9 @@ def _ratio(workload, value, best):
     return value / best if WORKLOADS[workload][1] else best / value
 
 
+NOT_RUN = "not installed"
+
+
 def run(args):
     import numpy as np
     workloads = _pick(args.workloads, WORKLOADS, "workload")
@@ -333,13 +209,13 @@ def run(args):
     s = {k: (q if args.quick else d) for k, (d, q) in SIZES.items()}
     repeats = args.repeats or s["repeats"]
     notes = []
-    peers = []
+    missing = {}        # peer -> why it is not measured ("not installed (...)")
     for name in peer_names:
         ok, why = PEERS[name].available()
-        if ok:
-            peers.append(name)
-        else:
-            notes.append(f"skipped {PEERS[name].name}: {why}")
+        if not ok:
+            missing[name] = why
+    # Ray last: its daemons then run while no other peer is measured
+    order = sorted((x for x in peer_names if x not in missing), key=is_ray)
     busy = C.cpus_busy_elsewhere()
     if busy is not None and busy > 0.25:
         notes.append(f"other programs kept {busy:.1f} of {os.cpu_count()} CPUs busy as the bench "
@@ -352,36 +228,71 @@ def run(args):
         s["cpu_items"] = [loop] * tasks
         notes.append(f"cpu: {tasks} tasks of spin({loop:,}), about {s['cpu_seconds']:g} s serially; "
                      f"each repeat runs them serially, then on the pool")
+    for name in order:
+        if PEERS[name].note:
+            notes.append(f"{PEERS[name].name}: {PEERS[name].note}")
     print(f"crew bench: {n} workers, start method {method} (where a pool has one), "
           f"median of {repeats}; {crew.cpu_count()} usable CPUs, Python {sys.version.split()[0]}")
     for note in notes:
         print("   note: " + note)
-    rep = C.Reporter(len(workloads) * len(peers), "crew bench", enabled=not args.no_progress)
+    rep = C.Reporter(len(workloads) * len(order), "crew bench", enabled=not args.no_progress)
     measured = {}
+    took = {}                     # peer -> seconds its measures took
+    t_run = time.perf_counter()
     try:
-        for name in peers:
+        for name in order:
             peer = PEERS[name]
 
             def step(w, peer=peer):
                 rep.status(f"{peer.name}: {w}")
                 rep.step()
+            t = time.perf_counter()
             try:
-                measured[name] = (measure_peer(peer, workloads, s, n, method, repeats, step), "")
+                measured[name] = measure_peer(peer, workloads, s, n, method, repeats, step)
             except Exception as e:  # a peer's failure is a row, not a crash
-                measured[name] = ({}, f"{type(e).__name__}: {e}")
-                if os.environ.get("CREW_BENCH_DEBUG"):
-                    traceback.print_exc()
+                measured[name] = {w: _why(e) for w in workloads}
+                _debug()
+            took[name] = time.perf_counter() - t
     finally:
         rep.close()
+        try:
+            shutdown_runtimes()
+        except Exception as e:
+            notes.append(f"ray.shutdown failed: {_why(e)}")
+    if RAY.shutdown_ms is not None:   # the last Ray peer waited for it
+        last = [x for x in order if is_ray(x) and x in took]
+        if last:
+            took[last[-1]] += RAY.shutdown_ms / 1e3
+    seconds = time.perf_counter() - t_run
+    late = []                     # notes known only now
+    once = RAY.once_ms()
+    if RAY.init_ms is not None:
+        late.append(f"Ray: ray.init took {RAY.init_ms / 1e3:.2f} s, its first task "
+                    f"{RAY.first_ms:.0f} ms, ray.shutdown "
+                    + (f"{RAY.shutdown_ms / 1e3:.2f} s" if RAY.shutdown_ms is not None else "?")
+                    + "; the Ray rows' pool start includes ray.init and ray.shutdown (once per run)")
     results = []
     for w in workloads:
-        for name in peers:
-            got, err = measured[name]
-            med, vals = got.get(w, (float("nan"), []))
+        for name in peer_names:
             peer = PEERS[name]
+            got = measured.get(name, {}).get(w)
+            if name in missing:
+                status, vals, err = NOT_RUN, [], missing[name]
+            elif isinstance(got, str) or got is None:
+                status, vals, err = "failed", [], f"failed: {got or 'not measured'}"
+            else:
+                status, vals, err = "ok", list(got), ""
+            note = ""
+            if status == "ok" and w == "start" and is_ray(name):
+                if once is None:
+                    status, vals, err = "failed", [], "failed: ray.init/ray.shutdown not timed"
+                else:
+                    vals = [v + once for v in vals]
+                    note = peer.start_note
             results.append({"workload": w, "peer": name, "peer_name": peer.name,
-                            "peer_kind": peer.kind, "unit": WORKLOADS[w][0], "median": med,
-                            "values": vals, "error": err if w not in got else ""})
+                            "peer_kind": peer.kind, "unit": WORKLOADS[w][0],
+                            "median": C.median(vals), "values": vals, "status": status,
+                            "error": err, "note": note})
     # ratios against the best process-pool peer that is not crew
     best = {}
     for w in workloads:
@@ -395,17 +306,14 @@ def run(args):
                 r["best_process_peer"] = next((x["peer_name"] for x in results if x["workload"] == w
                                                and x["median"] == best.get(w)
                                                and not x["peer"].startswith("crew")), None)
-    rows = []
-    for r in results:
-        unit = r["unit"]
-        v = r["median"]
-        val = ("error" if r["error"] else
-               f"{v:.2f} x" if unit == "x" else C.fmt_num(v, unit))
-        ratio = r["vs_best_process_peer"]
-        rows.append((WORKLOADS[r["workload"]][2], r["peer_name"], val,
-                     "-" if ratio is None else f"{ratio:.2f}x", r["error"][:60]))
-    print(C.table(["workload", "peer", "median", "vs best process peer", ""], rows,
+    print(C.table(["workload", "peer", "median", "vs best process peer", ""], table_rows(results),
                   ["l", "l", "r", "r", "l"]))
+    ray_s = sum(v for k, v in took.items() if is_ray(k))
+    late.append(f"measured in {seconds:.0f} s" + (f", the Ray peers {ray_s:.0f} s of it (ray.init and "
+                                                  f"ray.shutdown included)" if ray_s else ""))
+    for note in late:
+        print("   note: " + note)
+    notes += late
     targets = check_targets(results, n, method)
     if targets:
         print("")
@@ -413,10 +321,38 @@ def run(args):
                       [(t["target"], t["measured"], t["goal"], "met" if t["met"] else "MISSED")
                        for t in targets], ["l", "r", "r", "l"]))
     os.makedirs(args.out, exist_ok=True)
-    paths = write_outputs(args.out, results, targets, n, method, repeats, notes, workloads)
+    paths = write_outputs(args.out, results, targets, n, method, repeats, notes, workloads,
+                          seconds, took)
     for p in paths:
         print(f"   wrote {p}")
     return 0
+
+
+def table_rows(results):
+    """The printed table: one row per workload and measured peer; a peer that
+    is not installed, or failed at every workload for one reason, gets a
+    single row at the end."""
+    rows, tail = [], []
+    peers = list(dict.fromkeys(r["peer"] for r in results))
+    whole = {}
+    for name in peers:
+        rs = [r for r in results if r["peer"] == name]
+        if all(r["status"] != "ok" for r in rs) and len({r["error"] for r in rs}) == 1:
+            whole[name] = rs[0]
+            tail.append(("all workloads", rs[0]["peer_name"], "-", "-", rs[0]["error"][:90]))
+    for r in results:
+        if r["peer"] in whole:
+            continue
+        unit, v = r["unit"], r["median"]
+        if r["status"] == "ok":
+            val = (f"{v:.2f} x" if unit == "x" else f"{v / 1e3:.2f} s" if unit == "ms" and v >= 1e4
+                   else C.fmt_num(v, unit))
+        else:
+            val = "-"
+        ratio = r["vs_best_process_peer"]
+        rows.append((WORKLOADS[r["workload"]][2], r["peer_name"], val,
+                     "-" if ratio is None else f"{ratio:.2f}x", (r["error"] or r["note"])[:90]))
+    return rows + tail
 
 
 def check_targets(results, n, method):
@@ -441,24 +377,32 @@ def check_targets(results, n, method):
     return out
 
 
-def write_outputs(out, results, targets, n, method, repeats, notes, workloads):
+def write_outputs(out, results, targets, n, method, repeats, notes, workloads, seconds=None,
+                  took=None):
     csv_path = os.path.join(out, "bench.csv")
     with open(csv_path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["workload", "peer", "unit", "median", "vs_best_process_peer", "values", "error"])
+        w.writerow(["workload", "peer", "unit", "median", "vs_best_process_peer", "values", "error",
+                    "note"])
         for r in results:
             w.writerow([r["workload"], r["peer_name"], r["unit"], f"{r['median']:.6g}",
                         "" if r["vs_best_process_peer"] is None else f"{r['vs_best_process_peer']:.4g}",
-                        " ".join(f"{v:.6g}" for v in r["values"]), r["error"]])
+                        " ".join(f"{v:.6g}" for v in r["values"]), r["error"], r["note"]])
     json_path = os.path.join(out, "bench.json")
     with open(json_path, "w") as f:
         json.dump({"workers": n, "start_method": method, "repeats": repeats,
                    "cpu_count": crew.cpu_count(), "python": sys.version.split()[0],
-                   "notes": notes, "results": results, "targets": targets}, f, indent=2)
+                   "notes": notes, "seconds": seconds,
+                   "peers": {r["peer"]: {"name": PEERS[r["peer"]].name, "kind": PEERS[r["peer"]].kind,
+                                         "note": PEERS[r["peer"]].note,
+                                         "seconds": (took or {}).get(r["peer"])} for r in results},
+                   "results": results, "targets": targets}, f, indent=2)
     plt = C.pyplot()
     cols = min(3, len(workloads))
     rws = math.ceil(len(workloads) / cols)
-    fig, axes = plt.subplots(rws, cols, figsize=(5.2 * cols, 0.5 + 2.9 * rws), squeeze=False)
+    npeers = len({r["peer"] for r in results if r["median"] == r["median"]})
+    fig, axes = plt.subplots(rws, cols, figsize=(5.6 * cols, 0.5 + max(2.9, 0.9 + 0.24 * npeers) * rws),
+                             squeeze=False)
     for ax, w in zip(axes.flat, workloads):
         rs = [r for r in results if r["workload"] == w and r["median"] == r["median"]]
         unit, higher, label = WORKLOADS[w]
@@ -467,7 +411,8 @@ def write_outputs(out, results, targets, n, method, repeats, notes, workloads):
                fmt=(lambda v, u=unit: f"{v:.2f}x" if u == "x" else C.fmt_num(v)),
                xlabel=f"{unit} ({'higher' if higher else 'lower'} is better"
                       f"{', log scale' if w != 'cpu' else ''})",
-               title=label, log=w != "cpu")
+               title=label + (" (Ray: + ray.init, ray.shutdown)" if w == "start" and any(
+                   is_ray(r["peer"]) for r in rs) else ""), log=w != "cpu")
         ax.tick_params(axis="y", labelsize=8)
         if w == "cpu":
             ax.set_xlim(0, max(ax.get_xlim()[1], n * 1.25))

@@ -16,6 +16,11 @@ def noop(x=None):
     return x
 
 
+def map_chunk(fn, items):
+    """fn over a chunk of items, in one task (a map on a pool that has no chunking)."""
+    return [fn(x) for x in items]
+
+
 def spin(n):
     """Pure-Python CPU work: holds the GIL the whole time."""
     s = 0
