@@ -33,6 +33,11 @@
 #include "forkserver.h" /* internal: crew__fork_parented */
 #include "pool.h" /* internal: to tell crew's own threads apart */
 
+/* 3.13 removed the private _Py_IsFinalizing(); Py_IsFinalizing() is public there */
+#if PY_VERSION_HEX >= 0x030D0000
+#define _Py_IsFinalizing Py_IsFinalizing
+#endif
+
 #define TASK_NAME "crew.py"
 #define MAX_PARTS 64
 
