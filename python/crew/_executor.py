@@ -364,6 +364,8 @@ class Executor(cf.Executor):
         n = len(items)
         if chunksize is None:
             chunksize = max(1, math.ceil(n / (self._max_workers * 4)))
+        elif chunksize < 1:
+            raise ValueError("chunksize must be >= 1")
         flags = rt.F_CHUNK if star else rt.F_CHUNK1
         return [self._submit(fn, items[i:i + chunksize], None, task_timeout, flags)
                 for i in range(0, n, chunksize)]
@@ -372,22 +374,27 @@ class Executor(cf.Executor):
             task_timeout=None):
         """Like concurrent.futures' map; items are sent in chunks (automatic
         size: about 4 per worker). ``progress=True`` shows a tqdm bar when a
-        terminal is attached; ``task_timeout`` limits each chunk."""
+        terminal is attached; ``task_timeout`` limits each chunk.
+
+        The iterator holds no result it has already yielded."""
+        if chunksize is not None and chunksize < 1:
+            raise ValueError("chunksize must be >= 1")
         star = len(iterables) != 1
         items = list(zip(*iterables)) if star else list(iterables[0])
         end = None if timeout is None else time.monotonic() + timeout
         futs = self._chunks(fn, items, chunksize, task_timeout, star)
         bar = _progress_bar(progress, len(items))
+        del items
 
         def results():
             try:
                 futs.reverse()
                 while futs:
-                    f = futs.pop()
-                    res = f.result(None if end is None else end - time.monotonic())
+                    # neither the future nor its chunk stays referenced here
+                    res = _result_or_cancel(futs.pop(), end)
                     if bar is not None:
                         bar.update(len(res[0]))
-                    yield from rt.chunk_values(res)
+                    yield from rt.take_values(res)
             finally:
                 for f in futs:
                     f.cancel()
@@ -449,6 +456,18 @@ class Executor(cf.Executor):
     def __del__(self):
         if self._init_key:
             rt._tokens.pop(self._init_key, None)
+
+
+def _result_or_cancel(fut, end):
+    """fut's result by the deadline end (None: no deadline); a future that
+    fails to give it in time is cancelled (else, once popped from map's
+    list, nothing would cancel it)."""
+    try:
+        return fut.result(None if end is None else end - time.monotonic())
+    except BaseException:
+        fut.cancel()
+        del fut  # the traceback's frame would keep it
+        raise
 
 
 def _progress_bar(progress, total):

@@ -370,6 +370,24 @@ def chunk_values(res):
     return _values_until_error(vals, errs)
 
 
+def take_values(res):
+    """Like chunk_values, but hands each value over as it goes: the chunk's
+    list lets go of a value once it is yielded (map's iterator keeps no
+    result it has already given)."""
+    vals, errs = res
+    del res
+    vals.reverse()
+    i = 0
+    while vals:
+        if errs is not None:
+            e = errs.pop(i, None)
+            if e is not None:
+                vals.clear()
+                raise exception_of(e)
+        i += 1
+        yield vals.pop()
+
+
 def _values_until_error(vals, errs):
     for i, v in enumerate(vals):
         e = errs.get(i)

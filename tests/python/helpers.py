@@ -103,3 +103,11 @@ def keep_arg(a, keep):
     else:
         KEPT.clear()
     return [float(k[0]) for k in KEPT]
+
+
+class Obj:
+    """A plain object whose lifetime a test can watch with a weakref."""
+
+
+def make_obj(_):
+    return Obj()
