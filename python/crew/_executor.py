@@ -259,6 +259,8 @@ class Executor(cf.Executor):
       running tasks (process workers are killed).
     """
 
+    _init_key = 0   # read by __del__, which runs even when __init__ raised
+
     def __init__(self, max_workers=None, kind="processes", start_method=None,
                  initializer=None, initargs=(), max_tasks_per_child=None,
                  task_timeout=None, *, arena_size=None):

@@ -36,3 +36,20 @@ def test_map_timeout_cancels_the_chunk_it_gave_up_on(kind_method):
             next(it)
         busy.result(timeout=60)
     assert ex.stats()["cancelled"] == 1   # the chunk never ran
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_bad_max_workers_raises_and_leaves_nothing_for_del(bad):
+    # CPython's test_max_workers_negative; __del__ of the half-made executor
+    # used to fail ("Exception ignored in: Executor.__del__")
+    import sys
+    import crew
+    seen = []
+    old, sys.unraisablehook = sys.unraisablehook, seen.append
+    try:
+        with pytest.raises(ValueError, match="max_workers must be greater than 0"):
+            crew.Executor(max_workers=bad)
+        gc.collect()
+    finally:
+        sys.unraisablehook = old
+    assert seen == []
