@@ -63,6 +63,7 @@ class Future(cf.Future):
     none when it finishes is settled in one atomic step (_core.settle)."""
 
     _crew = None
+    _crew_broken = None   # set when a failed initializer broke its executor
     _condition = _LazyCondition()
 
     def __init__(self):
@@ -179,7 +180,13 @@ def _complete(cfut):
     key = fut._crew_key
     status = cfut.status()
     if status == _core.ECANCELED:
-        fut._crew_cancelled()
+        if fut._crew_broken is None:
+            fut._crew_cancelled()
+        else:  # taken off the queue because the executor broke
+            try:
+                fut.set_exception(rt.InitializerError(fut._crew_broken))
+            except cf.InvalidStateError:
+                pass
     elif not fut.cancelled():
         _settle(fut, key, status, cfut)
     # settled: drop what the pending task held (fut._crew -> cfut -> fut)
@@ -190,6 +197,8 @@ def _complete(cfut):
     ex = fut._crew_ex()
     if ex is not None:
         ex._pending.pop(id(fut), None)
+        if status == _core.EINIT:
+            ex._break(cfut.error())
 
 
 def _settle(fut, key, status, cfut):
@@ -260,6 +269,9 @@ class Executor(cf.Executor):
     """
 
     _init_key = 0   # read by __del__, which runs even when __init__ raised
+    # like ProcessPoolExecutor's: a message once a worker initializer failed
+    _broken = False
+    _breaks = True  # crew.Pool's executor keeps serving (tasks fail one by one)
 
     def __init__(self, max_workers=None, kind="processes", start_method=None,
                  initializer=None, initargs=(), max_tasks_per_child=None,
@@ -316,9 +328,17 @@ class Executor(cf.Executor):
                 self._init_key = next(rt._counter)
                 rt._tokens[self._init_key] = (initializer, tuple(initargs))
                 init = rt.token(self._init_key, b"K")
-            else:
-                init = b"".join(bytes(p) for p in rt.encode_call(initializer, tuple(initargs), {},
-                                                                rt.F_INIT))
+        if kind == "processes" and (initializer is not None or self._start_method != "fork"):
+            # the init message also carries multiprocessing's authkey to
+            # spawned and fork-server workers (a forked one inherits it), so
+            # that a task can use the parent's Manager proxies and listeners;
+            # it travels through the pool's shared memory, never argv
+            setup = {}
+            if self._start_method != "fork":
+                import multiprocessing
+                setup["authkey"] = bytes(multiprocessing.current_process().authkey)
+            init = b"".join(bytes(p) for p in rt.encode_call(initializer, tuple(initargs), setup,
+                                                            rt.F_INIT))
         self._pool = _core.Pool(1 if kind == "threads" else 2, max_workers, start,
                                 float(task_timeout or 0), int(max_tasks_per_child or 0), init,
                                 spawn_argv, sock, int(arena_size or 0))
@@ -328,6 +348,8 @@ class Executor(cf.Executor):
     # ------------------------------------------------------------ submit --
 
     def _submit(self, fn, args, kwargs, timeout, flags=rt.F_CALL):
+        if self._broken:
+            raise rt.InitializerError(self._broken)
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
         t = _timeout_arg(timeout)
@@ -351,6 +373,21 @@ class Executor(cf.Executor):
             rt.drop_token(key)
             raise
         return fut
+
+    def _break(self, msg):
+        """A worker initializer failed: as with concurrent.futures' pools, the
+        executor is broken. submit() raises InitializerError (a
+        BrokenExecutor) from now on, and queued tasks fail with it; running
+        tasks finish."""
+        if not self._breaks or self._broken:
+            return
+        self._broken = msg or "a worker initializer failed"
+        for f in list(self._pending.values()):
+            c = f._crew
+            if c is not None and not f.done():
+                f._crew_broken = self._broken
+                if c.cancel() != 0:       # running: it finishes as it may
+                    f._crew_broken = None
 
     def submit(self, fn, /, *args, **kwargs):
         """Schedules fn(*args, **kwargs); returns a concurrent.futures.Future."""

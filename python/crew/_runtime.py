@@ -24,6 +24,7 @@ import sys
 import threading
 import traceback
 import types
+from concurrent.futures import BrokenExecutor
 
 from . import _core
 
@@ -62,8 +63,11 @@ class TaskTimeoutError(CrewError, TimeoutError):
     """The task ran past its timeout; its process worker was killed and replaced."""
 
 
-class InitializerError(CrewError):
-    """The worker initializer raised; tasks given to that worker fail with this."""
+class InitializerError(CrewError, BrokenExecutor):
+    """A worker initializer raised. As with concurrent.futures' pools, the
+    executor is then broken (a ``concurrent.futures.BrokenExecutor``):
+    submit() raises this, and queued tasks fail with it. (crew.Pool keeps
+    serving: each task given to such a worker fails with it.)"""
 
 
 class SerializationError(CrewError, pickle.PicklingError):
@@ -293,6 +297,23 @@ def replay_logs(records):
         logging.getLogger(rec.name).handle(rec)
 
 
+def _log_init_failure():
+    """What concurrent.futures' workers log when the initializer raises
+    (called in the except block: the traceback goes with the record)."""
+    try:
+        logging.getLogger("concurrent.futures").critical("Exception in initializer:",
+                                                         exc_info=True)
+    except Exception:  # pragma: no cover - a broken handler must not hide the failure
+        pass
+
+
+def _setup_worker(authkey=None):
+    """Applies the settings an init message carries (see Executor)."""
+    if authkey is not None:
+        import multiprocessing
+        multiprocessing.current_process().authkey = authkey
+
+
 def _flush_std():
     for s in (sys.stdout, sys.stderr):
         try:
@@ -470,6 +491,7 @@ def run(mv):
             try:
                 fn(*args)
             except BaseException as e:
+                _log_init_failure()
                 return (False, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
             return (True, ())
         with _tokens_lock:
@@ -487,10 +509,14 @@ def run(mv):
     except BaseException as e:
         out = _error_outcome(e)
         flags = None
-    if flags == F_INIT:
+    if flags == F_INIT:  # kwargs: crew's settings for the worker; fn: the initializer or None
         try:
-            fn(*args, **(kwargs or {}))
+            _setup_worker(**(kwargs or {}))
+            if fn is not None:
+                fn(*args)
         except BaseException as e:
+            _log_init_failure()
+            _collector.take()   # no task result will carry them
             _flush_std()
             return (False, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
         _flush_std()

@@ -111,3 +111,18 @@ class Obj:
 
 def make_obj(_):
     return Obj()
+
+
+def init_fail_logged(q):
+    """An initializer that sends the 'concurrent.futures' logger's records to
+    q (a crew.Queue), then raises (as CPython's init_fail does)."""
+    import logging.handlers
+    logger = logging.getLogger("concurrent.futures")
+    logger.addHandler(logging.handlers.QueueHandler(q))
+    logger.propagate = False
+    raise ValueError("error in initializer")
+
+
+def set_event(ev):
+    ev.set()
+    return ev.is_set()

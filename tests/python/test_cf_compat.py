@@ -53,3 +53,62 @@ def test_bad_max_workers_raises_and_leaves_nothing_for_del(bad):
     finally:
         sys.unraisablehook = old
     assert seen == []
+
+
+def _drain(q):
+    import queue
+    out = []
+    try:
+        while True:
+            out.append(q.get_nowait().getMessage())
+    except queue.Empty:
+        return out
+
+
+def test_failing_initializer_breaks_the_executor(kind_method):
+    # CPython's FailingInitializerMixin: the future fails with a
+    # BrokenExecutor, the executor reports _broken, and submit() raises
+    import concurrent.futures as cf
+    import crew
+    kind, m = kind_method
+    q = crew.Queue()
+    with crew.Executor(2, kind=kind, start_method=m, initializer=h.init_fail_logged,
+                       initargs=(q,)) as ex:
+        futs = [ex.submit(h.square, i) for i in range(20)]
+        for f in futs:   # run on a failed worker, or taken off the queue
+            with pytest.raises(crew.InitializerError) as info:
+                f.result(timeout=60)
+            assert isinstance(info.value, cf.BrokenExecutor)
+        assert ex._broken and "error in initializer" in ex._broken
+        with pytest.raises(cf.BrokenExecutor, match="error in initializer"):
+            ex.submit(h.square, 1)
+    if kind == "threads":
+        import logging
+        logging.getLogger("concurrent.futures").handlers.clear()
+        logging.getLogger("concurrent.futures").propagate = True
+    logged = _drain(q)
+    assert any("Exception in initializer" in s and "ValueError: error in initializer" in s
+               for s in logged), logged
+
+
+def test_failing_initializer_leaves_pool_serving():
+    # crew.Pool keeps multiprocessing.Pool's way: nothing is "broken"
+    import crew
+    with crew.Pool(1, initializer=h.boom, initargs=("init failed",)) as p:
+        for _ in range(2):
+            r = p.apply_async(h.square, (3,))
+            with pytest.raises(crew.InitializerError, match="init failed"):
+                r.get(timeout=60)
+
+
+def test_task_reaches_a_manager_of_the_parent(method):
+    # CPython's test_ressources_gced_in_workers: a spawned or fork-server
+    # worker has the parent's multiprocessing authkey, as multiprocessing's
+    # own children do
+    import multiprocessing
+    import crew
+    with multiprocessing.Manager() as mgr:
+        ev = mgr.Event()
+        with crew.Executor(1, start_method=method) as ex:
+            assert ex.submit(h.set_event, ev).result(timeout=60) is True
+        assert ev.is_set()
