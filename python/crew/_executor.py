@@ -1,6 +1,8 @@
 """crew.Executor: a concurrent.futures.Executor over libcrew pools."""
 import atexit
+import collections
 import concurrent.futures as cf
+import itertools
 import math
 import os
 import sys
@@ -409,28 +411,59 @@ class Executor(cf.Executor):
         return [self._submit(fn, items[i:i + chunksize], None, task_timeout, flags)
                 for i in range(0, n, chunksize)]
 
-    def map(self, fn, *iterables, timeout=None, chunksize=None, progress=False,
-            task_timeout=None):
-        """Like concurrent.futures' map; items are sent in chunks (automatic
-        size: about 4 per worker). ``progress=True`` shows a tqdm bar when a
-        terminal is attached; ``task_timeout`` limits each chunk.
+    def map(self, fn, *iterables, timeout=None, chunksize=None, buffersize=None,
+            progress=False, task_timeout=None):
+        """Like concurrent.futures' map: results in order, an iterator.
 
-        The iterator holds no result it has already yielded."""
+        - ``chunksize``: items per task; None: automatic (about 4 chunks per
+          worker; 1 with ``buffersize``, the length being unknown then).
+        - ``buffersize`` (Python 3.14's): at most that many tasks (chunks)
+          are submitted ahead of the consumer, and the input is read lazily,
+          as results are taken (an endless iterator is fine). None: every
+          task is submitted at once.
+        - ``timeout``: seconds from this call for the whole iteration.
+        - ``progress=True``: a tqdm bar when a terminal is attached;
+          ``task_timeout`` limits each chunk.
+
+        The iterator holds no result it has already yielded; closing it (or
+        a timeout, or an error) cancels the tasks that have not started."""
         if chunksize is not None and chunksize < 1:
             raise ValueError("chunksize must be >= 1")
+        if buffersize is not None:
+            if not isinstance(buffersize, int):
+                raise TypeError("buffersize must be an integer or None")
+            if buffersize < 1:
+                raise ValueError("buffersize must be None or > 0")
         star = len(iterables) != 1
-        items = list(zip(*iterables)) if star else list(iterables[0])
+        flags = rt.F_CHUNK if star else rt.F_CHUNK1
         end = None if timeout is None else time.monotonic() + timeout
-        futs = self._chunks(fn, items, chunksize, task_timeout, star)
-        bar = _progress_bar(progress, len(items))
-        del items
+        if buffersize is None:
+            items = list(zip(*iterables)) if star else list(iterables[0])
+            futs = collections.deque(self._chunks(fn, items, chunksize, task_timeout, star))
+            bar = _progress_bar(progress, len(items))
+            del items
+            more = None
+        else:
+            args = zip(*iterables) if star else iter(iterables[0])
+            size = chunksize or 1
+            more = iter(lambda: list(itertools.islice(args, size)), [])
+            futs = collections.deque(self._submit(fn, chunk, None, task_timeout, flags)
+                                     for chunk in itertools.islice(more, buffersize))
+            bar = _progress_bar(progress, None)
+        # the iterator does not keep the executor alive (its pending tasks do)
+        ref = weakref.ref(self)
 
         def results():
             try:
-                futs.reverse()
                 while futs:
+                    if more is not None:   # one task out, one in
+                        ex = ref()
+                        chunk = next(more, None) if ex is not None else None
+                        if chunk is not None:
+                            futs.append(ex._submit(fn, chunk, None, task_timeout, flags))
+                        ex = chunk = None
                     # neither the future nor its chunk stays referenced here
-                    res = _result_or_cancel(futs.pop(), end)
+                    res = _result_or_cancel(futs.popleft(), end)
                     if bar is not None:
                         bar.update(len(res[0]))
                     yield from rt.take_values(res)
