@@ -510,11 +510,22 @@ int crew_pool_close(crew_pool *p)
 
 int crew_pool_terminate(crew_pool *p)
 {
-    if (!p)
+    return crew_pool_terminate_signal(p, 0);
+}
+
+int crew_pool_terminate_signal(crew_pool *p, int sig)
+{
+    if (!p || sig < 0 || sig >= NSIG)
         return -EINVAL;
     crew__fifo done = {0};
     pthread_mutex_lock(&p->mu);
     if (p->terminated || p->closed) {
+        /* a terminate under way (its workers may handle or ignore its
+         * signal): this one's signal goes to those still alive too */
+        if (p->terminated && !p->closed && p->kind == CREW_PROCESSES)
+            for (int i = 0; i < p->nworkers; i++)
+                if (p->w[i].state == CREW__SLOT_LIVE)
+                    crew__signal_worker(&p->w[i], sig ? sig : SIGKILL);
         while (!p->closed)
             pthread_cond_wait(&p->cv, &p->mu);
         pthread_mutex_unlock(&p->mu);
@@ -536,9 +547,11 @@ int crew_pool_terminate(crew_pool *p)
         if (ws->state != CREW__SLOT_LIVE)
             continue;
         if (p->kind == CREW_PROCESSES) {
-            ws->kill_reason = -ECANCELED;
+            /* sig 0: SIGKILL, its running task cancelled; else sig, its
+             * running task failing as its worker's death (naming sig) */
+            ws->kill_reason = sig ? 0 : -ECANCELED;
             ws->killing = true;
-            crew__kill_worker(ws);
+            crew__signal_worker(ws, sig ? sig : SIGKILL);
         } else {
             /* a thread cannot be stopped safely: its futures fail now, its
              * answers are dropped, and it leaves after its current task */

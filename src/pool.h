@@ -183,6 +183,7 @@ extern _Atomic int crew__internal_threads;
 /* --- supervise.c --- */
 /* SIGKILLs slot ws's process through its pidfd (never a recycled pid). */
 void crew__kill_worker(crew__wslot *ws);
+void crew__signal_worker(crew__wslot *ws, int sig); /* through its pidfd */
 void *crew__supervisor_main(void *arg);
 /* Handles the death of slot i's worker: fails its running task with
  * the slot's kill reason (or CREW_ECRASHED), requeues the unstarted ones,
