@@ -5,6 +5,7 @@ import concurrent.futures as cf
 import itertools
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -268,12 +269,18 @@ class Executor(cf.Executor):
       :class:`crew.WorkerCrashedError`; the executor keeps serving.
     - Leaving a ``with`` block on an exception cancels pending work and stops
       running tasks (process workers are killed).
+    - Python 3.14's additions work on every Python: ``map(...,
+      buffersize=)``, ``terminate_workers()`` and ``kill_workers()``.
+    - A worker initializer that raises breaks the executor, as in
+      concurrent.futures: ``submit()`` raises :class:`crew.InitializerError`
+      (a ``BrokenExecutor``).
     """
 
     _init_key = 0   # read by __del__, which runs even when __init__ raised
     # like ProcessPoolExecutor's: a message once a worker initializer failed
     _broken = False
     _breaks = True  # crew.Pool's executor keeps serving (tasks fail one by one)
+    _stopping = False  # terminate_workers() or kill_workers() was called
 
     def __init__(self, max_workers=None, kind="processes", start_method=None,
                  initializer=None, initargs=(), max_tasks_per_child=None,
@@ -494,9 +501,37 @@ class Executor(cf.Executor):
 
     def terminate(self):
         """Stops now: pending tasks are cancelled, running process tasks are
-        killed with their workers."""
+        killed with their workers (SIGKILL); returns once they are gone."""
         self._shutdown = True
         self._pool.terminate()
+
+    def terminate_workers(self):
+        """Python 3.14's ProcessPoolExecutor.terminate_workers(), on every
+        Python: stops accepting work, cancels the tasks not started, and
+        sends SIGTERM to each live worker process; a running task fails with
+        WorkerCrashedError naming the signal. Returns at once (the workers
+        are reaped in the background; ``shutdown()`` waits for that). A
+        worker that ignores SIGTERM runs on until ``kill_workers()``.
+        Process workers only: NotImplementedError for kind="threads" (a
+        thread cannot be stopped; see ``terminate()``)."""
+        self._stop_workers(signal.SIGTERM, "terminate_workers")
+
+    def kill_workers(self):
+        """Python 3.14's ProcessPoolExecutor.kill_workers(): as
+        ``terminate_workers()``, with SIGKILL."""
+        self._stop_workers(signal.SIGKILL, "kill_workers")
+
+    def _stop_workers(self, sig, name):
+        if self._kind == "threads":
+            raise NotImplementedError(
+                f"{name}() stops worker processes; a thread pool's threads cannot be stopped "
+                f"(shutdown(cancel_futures=True) cancels what has not started, terminate() "
+                f"also fails the running tasks' futures)")
+        self._shutdown = self._stopping = True
+        # the C call returns once the workers are gone: a worker that ignores
+        # SIGTERM would hold the caller, so it runs on a thread of its own
+        threading.Thread(target=self._pool.terminate_signal, args=(int(sig),),
+                         name=f"crew-{name}", daemon=True).start()
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
@@ -559,6 +594,9 @@ def _close_all():
     for ex in list(_live):
         try:
             ex._shutdown = True
-            ex._pool.close()
+            if ex._stopping:   # after terminate_workers(): no waiting on a worker
+                ex._pool.terminate()   # that ignores SIGTERM (SIGKILL for those left)
+            else:
+                ex._pool.close()
         except Exception:
             pass

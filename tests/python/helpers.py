@@ -126,3 +126,19 @@ def init_fail_logged(q):
 def set_event(ev):
     ev.set()
     return ev.is_set()
+
+
+def ignore_sigterm_and_sleep(s):
+    """Ignores SIGTERM, then sleeps s seconds (a worker terminate cannot stop)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(s)
+    return s
+
+
+def alive(pid):
+    """Whether process pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
