@@ -21,7 +21,9 @@ def _wait_gone(pids, within=10.0):
                                      ("kill_workers", signal.SIGKILL)])
 def test_stop_workers(method, how, sig):
     ex = crew.Executor(2, start_method=method)
-    pids = {f.result(timeout=60) for f in [ex.submit(h.pid) for _ in range(8)]}
+    pids = set()
+    while len(pids) < 2:     # both workers up (tasks go to workers already up)
+        pids |= {f.result(timeout=60) for f in [ex.submit(h.nap_pid, 0.2) for _ in range(2)]}
     running = [ex.submit(h.sleep, 30) for _ in range(2)]
     queued = [ex.submit(h.sleep, 30) for _ in range(3)]
     time.sleep(0.5)          # both sleeps under way
