@@ -110,7 +110,7 @@ void crew__dispatch_locked(crew_pool *p)
         uint32_t bn = UINT32_MAX;
         for (int i = 0; i < p->nworkers; i++) {
             crew__wslot *ws = &p->w[i];
-            if (ws->state != CREW__SLOT_LIVE || ws->retiring || ws->killing)
+            if (ws->state != CREW__SLOT_LIVE || !ws->ready || ws->retiring || ws->killing)
                 continue;
             if (ws->inflight.n < p->depth && ws->inflight.n < bn) {
                 best = i;
@@ -173,8 +173,14 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
     int n = 0;
     while (crew__ring_pop(resp, &r)) {
         n++;
+        if (r.flags & CREW__MSG_HELLO) { /* up: it takes tasks from now on */
+            if (!p->opt.initializer)
+                ws->ready = true; /* else once its initializer has answered */
+            continue;
+        }
         ws->life_answers++;
         if (r.flags & CREW__MSG_INIT) { /* the initializer's answer: no future */
+            ws->ready = true; /* failed or not: a failure fails its tasks at once */
             crew__msg_free(shm, &ws->init_req);
             memset(&ws->init_req, 0, sizeof ws->init_req); /* freed: never again */
             crew__msg_free(shm, &r);

@@ -58,6 +58,7 @@ typedef struct crew__wslot {
     char errbuf[160];            /* how its last worker ended                 */
     crew_future *kill_tag;       /* the task whose deadline got it killed     */
     uint64_t life_answers;       /* answers from the current worker            */
+    bool ready;                  /* the current worker said hello: tasks go to it */
     uint32_t early_deaths;       /* workers in a row that died answering nothing */
     uint64_t retry_at_ns;        /* no relaunch before this (backoff)          */
 } crew__wslot;

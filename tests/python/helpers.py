@@ -142,3 +142,19 @@ def alive(pid):
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def init_slow_once(path, seconds):
+    """An initializer that sleeps in the first worker to run it (the one
+    that creates path), and returns at once in the others."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    time.sleep(seconds)
+
+
+def nap_pid(s):
+    """Sleeps s seconds; returns the worker's pid."""
+    time.sleep(s)
+    return os.getpid()

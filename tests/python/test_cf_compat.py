@@ -117,3 +117,16 @@ def test_task_reaches_a_manager_of_the_parent(method):
         with crew.Executor(1, start_method=method) as ex:
             assert ex.submit(h.set_event, ev).result(timeout=60) is True
         assert ev.is_set()
+
+
+def test_tasks_do_not_wait_for_a_worker_still_starting(method, tmp_path):
+    # CPython's test_first_completed under load: a task went to a worker still
+    # starting (here: one whose initializer takes 3 s) while another was idle
+    import time
+    import crew
+    with crew.Executor(2, start_method=method, initializer=h.init_slow_once,
+                       initargs=(str(tmp_path / "slow"), 3.0)) as ex:
+        t0 = time.monotonic()
+        futs = [ex.submit(h.square, i) for i in range(4)]
+        assert [f.result(timeout=60) for f in futs] == [0, 1, 4, 9]
+        assert time.monotonic() - t0 < 2.0
