@@ -33,12 +33,14 @@ SUBMODULES = ("util", "executor", "test_wait", "test_as_completed", "test_init",
 
 
 class Source:
-    """Where the tests come from: ``origin`` (a path), ``why`` (one line), and
-    ``modules``: the loaded modules, each family's holder (one module for the
-    single-file layout)."""
+    """Where the tests come from: ``origin`` (a path), ``why`` (one line),
+    ``layout`` ("package" or "module"), ``own`` (imported as
+    test.test_concurrent_futures, else by path), and ``modules``: the loaded
+    modules (one for the single-file layout)."""
 
-    def __init__(self, origin, why, modules, layout):
+    def __init__(self, origin, why, modules, layout, own=False):
         self.origin, self.why, self.modules, self.layout = origin, why, modules, layout
+        self.own = own
 
     def find(self, name):
         """The object called name in the loaded test modules (None: absent)."""
@@ -46,6 +48,19 @@ class Source:
             if name in vars(m):
                 return vars(m)[name]
         return None
+
+    def spec(self):
+        """A string that load() turns back into this source (for a child)."""
+        return "own" if self.own else f"{self.layout}:{self.origin}"
+
+
+def load(spec, why=""):
+    """The Source that spec() described, imported again (in another process)."""
+    if spec == "own":
+        origin, mods, layout = _import_own()
+        return Source(origin, why, mods, layout, own=True)
+    layout, path = spec.split(":", 1)
+    return Source(path, why, _import_by_path(path, layout), layout)
 
 
 def _at(test_dir):
@@ -130,10 +145,12 @@ def locate(override=None):
     me = "%d.%d" % sys.version_info[:2]
     if override:
         path = os.path.abspath(override)
-        if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "__init__.py")):
-            hit = _at(path)   # a folder .../test
+        if os.path.isfile(os.path.join(path, "__init__.py")):
+            hit = (path, "package")
+        elif os.path.isfile(path) and path.endswith(".py"):
+            hit = (path, "module")
         else:
-            hit = (path, "package" if os.path.isdir(path) else "module")
+            hit = _at(path)   # a folder .../test
         if hit is None:
             notes.append(f"--source {override}: no {NAME} there")
             return None, notes
@@ -145,7 +162,8 @@ def locate(override=None):
         own = None
         notes.append(f"this interpreter's test.{NAME} does not import: {type(e).__name__}: {e}")
     if own:
-        return Source(own[0], f"the running Python {me}'s own test package", own[1], own[2]), notes
+        return Source(own[0], f"the running Python {me}'s own test package", own[1], own[2],
+                      own=True), notes
     notes.append(f"the running Python {me}'s test package has no {NAME}")
     deb = f"/usr/lib/python{me}/test"
     hit = _at(deb)

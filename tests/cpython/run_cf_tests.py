@@ -81,17 +81,13 @@ class _Result(unittest.TextTestResult):
         self._set(test, "failed", "unexpected success")
 
 
-def run_one(method, shard, source_override, verbose):
-    """In a child: runs one shard of the families for one start method;
-    returns a dict."""
+def run_one(method, shard, spec, why, verbose):
+    """In a child: runs one shard of the families for one start method, on
+    the tests that the parent located (spec); returns a dict."""
     sys.path.insert(0, HERE)
     import cf_crew
     import cf_source
-    src, notes = cf_source.locate(source_override)
-    out = {"method": method, "notes": notes, "outcomes": {}, "seconds": 0.0}
-    if src is None:
-        return out
-    out["origin"], out["why"] = src.origin, src.why
+    src = cf_source.load(spec, why)
     from test import support
     support.verbose = 0   # CPython's tearDown prints each test's time when verbose
     suite = unittest.TestSuite()
@@ -105,10 +101,9 @@ def run_one(method, shard, source_override, verbose):
                                      resultclass=_Result)
     t0 = time.monotonic()
     result = runner.run(suite)
-    out["seconds"] = time.monotonic() - t0
-    out["outcomes"] = result.outcomes
-    out["slow"] = sorted(((t, i) for i, t in result.seconds.items() if t >= 2.0), reverse=True)
-    return out
+    return {"method": method, "seconds": time.monotonic() - t0, "outcomes": result.outcomes,
+            "slow": sorted(((t, i) for i, t in result.seconds.items() if t >= 2.0),
+                           reverse=True)}
 
 
 def _counts(outcomes):
@@ -124,13 +119,14 @@ def main():
     ap.add_argument("--serial", action="store_true", help="one start method at a time")
     ap.add_argument("--source", help="a test_concurrent_futures package, module or test folder")
     ap.add_argument("-v", "--verbose", action="store_true")
-    # internal: METHOD SHARD RESULT-FILE (SHARD -1: every family)
-    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    # internal: METHOD SHARD RESULT-FILE SOURCE-SPEC WHY (SHARD -1: every family)
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
 
     if args.child:
-        res = run_one(args.child[0], int(args.child[1]), args.source, args.verbose)
-        with open(args.child[2], "w") as f:
+        m, k, out, spec, why = args.child
+        res = run_one(m, int(k), spec, why, args.verbose)
+        with open(out, "w") as f:
             json.dump(res, f)
         return 0
 
@@ -138,18 +134,32 @@ def main():
     t0 = time.monotonic()
     print(f"crew: CPython's concurrent.futures tests on crew.Executor "
           f"(Python {sys.version.split()[0]}, {sys.executable})", flush=True)
+    sys.path.insert(0, HERE)
+    import cf_source
+    from cf_crew import SHARDS
+    src, notes = cf_source.locate(args.source)
+    for n in notes:
+        print(f"  source: {n}")
+    if src is None:
+        if args.source:
+            print(f"error: --source {args.source}: no CPython concurrent.futures tests there")
+            return 2
+        print("No CPython concurrent.futures tests were found on this machine (see above; on "
+              "Debian: apt-get install libpython3.X-testsuite): nothing was run, so nothing "
+              "was checked.")
+        for m in methods:
+            print(f"== {m}: skipped: no CPython concurrent.futures tests on this machine")
+        print(f"0 passed, 0 failed, {len(methods)} skipped")
+        return 0
+    print(f"  source: {src.origin}\n          ({src.why})", flush=True)
 
     tmp = tempfile.mkdtemp(prefix="crew-cf-")
-
-    sys.path.insert(0, HERE)
-    from cf_crew import SHARDS
     shards = [-1] if args.serial else list(range(len(SHARDS)))
 
     def start(m, k):
         out = os.path.join(tmp, f"{m}.{k}")
-        cmd = [sys.executable, os.path.abspath(__file__), "--child", m, str(k), out]
-        if args.source:
-            cmd += ["--source", args.source]
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", m, str(k), out,
+               src.spec(), src.why]
         if args.verbose:
             cmd.append("-v")
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -189,23 +199,11 @@ def main():
         results.append(res)
 
     total = {"passed": 0, "failed": 0, "skipped": 0}
-    said_source = False
     for res in results:
         m = res["method"]
         if res.get("crashed"):
             print(f"\n== {m}: the run died (exit status {res['rc']}):\n{res['output']}")
             total["failed"] += 1
-            continue
-        if not said_source:
-            for n in res["notes"]:
-                print(f"  source: {n}")
-            if "origin" in res:
-                print(f"  source: {res['origin']}\n          ({res['why']})")
-            said_source = True
-        if "origin" not in res:
-            print(f"== {m}: skipped: no CPython concurrent.futures tests found on this "
-                  f"machine; nothing was run")
-            total["skipped"] += 1
             continue
         if (args.verbose or _counts(res["outcomes"])["failed"]) and res["output"].strip():
             print(res["output"].rstrip())
