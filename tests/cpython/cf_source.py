@@ -145,17 +145,21 @@ def locate(override=None):
     me = "%d.%d" % sys.version_info[:2]
     if override:
         path = os.path.abspath(override)
-        if os.path.isfile(os.path.join(path, "__init__.py")):
+        hit = _at(path)   # a folder .../test
+        if hit is None and os.path.isfile(os.path.join(path, "__init__.py")):
             hit = (path, "package")
-        elif os.path.isfile(path) and path.endswith(".py"):
+        elif hit is None and os.path.isfile(path) and path.endswith(".py"):
             hit = (path, "module")
-        else:
-            hit = _at(path)   # a folder .../test
         if hit is None:
             notes.append(f"--source {override}: no {NAME} there")
             return None, notes
-        mods = _import_by_path(*hit)
-        return Source(hit[0], f"given with --source", mods, hit[1]), notes
+        try:
+            mods = _import_by_path(*hit)
+        except Exception as e:  # noqa: BLE001 - e.g. names this test.support lacks
+            notes.append(f"{hit[0]} does not import with this Python's test.support: "
+                         f"{type(e).__name__}: {e}")
+            return None, notes
+        return Source(hit[0], "given with --source", mods, hit[1]), notes
     try:
         own = _import_own()
     except Exception as e:  # noqa: BLE001 - say why, then look further
@@ -175,7 +179,9 @@ def locate(override=None):
         except Exception as e:  # noqa: BLE001
             notes.append(f"{hit[0]} does not import: {type(e).__name__}: {e}")
     else:
-        notes.append(f"{deb} has no {NAME} (apt-get install libpython{me}-testsuite)")
+        hint = (f" (apt-get install libpython{me}-testsuite)"
+                if os.path.isdir(f"/usr/lib/python{me}") else "")
+        notes.append(f"{deb} has no {NAME}{hint}")
     for minor, d in candidates():
         path, layout = _at(d)
         try:
