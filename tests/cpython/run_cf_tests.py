@@ -142,7 +142,7 @@ def main():
         print(f"  source: {n}")
     if src is None:
         if args.source:
-            print(f"error: --source {args.source}: no CPython concurrent.futures tests there")
+            print(f"error: --source {args.source}: not usable (see above)")
             return 2
         print("No CPython concurrent.futures tests were found on this machine (see above; on "
               "Debian: apt-get install libpython3.X-testsuite): nothing was run, so nothing "
