@@ -201,6 +201,19 @@ int crew_pool_close(crew_pool *p);
  */
 int crew_pool_terminate(crew_pool *p);
 
+/*
+ * crew_pool_terminate(), with sig sent to each live process worker instead
+ * of SIGKILL (0: exactly crew_pool_terminate()). A running task then fails
+ * as its worker's death does (CREW_ECRASHED, the message naming the signal);
+ * queued tasks and tasks a worker had not started fail with -ECANCELED.
+ * Returns once every process worker is gone: a worker that handles or
+ * ignores sig keeps it waiting, until a later crew_pool_terminate() or
+ * crew_pool_terminate_signal() (from another thread) sends the workers still
+ * alive its own signal. Thread pools: as crew_pool_terminate().
+ * -EINVAL for a bad sig.
+ */
+int crew_pool_terminate_signal(crew_pool *p, int sig);
+
 /* Terminates the pool if still open and drops the caller's reference. The
  * memory lives on while unreleased futures need it. NULL is a no-op. */
 void crew_pool_free(crew_pool *p);

@@ -121,7 +121,7 @@ void crew__dispatch_locked(crew_pool *p)
         uint32_t bn = UINT32_MAX;
         for (int i = 0; i < p->nworkers; i++) {
             crew__wslot *ws = &p->w[i];
-            if (ws->state != CREW__SLOT_LIVE || ws->retiring || ws->killing)
+            if (ws->state != CREW__SLOT_LIVE || !ws->ready || ws->retiring || ws->killing)
                 continue;
             if (ws->inflight.n < p->depth && ws->inflight.n < bn) {
                 best = i;
@@ -184,8 +184,14 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
     int n = 0;
     while (crew__ring_pop(resp, &r)) {
         n++;
+        if (r.flags & CREW__MSG_HELLO) { /* up: it takes tasks from now on */
+            if (!p->opt.initializer)
+                ws->ready = true; /* else once its initializer has answered */
+            continue;
+        }
         ws->life_answers++;
         if (r.flags & CREW__MSG_INIT) { /* the initializer's answer: no future */
+            ws->ready = true; /* failed or not: a failure fails its tasks at once */
             crew__msg_free(shm, &ws->init_req);
             memset(&ws->init_req, 0, sizeof ws->init_req); /* freed: never again */
             crew__msg_free(shm, &r);
@@ -525,11 +531,22 @@ int crew_pool_close(crew_pool *p)
 
 int crew_pool_terminate(crew_pool *p)
 {
-    if (!p)
+    return crew_pool_terminate_signal(p, 0);
+}
+
+int crew_pool_terminate_signal(crew_pool *p, int sig)
+{
+    if (!p || sig < 0 || sig >= NSIG)
         return -EINVAL;
     crew__fifo done = {0};
     pthread_mutex_lock(&p->mu);
     if (p->terminated || p->closed) {
+        /* a terminate under way (its workers may handle or ignore its
+         * signal): this one's signal goes to those still alive too */
+        if (p->terminated && !p->closed && p->kind == CREW_PROCESSES)
+            for (int i = 0; i < p->nworkers; i++)
+                if (p->w[i].state == CREW__SLOT_LIVE)
+                    crew__signal_worker(&p->w[i], sig ? sig : SIGKILL);
         while (!p->closed)
             pthread_cond_wait(&p->cv, &p->mu);
         pthread_mutex_unlock(&p->mu);
@@ -551,9 +568,11 @@ int crew_pool_terminate(crew_pool *p)
         if (ws->state != CREW__SLOT_LIVE)
             continue;
         if (p->kind == CREW_PROCESSES) {
-            ws->kill_reason = -ECANCELED;
+            /* sig 0: SIGKILL, its running task cancelled; else sig, its
+             * running task failing as its worker's death (naming sig) */
+            ws->kill_reason = sig ? 0 : -ECANCELED;
             ws->killing = true;
-            crew__kill_worker(ws);
+            crew__signal_worker(ws, sig ? sig : SIGKILL);
         } else {
             /* a thread cannot be stopped safely: its futures fail now, its
              * answers are dropped, and it leaves after its current task */

@@ -58,6 +58,7 @@ typedef struct crew__wslot {
     char errbuf[160];            /* how its last worker ended                 */
     crew_future *kill_tag;       /* the task whose deadline got it killed     */
     uint64_t life_answers;       /* answers from the current worker            */
+    bool ready;                  /* the current worker said hello: tasks go to it */
     uint32_t early_deaths;       /* workers in a row that died answering nothing */
     uint64_t retry_at_ns;        /* no relaunch before this (backoff)          */
 } crew__wslot;
@@ -183,6 +184,7 @@ extern _Atomic int crew__internal_threads;
 /* --- supervise.c --- */
 /* SIGKILLs slot ws's process through its pidfd (never a recycled pid). */
 void crew__kill_worker(crew__wslot *ws);
+void crew__signal_worker(crew__wslot *ws, int sig); /* through its pidfd */
 void *crew__supervisor_main(void *arg);
 /* Handles the death of slot i's worker: fails its running task with
  * the slot's kill reason (or CREW_ECRASHED), requeues the unstarted ones,

@@ -18,6 +18,7 @@ enum {
     CREW__MSG_INIT = 1u << 3,   /* request: run the initializer                 */
     CREW__MSG_KEEP = 1u << 4,   /* response: the worker kept the argument: do
                                    not free it, the worker will */
+    CREW__MSG_HELLO = 1u << 5,  /* response: the worker is up and takes tasks   */
 };
 
 /* One message, 128 bytes: a request (parent to worker) or a response. */

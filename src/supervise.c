@@ -24,8 +24,13 @@ static void describe_exit(const siginfo_t *si, char *buf, size_t n)
 
 void crew__kill_worker(crew__wslot *ws)
 {
+    crew__signal_worker(ws, SIGKILL);
+}
+
+void crew__signal_worker(crew__wslot *ws, int sig)
+{
     if (ws->pidfd >= 0)
-        syscall(SYS_pidfd_send_signal, ws->pidfd, SIGKILL, NULL, 0);
+        syscall(SYS_pidfd_send_signal, ws->pidfd, sig, NULL, 0);
 }
 
 /* Fails every pending task: the workers die as they start, nothing runs. */
@@ -101,14 +106,17 @@ void crew__worker_died(crew_pool *p, int i, int wstatus, crew__fifo *done)
                 crew__future_unref(f);
                 continue;
             }
-            if (reason == CREW_ECRASHED)
+            int why = reason;
+            if (p->terminated && f->ring_idx >= head)
+                why = -ECANCELED; /* the pool stops: a task that never started is cancelled */
+            if (why == CREW_ECRASHED)
                 crew__future_set_errmsg(f, "worker %d (pid %d) %s while running this task",
                                         i, (int)ws->pid, ws->errbuf);
-            else if (reason == -ETIMEDOUT)
+            else if (why == -ETIMEDOUT)
                 crew__future_set_errmsg(f, "task ran past its %.3f s deadline; its worker "
                                         "(pid %d) was killed and replaced",
                                         (double)f->deadline_ns / 1e9, (int)ws->pid);
-            crew__fail_locked(p, f, reason, done);
+            crew__fail_locked(p, f, why, done);
         } else {
             /* not started, or started just as its worker was killed for
              * the task before it: it runs again on the replacement */

@@ -217,6 +217,13 @@ void crew__worker_loop(crew__shm *shm, uint32_t i)
     if (shm->shared_futex) /* a fresh process: none of the arena is mapped in yet */
         for (int k = 0; k < 64; k++)
             atomic_store_explicit(&worker_pf.done[k], 0, memory_order_relaxed);
+    /* up: the parent gives tasks only to workers that said so, so that a
+     * worker still starting (a spawned interpreter, a busy core) holds back
+     * no task that a worker already up could run */
+    crew__msg hello;
+    memset(&hello, 0, sizeof hello);
+    hello.flags = CREW__MSG_HELLO;
+    respond(shm, resp, &hello);
     for (;;) {
         crew__msg m;
         next_request(shm, sl, req, &m);

@@ -20,8 +20,8 @@ from ._runtime import (CrewError, InitializerError, RemoteError, RemoteTraceback
 from ._executor import Executor, Future, cpu_count, get_start_method, set_start_method
 from .pool import AsyncResult, Pool
 from .shared import (Barrier, BoundedSemaphore, BrokenQueueError, Condition, Connection, Event,
-                     Lock, LockOwnerDiedError, Pipe, Queue, RLock, Semaphore, SharedArray,
-                     SharedDict, shared_array)
+                     Lock, LockOwnerDiedError, Pipe, Queue, RLock, Semaphore, SharedDict,
+                     shared_array)
 
 __all__ = [
     "Executor", "Pool", "AsyncResult", "Future", "cpu_count", "set_start_method",
@@ -33,3 +33,12 @@ __all__ = [
     "BrokenQueueError",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # crew.SharedArray is made on first use: numpy is not imported with crew
+    # (every process worker imports crew; numpy would be most of its time)
+    if name == "SharedArray":
+        from .shared import SharedArray
+        return SharedArray
+    raise AttributeError(f"module 'crew' has no attribute {name!r}")

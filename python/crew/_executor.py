@@ -1,8 +1,11 @@
 """crew.Executor: a concurrent.futures.Executor over libcrew pools."""
 import atexit
+import collections
 import concurrent.futures as cf
+import itertools
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -63,6 +66,7 @@ class Future(cf.Future):
     none when it finishes is settled in one atomic step (_core.settle)."""
 
     _crew = None
+    _crew_broken = None   # set when a failed initializer broke its executor
     _condition = _LazyCondition()
 
     def __init__(self):
@@ -179,7 +183,13 @@ def _complete(cfut):
     key = fut._crew_key
     status = cfut.status()
     if status == _core.ECANCELED:
-        fut._crew_cancelled()
+        if fut._crew_broken is None:
+            fut._crew_cancelled()
+        else:  # taken off the queue because the executor broke
+            try:
+                fut.set_exception(rt.InitializerError(fut._crew_broken))
+            except cf.InvalidStateError:
+                pass
     elif not fut.cancelled():
         _settle(fut, key, status, cfut)
     # settled: drop what the pending task held (fut._crew -> cfut -> fut)
@@ -190,6 +200,8 @@ def _complete(cfut):
     ex = fut._crew_ex()
     if ex is not None:
         ex._pending.pop(id(fut), None)
+        if status == _core.EINIT:
+            ex._break(cfut.error())
 
 
 def _settle(fut, key, status, cfut):
@@ -262,7 +274,18 @@ class Executor(cf.Executor):
       :class:`crew.WorkerCrashedError`; the executor keeps serving.
     - Leaving a ``with`` block on an exception cancels pending work and stops
       running tasks (process workers are killed).
+    - Python 3.14's additions work on every Python: ``map(...,
+      buffersize=)``, ``terminate_workers()`` and ``kill_workers()``.
+    - A worker initializer that raises breaks the executor, as in
+      concurrent.futures: ``submit()`` raises :class:`crew.InitializerError`
+      (a ``BrokenExecutor``).
     """
+
+    _init_key = 0   # read by __del__, which runs even when __init__ raised
+    # like ProcessPoolExecutor's: a message once a worker initializer failed
+    _broken = False
+    _breaks = True  # crew.Pool's executor keeps serving (tasks fail one by one)
+    _stopping = False  # terminate_workers() or kill_workers() was called
 
     def __init__(self, max_workers=None, kind="processes", start_method=None,
                  initializer=None, initargs=(), max_tasks_per_child=None,
@@ -322,9 +345,15 @@ class Executor(cf.Executor):
                 self._init_key = next(rt._counter)
                 rt._tokens[self._init_key] = (initializer, tuple(initargs))
                 init = rt.token(self._init_key, b"K")
-            else:
-                init = b"".join(bytes(p) for p in rt.encode_call(initializer, tuple(initargs), {},
-                                                                rt.F_INIT))
+        if kind == "processes" and self._start_method != "fork":
+            # spawned and fork-server workers get the initializer pickled, and
+            # multiprocessing's authkey with it (a forked one inherits both), so
+            # that a task can use the parent's Manager proxies and listeners;
+            # it travels through the pool's shared memory, never argv
+            import multiprocessing
+            setup = {"authkey": bytes(multiprocessing.current_process().authkey)}
+            init = b"".join(bytes(p) for p in rt.encode_call(initializer, tuple(initargs), setup,
+                                                            rt.F_INIT))
         self._pool = _core.Pool(1 if kind == "threads" else 2, max_workers, start,
                                 float(task_timeout or 0), int(max_tasks_per_child or 0), init,
                                 spawn_argv, sock, int(arena_size or 0))
@@ -334,6 +363,8 @@ class Executor(cf.Executor):
     # ------------------------------------------------------------ submit --
 
     def _submit(self, fn, args, kwargs, timeout, flags=rt.F_CALL):
+        if self._broken:
+            raise rt.InitializerError(self._broken)
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
         t = _timeout_arg(timeout)
@@ -358,6 +389,21 @@ class Executor(cf.Executor):
             raise
         return fut
 
+    def _break(self, msg):
+        """A worker initializer failed: as with concurrent.futures' pools, the
+        executor is broken. submit() raises InitializerError (a
+        BrokenExecutor) from now on, and queued tasks fail with it; running
+        tasks finish."""
+        if not self._breaks or self._broken:
+            return
+        self._broken = msg or "a worker initializer failed"
+        for f in list(self._pending.values()):
+            c = f._crew
+            if c is not None and not f.done():
+                f._crew_broken = self._broken
+                if c.cancel() != 0:       # running: it finishes as it may
+                    f._crew_broken = None
+
     def submit(self, fn, /, *args, **kwargs):
         """Schedules fn(*args, **kwargs); returns a concurrent.futures.Future."""
         return self._submit(fn, args, kwargs, None)
@@ -372,30 +418,68 @@ class Executor(cf.Executor):
         n = len(items)
         if chunksize is None:
             chunksize = max(1, math.ceil(n / (self._max_workers * 4)))
+        elif chunksize < 1:
+            raise ValueError("chunksize must be >= 1")
         flags = rt.F_CHUNK if star else rt.F_CHUNK1
         return [self._submit(fn, items[i:i + chunksize], None, task_timeout, flags)
                 for i in range(0, n, chunksize)]
 
-    def map(self, fn, *iterables, timeout=None, chunksize=None, progress=False,
-            task_timeout=None):
-        """Like concurrent.futures' map; items are sent in chunks (automatic
-        size: about 4 per worker). ``progress=True`` shows a tqdm bar when a
-        terminal is attached; ``task_timeout`` limits each chunk."""
+    def map(self, fn, *iterables, timeout=None, chunksize=None, buffersize=None,
+            progress=False, task_timeout=None):
+        """Like concurrent.futures' map: results in order, an iterator.
+
+        - ``chunksize``: items per task; None: automatic (about 4 chunks per
+          worker; 1 with ``buffersize``, the length being unknown then).
+        - ``buffersize`` (Python 3.14's): at most that many tasks (chunks)
+          are submitted ahead of the consumer, and the input is read lazily,
+          as results are taken (an endless iterator is fine). None: every
+          task is submitted at once.
+        - ``timeout``: seconds from this call for the whole iteration.
+        - ``progress=True``: a tqdm bar when a terminal is attached;
+          ``task_timeout`` limits each chunk.
+
+        The iterator holds no result it has already yielded; closing it (or
+        a timeout, or an error) cancels the tasks that have not started."""
+        if chunksize is not None and chunksize < 1:
+            raise ValueError("chunksize must be >= 1")
+        if buffersize is not None:
+            if not isinstance(buffersize, int):
+                raise TypeError("buffersize must be an integer or None")
+            if buffersize < 1:
+                raise ValueError("buffersize must be None or > 0")
         star = len(iterables) != 1
-        items = list(zip(*iterables)) if star else list(iterables[0])
+        flags = rt.F_CHUNK if star else rt.F_CHUNK1
         end = None if timeout is None else time.monotonic() + timeout
-        futs = self._chunks(fn, items, chunksize, task_timeout, star)
-        bar = _progress_bar(progress, len(items))
+        if buffersize is None:
+            items = list(zip(*iterables)) if star else list(iterables[0])
+            futs = collections.deque(self._chunks(fn, items, chunksize, task_timeout, star))
+            bar = _progress_bar(progress, len(items))
+            del items
+            more = None
+        else:
+            args = zip(*iterables) if star else iter(iterables[0])
+            size = chunksize or 1
+            more = iter(lambda: list(itertools.islice(args, size)), [])
+            futs = collections.deque(self._submit(fn, chunk, None, task_timeout, flags)
+                                     for chunk in itertools.islice(more, buffersize))
+            bar = _progress_bar(progress, None)
+        # the iterator does not keep the executor alive (its pending tasks do)
+        ref = weakref.ref(self)
 
         def results():
             try:
-                futs.reverse()
                 while futs:
-                    f = futs.pop()
-                    res = f.result(None if end is None else end - time.monotonic())
+                    if more is not None:   # one task out, one in
+                        ex = ref()
+                        chunk = next(more, None) if ex is not None else None
+                        if chunk is not None:
+                            futs.append(ex._submit(fn, chunk, None, task_timeout, flags))
+                        ex = chunk = None
+                    # neither the future nor its chunk stays referenced here
+                    res = _result_or_cancel(futs.popleft(), end)
                     if bar is not None:
                         bar.update(len(res[0]))
-                    yield from rt.chunk_values(res)
+                    yield from rt.take_values(res)
             finally:
                 for f in futs:
                     f.cancel()
@@ -423,9 +507,37 @@ class Executor(cf.Executor):
 
     def terminate(self):
         """Stops now: pending tasks are cancelled, running process tasks are
-        killed with their workers."""
+        killed with their workers (SIGKILL); returns once they are gone."""
         self._shutdown = True
         self._pool.terminate()
+
+    def terminate_workers(self):
+        """Python 3.14's ProcessPoolExecutor.terminate_workers(), on every
+        Python: stops accepting work, cancels the tasks not started, and
+        sends SIGTERM to each live worker process; a running task fails with
+        WorkerCrashedError naming the signal. Returns at once (the workers
+        are reaped in the background; ``shutdown()`` waits for that). A
+        worker that ignores SIGTERM runs on until ``kill_workers()``.
+        Process workers only: NotImplementedError for kind="threads" (a
+        thread cannot be stopped; see ``terminate()``)."""
+        self._stop_workers(signal.SIGTERM, "terminate_workers")
+
+    def kill_workers(self):
+        """Python 3.14's ProcessPoolExecutor.kill_workers(): as
+        ``terminate_workers()``, with SIGKILL."""
+        self._stop_workers(signal.SIGKILL, "kill_workers")
+
+    def _stop_workers(self, sig, name):
+        if self._kind == "threads":
+            raise NotImplementedError(
+                f"{name}() stops worker processes; a thread pool's threads cannot be stopped "
+                f"(shutdown(cancel_futures=True) cancels what has not started, terminate() "
+                f"also fails the running tasks' futures)")
+        self._shutdown = self._stopping = True
+        # the C call returns once the workers are gone: a worker that ignores
+        # SIGTERM would hold the caller, so it runs on a thread of its own
+        threading.Thread(target=self._pool.terminate_signal, args=(int(sig),),
+                         name=f"crew-{name}", daemon=True).start()
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
@@ -459,6 +571,18 @@ class Executor(cf.Executor):
             rt._tokens.pop(self._init_key, None)
 
 
+def _result_or_cancel(fut, end):
+    """fut's result by the deadline end (None: no deadline); a future that
+    fails to give it in time is cancelled (else, once popped from map's
+    list, nothing would cancel it)."""
+    try:
+        return fut.result(None if end is None else end - time.monotonic())
+    except BaseException:
+        fut.cancel()
+        del fut  # the traceback's frame would keep it
+        raise
+
+
 def _progress_bar(progress, total):
     if not progress:
         return None
@@ -476,6 +600,9 @@ def _close_all():
     for ex in list(_live):
         try:
             ex._shutdown = True
-            ex._pool.close()
+            if ex._stopping:   # after terminate_workers(): no waiting on a worker
+                ex._pool.terminate()   # that ignores SIGTERM (SIGKILL for those left)
+            else:
+                ex._pool.close()
         except Exception:
             pass

@@ -35,6 +35,7 @@ import sys
 import threading
 import traceback
 import types
+from concurrent.futures import BrokenExecutor
 
 from . import _core
 
@@ -73,8 +74,11 @@ class TaskTimeoutError(CrewError, TimeoutError):
     """The task ran past its timeout; its process worker was killed and replaced."""
 
 
-class InitializerError(CrewError):
-    """The worker initializer raised; tasks given to that worker fail with this."""
+class InitializerError(CrewError, BrokenExecutor):
+    """A worker initializer raised. As with concurrent.futures' pools, the
+    executor is then broken (a ``concurrent.futures.BrokenExecutor``):
+    submit() raises this, and queued tasks fail with it. (crew.Pool keeps
+    serving: each task given to such a worker fails with it.)"""
 
 
 class SerializationError(CrewError, pickle.PicklingError):
@@ -585,6 +589,23 @@ def replay_logs(records):
         logging.getLogger(rec.name).handle(rec)
 
 
+def _log_init_failure():
+    """What concurrent.futures' workers log when the initializer raises
+    (called in the except block: the traceback goes with the record)."""
+    try:
+        logging.getLogger("concurrent.futures").critical("Exception in initializer:",
+                                                         exc_info=True)
+    except Exception:  # pragma: no cover - a broken handler must not hide the failure
+        pass
+
+
+def _setup_worker(authkey=None):
+    """Applies the settings an init message carries (see Executor)."""
+    if authkey is not None:
+        import multiprocessing
+        multiprocessing.current_process().authkey = authkey
+
+
 def _flush_std():
     for s in (sys.stdout, sys.stderr):
         try:
@@ -660,6 +681,24 @@ def chunk_values(res):
     if errs is None:
         return iter(vals)
     return _values_until_error(vals, errs)
+
+
+def take_values(res):
+    """Like chunk_values, but hands each value over as it goes: the chunk's
+    list lets go of a value once it is yielded (map's iterator keeps no
+    result it has already given)."""
+    vals, errs = res
+    del res
+    vals.reverse()
+    i = 0
+    while vals:
+        if errs is not None:
+            e = errs.pop(i, None)
+            if e is not None:
+                vals.clear()
+                raise exception_of(e)
+        i += 1
+        yield vals.pop()
 
 
 def _values_until_error(vals, errs):
@@ -746,6 +785,7 @@ def run(mv):
             try:
                 fn(*args)
             except BaseException as e:
+                _log_init_failure()
                 if IN_WORKER:
                     _flush_std()
                 return (False, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
@@ -769,10 +809,14 @@ def run(mv):
         flags = None
         if mv[1] == F_INIT:  # an initializer the worker cannot unpickle has failed
             return (False, out[2])
-    if flags == F_INIT:
+    if flags == F_INIT:  # kwargs: crew's settings for the worker; fn: the initializer or None
         try:
-            fn(*args, **(kwargs or {}))
+            _setup_worker(**(kwargs or {}))
+            if fn is not None:
+                fn(*args)
         except BaseException as e:
+            _log_init_failure()
+            _collector.take()   # no task result will carry them
             _flush_std()
             return (False, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
         _flush_std()

@@ -93,6 +93,7 @@ class Pool:
         self._ex = Executor(processes, kind=kind, start_method=start_method,
                             initializer=initializer, initargs=initargs,
                             max_tasks_per_child=maxtasksperchild, task_timeout=task_timeout)
+        self._ex._breaks = False   # a failed initializer fails tasks, not the pool
         self._state = "RUN"
         self._processes = self._ex.max_workers
 

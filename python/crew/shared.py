@@ -304,10 +304,17 @@ def Pipe(duplex=True, *, maxbytes=4 << 20):
 
 # --------------------------------------------------------------------- array
 
-try:
-    import numpy as _np
-except ImportError:  # pragma: no cover - numpy comes from apt
-    _np = None
+# numpy is imported on first use of a SharedArray, not with crew: every
+# process worker imports crew, and numpy would be most of that import's time
+_np = None
+
+
+def _numpy():
+    global _np
+    if _np is None:
+        import numpy
+        _np = numpy
+    return _np
 
 
 class _ArrayHandle(_Shared):
@@ -364,7 +371,7 @@ def _handle_layout(h):
 
 def _array_from_handle(h, cls):
     dt, shape, off = _handle_layout(h)
-    a = _np.ndarray(shape, dtype=dt, buffer=h, offset=off)
+    a = _numpy().ndarray(shape, dtype=dt, buffer=h, offset=off)
     return a.view(cls)
 
 
@@ -388,14 +395,23 @@ def _rebuild_array(ref, view):
         h._open(ref)
         _cache[key] = h
         _prune(time.monotonic())
+    cls = _shared_array_class()
     if view is None:
-        return _array_from_handle(h, SharedArray)
+        return _array_from_handle(h, cls)
     dtype, shape, strides, offset = view
-    return _np.ndarray(shape, dtype=dtype, buffer=h, offset=offset,
-                       strides=strides).view(SharedArray)
+    return _numpy().ndarray(shape, dtype=dtype, buffer=h, offset=offset,
+                            strides=strides).view(cls)
 
 
-if _np is not None:
+def _make_shared_array_class():
+    try:
+        _numpy()
+    except ImportError:  # pragma: no cover - numpy comes from apt
+        class SharedArray:
+            def __new__(cls, *a, **k):
+                raise ImportError("crew.SharedArray needs numpy")
+        return SharedArray
+
     class SharedArray(_np.ndarray):
         """A numpy ndarray in crew shared memory.
 
@@ -449,19 +465,39 @@ if _np is not None:
         @property
         def shared_handle(self):
             return _find_handle(self)
-else:  # pragma: no cover
-    class SharedArray:
-        def __new__(cls, *a, **k):
-            raise ImportError("crew.SharedArray needs numpy")
+
+    return SharedArray
+
+
+_class_lock = threading.Lock()
+
+
+def _shared_array_class():
+    cls = globals().get("SharedArray")
+    if cls is None:
+        with _class_lock:     # one class, whichever thread comes first
+            cls = globals().get("SharedArray")
+            if cls is None:
+                cls = _make_shared_array_class()
+                cls.__module__, cls.__qualname__ = __name__, "SharedArray"  # pickled by name
+                globals()["SharedArray"] = cls
+    return cls
+
+
+def __getattr__(name):   # crew.shared.SharedArray: made (numpy imported) on first use
+    if name == "SharedArray":
+        return _shared_array_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def shared_array(shape_or_array, dtype=None):
     """SharedArray(shape, dtype) or, given an array, SharedArray.from_array(it)."""
+    cls = _shared_array_class()
     if isinstance(shape_or_array, (int, tuple, list)) and not (
             isinstance(shape_or_array, list) and dtype is None):
-        return SharedArray(shape_or_array, float if dtype is None else dtype)
-    a = _np.asarray(shape_or_array, dtype=dtype)
-    return SharedArray.from_array(a)
+        return cls(shape_or_array, float if dtype is None else dtype)
+    a = _numpy().asarray(shape_or_array, dtype=dtype)
+    return cls.from_array(a)
 
 
 # ---------------------------------------------------------------------- dict

@@ -103,3 +103,58 @@ def keep_arg(a, keep):
     else:
         KEPT.clear()
     return [float(k[0]) for k in KEPT]
+
+
+class Obj:
+    """A plain object whose lifetime a test can watch with a weakref."""
+
+
+def make_obj(_):
+    return Obj()
+
+
+def init_fail_logged(q):
+    """An initializer that sends the 'concurrent.futures' logger's records to
+    q (a crew.Queue), then raises (as CPython's init_fail does)."""
+    import logging.handlers
+    logger = logging.getLogger("concurrent.futures")
+    logger.addHandler(logging.handlers.QueueHandler(q))
+    logger.propagate = False
+    raise ValueError("error in initializer")
+
+
+def set_event(ev):
+    ev.set()
+    return ev.is_set()
+
+
+def ignore_sigterm_and_sleep(s):
+    """Ignores SIGTERM, then sleeps s seconds (a worker terminate cannot stop)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    time.sleep(s)
+    return s
+
+
+def alive(pid):
+    """Whether process pid exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def init_slow_once(path, seconds):
+    """An initializer that sleeps in the first worker to run it (the one
+    that creates path), and returns at once in the others."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    time.sleep(seconds)
+
+
+def nap_pid(s):
+    """Sleeps s seconds; returns the worker's pid."""
+    time.sleep(s)
+    return os.getpid()

@@ -11,15 +11,21 @@ SCRIPT = textwrap.dedent("""
 
     if __name__ == "__main__":
         box = {}
+        def workers(ex):
+            return sorted(w["pid"] for w in ex.stats()["workers"])
         def make():
             box["ex"] = crew.Executor(2)   # the fork server starts from this thread
-            box["pids"] = sorted(set(box["ex"].map(pid, range(8))))
+            ran = set(box["ex"].map(pid, range(8)))
+            box["pids"] = workers(box["ex"])
+            assert ran <= set(box["pids"]), (ran, box["pids"])
         t = threading.Thread(target=make)
         t.start()
         t.join()
         time.sleep(0.3)                    # that thread is gone now
         ex = box["ex"]
-        after = sorted(set(ex.map(pid, range(8))))
+        ran = set(ex.map(pid, range(8)))
+        after = workers(ex)
+        assert ran <= set(after), (ran, after)
         st = ex.stats()
         print("same" if after == box["pids"] else f"changed {box['pids']} -> {after}",
               st["crashed"], sum(w["restarts"] for w in st["workers"]))

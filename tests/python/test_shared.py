@@ -279,3 +279,16 @@ def test_lock_mutual_exclusion(method):
         fs = [ex.submit(T.locked_increment, lock, d, 300) for _ in range(4)]
         assert sum(f.result(timeout=60) for f in fs) == 1200
     assert d["c"] == 1200
+
+
+def test_import_crew_leaves_numpy_for_shared_array():
+    # every process worker imports crew: numpy was most of that time
+    import subprocess
+    import sys
+    code = ("import sys, pickle, crew\n"
+            "assert 'numpy' not in sys.modules\n"
+            "a = crew.SharedArray(2, 'i8')\n"
+            "assert 'numpy' in sys.modules and type(a) is crew.SharedArray\n"
+            "assert crew.shared.SharedArray is crew.SharedArray\n"
+            "assert pickle.loads(pickle.dumps(crew.SharedArray)) is crew.SharedArray\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -1,0 +1,132 @@
+"""concurrent.futures behaviours that CPython's own tests check
+(tests/cpython/run_cf_tests.py runs those), each pinned down here."""
+import gc
+import weakref
+
+import pytest
+
+import helpers as h
+
+
+@pytest.mark.parametrize("chunksize", [1, 4, None])
+def test_map_iterator_keeps_no_yielded_result(ex, chunksize):
+    # CPython's test_free_reference (bpo-14406)
+    for obj in ex.map(h.make_obj, range(10), chunksize=chunksize):
+        wr = weakref.ref(obj)
+        del obj
+        gc.collect()
+        assert wr() is None
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_map_chunksize_below_one_raises(ex, bad):
+    with pytest.raises(ValueError, match="chunksize"):
+        ex.map(h.square, range(5), chunksize=bad)
+    with pytest.raises(ValueError, match="chunksize"):
+        ex.map(h.add, range(5), range(5), chunksize=bad)
+
+
+def test_map_timeout_cancels_the_chunk_it_gave_up_on(kind_method):
+    import crew
+    kind, m = kind_method
+    with crew.Executor(1, kind=kind, start_method=m) as ex:
+        busy = ex.submit(h.sleep, 0.5)
+        it = ex.map(h.square, [3], timeout=0.05)
+        with pytest.raises(TimeoutError):
+            next(it)
+        busy.result(timeout=60)
+    assert ex.stats()["cancelled"] == 1   # the chunk never ran
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_bad_max_workers_raises_and_leaves_nothing_for_del(bad):
+    # CPython's test_max_workers_negative; __del__ of the half-made executor
+    # used to fail ("Exception ignored in: Executor.__del__")
+    import sys
+    import crew
+    seen = []
+    old, sys.unraisablehook = sys.unraisablehook, seen.append
+    try:
+        with pytest.raises(ValueError, match="max_workers must be greater than 0"):
+            crew.Executor(max_workers=bad)
+        gc.collect()
+    finally:
+        sys.unraisablehook = old
+    assert seen == []
+
+
+def _drain(q):
+    import queue
+    out = []
+    try:
+        while True:
+            out.append(q.get_nowait().getMessage())
+    except queue.Empty:
+        return out
+
+
+def test_failing_initializer_breaks_the_executor(kind_method):
+    # CPython's FailingInitializerMixin: the future fails with a
+    # BrokenExecutor, the executor reports _broken, and submit() raises
+    import concurrent.futures as cf
+    import crew
+    kind, m = kind_method
+    q = crew.Queue()
+    with crew.Executor(2, kind=kind, start_method=m, initializer=h.init_fail_logged,
+                       initargs=(q,)) as ex:
+        futs = []
+        for i in range(20):   # the executor may break while these go in
+            try:
+                futs.append(ex.submit(h.square, i))
+            except cf.BrokenExecutor:
+                break
+        for f in futs:   # run on a failed worker, or taken off the queue
+            with pytest.raises(crew.InitializerError) as info:
+                f.result(timeout=60)
+            assert isinstance(info.value, cf.BrokenExecutor)
+        assert ex._broken and "error in initializer" in ex._broken
+        with pytest.raises(cf.BrokenExecutor, match="error in initializer"):
+            ex.submit(h.square, 1)
+    if kind == "threads":
+        import logging
+        logging.getLogger("concurrent.futures").handlers.clear()
+        logging.getLogger("concurrent.futures").propagate = True
+    logged = _drain(q)
+    assert any("Exception in initializer" in s and "ValueError: error in initializer" in s
+               for s in logged), logged
+
+
+def test_failing_initializer_leaves_pool_serving():
+    # crew.Pool keeps multiprocessing.Pool's way: nothing is "broken"
+    import crew
+    with crew.Pool(1, initializer=h.boom, initargs=("init failed",)) as p:
+        for _ in range(2):
+            r = p.apply_async(h.square, (3,))
+            with pytest.raises(crew.InitializerError, match="init failed"):
+                r.get(timeout=60)
+
+
+def test_task_reaches_a_manager_of_the_parent(method):
+    # CPython's test_ressources_gced_in_workers: a spawned or fork-server
+    # worker has the parent's multiprocessing authkey, as multiprocessing's
+    # own children do
+    import multiprocessing
+    import crew
+    with multiprocessing.Manager() as mgr:
+        ev = mgr.Event()
+        with crew.Executor(1, start_method=method) as ex:
+            assert ex.submit(h.set_event, ev).result(timeout=60) is True
+        assert ev.is_set()
+
+
+def test_tasks_do_not_wait_for_a_worker_still_starting(method, tmp_path):
+    # CPython's test_first_completed under load: a task went to a worker still
+    # starting (here: one whose initializer takes 3 s) while another was idle
+    import time
+    import crew
+    with crew.Executor(2, start_method=method, initializer=h.init_slow_once,
+                       initargs=(str(tmp_path / "slow"), 3.0)) as ex:
+        t0 = time.monotonic()
+        futs = [ex.submit(h.square, i) for i in range(4)]
+        assert [f.result(timeout=60) for f in futs] == [0, 1, 4, 9]
+        assert time.monotonic() - t0 < 2.0
