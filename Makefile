@@ -2,7 +2,9 @@
 #
 #   make            build the libraries, tests, benchmarks and examples
 #   make test       install what is missing, then run every test: C tests plain,
-#                   under AddressSanitizer+UBSan, threaded ones under ThreadSanitizer
+#                   under AddressSanitizer+UBSan, threaded ones under ThreadSanitizer;
+#                   then on Python 3.11, 3.12 and 3.13 (PY=3.12: one of them) the
+#                   Python suite and CPython's own concurrent.futures tests
 #   make bench      run the benchmarks (figures for the README)
 #   make demo       the main job: build everything, then the live demo of threads vs
 #                   processes (python -m crew demo; charts in out/demo/)
@@ -104,6 +106,8 @@ test-py: $(foreach v,$(PY),test-py-$(v))
 test-py-%: .venv-%/.crew-installed
 	@echo "== Python $* ($$(readlink -f .venv-$*/.base)): pytest"
 	.venv-$*/bin/python -m pytest -q -p no:cacheprovider tests/python
+	@echo "== Python $*: CPython's own concurrent.futures tests on crew.Executor"
+	.venv-$*/bin/python tests/cpython/run_cf_tests.py
 
 lock:
 	python3 scripts/lock.py $(foreach v,$(PYS),$$(scripts/find_python.sh $(v)))
