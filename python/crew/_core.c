@@ -971,6 +971,28 @@ static PyObject *Pool_terminate(PoolObject *self, PyObject *Py_UNUSED(a))
     Py_RETURN_NONE;
 }
 
+static PyObject *Pool_terminate_signal(PoolObject *self, PyObject *arg)
+{
+    long v = PyLong_AsLong(arg);
+    if (v == -1 && PyErr_Occurred())
+        return NULL;
+    if (v < 0 || v >= NSIG)
+        return PyErr_Format(PyExc_ValueError, "bad signal number %ld", v);
+    int sig = (int)v;
+    int rc = 0;
+    if (self->p) {
+        crew_pool *p = self->p;
+        Py_BEGIN_ALLOW_THREADS
+        rc = crew_pool_terminate_signal(p, sig);
+        Py_END_ALLOW_THREADS
+    }
+    if (rc < 0) {
+        errno = -rc;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *Pool_free(PoolObject *self, PyObject *Py_UNUSED(a))
 {
     pool_release(self);
@@ -1034,6 +1056,9 @@ static PyMethodDef Pool_methods[] = {
      "callback(future) runs once it is done, GIL held, on whichever thread delivers it."},
     {"close", (PyCFunction)Pool_close, METH_NOARGS, "Finishes queued work, stops the workers."},
     {"terminate", (PyCFunction)Pool_terminate, METH_NOARGS, "Stops now; pending work is cancelled."},
+    {"terminate_signal", (PyCFunction)Pool_terminate_signal, METH_O,
+     "terminate_signal(sig): like terminate(), with sig sent to the process workers; their "
+     "running tasks fail as crashed. Returns once the workers are gone."},
     {"free", (PyCFunction)Pool_free, METH_NOARGS, "Terminates and frees the pool."},
     {"stats", (PyCFunction)Pool_stats, METH_NOARGS, "A dict of the pool's counters."},
     {"workers", (PyCFunction)Pool_workers, METH_NOARGS, "The number of workers."},
