@@ -197,7 +197,6 @@ int crew__launch(crew_pool *p, int i)
     atomic_store(&sl->quit, 0);
     atomic_store(&sl->cur_tag, 0);
     ws->given = 0;
-    ws->life_answers = 0;
     ws->ready = false;
     ws->retiring = ws->killing = false;
     ws->kill_reason = 0;

@@ -9,9 +9,10 @@
  *   3. fs_mu (forkserver.c), the fork server's channel: launches take it;
  *   4. reg_mu (registry.c), the task registry: never held while taking another.
  * Under p->mu nothing may wait for a thread that could need a lock above it:
- * no thread is joined (a recycled thread worker is detached, it may still
- * need the GIL to drop its Python thread state), no callback runs (they run
- * from the `done` list after the unlock). The one exception is the Python
+ * no thread is joined (a recycled thread worker may still need the GIL to
+ * drop its Python thread state: join_retired joins it later, unlocked), no
+ * callback runs (they run from the `done` list after the unlock). The one
+ * exception is the Python
  * fork launcher, which takes the GIL under p->mu; pools using it never hold
  * the GIL while taking p->mu (crew._core releases it around their submits).
  * Nothing in shared memory is a lock, so a worker that dies wedges nothing.
@@ -59,6 +60,7 @@ void crew__pool_unref(crew_pool *p)
     pthread_cond_destroy(&p->cv);
     free(p->init_arg);
     free(p->w);
+    free(p->retired);
     free(p);
 }
 
@@ -175,6 +177,44 @@ static void update_depth(crew_pool *p, uint64_t run_ns)
     p->depth = d < min ? (uint32_t)min : d > MAX_DEPTH ? MAX_DEPTH : (uint32_t)d;
 }
 
+/* Hands a leaving thread worker to join_retired. Out of memory, it is
+ * detached instead (it holds its own pool reference while it needs one).
+ * mu held. */
+static void retire_thread_locked(crew_pool *p, pthread_t t)
+{
+    if (p->nretired == p->capretired) {
+        size_t cap = p->capretired ? p->capretired * 2 : 8;
+        pthread_t *r = realloc(p->retired, cap * sizeof *r);
+        if (!r) {
+            pthread_detach(t);
+            return;
+        }
+        p->retired = r;
+        p->capretired = cap;
+    }
+    p->retired[p->nretired++] = t;
+    atomic_store(&p->has_retired, true);
+}
+
+/* Joins the recycled thread workers that have left, without mu: each may
+ * need the GIL to finish (Python), which a thread waiting for mu can hold.
+ * The collector calls it (it holds nothing), and close and terminate. */
+static void join_retired(crew_pool *p)
+{
+    if (!atomic_load(&p->has_retired))
+        return;
+    pthread_mutex_lock(&p->mu);
+    pthread_t *r = p->retired;
+    size_t n = p->nretired;
+    p->retired = NULL;
+    p->nretired = p->capretired = 0;
+    atomic_store(&p->has_retired, false);
+    pthread_mutex_unlock(&p->mu);
+    for (size_t k = 0; k < n; k++)
+        pthread_join(r[k], NULL);
+    free(r);
+}
+
 int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
 {
     crew__shm *shm = p->shm;
@@ -189,7 +229,6 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
                 ws->ready = true; /* else once its initializer has answered */
             continue;
         }
-        ws->life_answers++;
         if (r.flags & CREW__MSG_INIT) { /* the initializer's answer: no future */
             ws->ready = true; /* failed or not: a failure fails its tasks at once */
             crew__msg_free(shm, &ws->init_req);
@@ -200,11 +239,10 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
         if (r.flags & CREW__MSG_QUIT) {
             if (p->kind == CREW_THREADS && ws->has_thread && !p->quitting) {
                 /* a recycled thread: it is leaving now, start its successor.
-                 * Detached, never joined here: p->mu is held, and the leaving
-                 * thread may still need a lock that a thread waiting for
-                 * p->mu holds (Python: the GIL, to drop its thread state).
-                 * It holds its own pool reference until it is gone. */
-                pthread_detach(ws->thread);
+                 * Never joined here: p->mu is held, and the leaving thread
+                 * may still need a lock that a thread waiting for p->mu
+                 * holds (Python: the GIL, to drop its thread state). */
+                retire_thread_locked(p, ws->thread);
                 ws->has_thread = false;
                 ws->state = CREW__SLOT_DEAD;
                 ws->restarts++;
@@ -276,6 +314,7 @@ static void *collector_main(void *arg)
     crew__shm *shm = p->shm;
     uint64_t spin = crew__spin_ns(), last = crew__now_ns();
     while (!atomic_load(&p->stop_threads)) {
+        join_retired(p);
         uint32_t h = atomic_load(&p->helpers);
         if (h) { /* a waiter is collecting: do not compete for the CPUs */
             atomic_store(&p->collector_parked, 1);
@@ -522,6 +561,7 @@ int crew_pool_close(crew_pool *p)
     for (int k = 0; k < njoins; k++)
         pthread_join(joins[k], NULL);
     stop_threads(p);
+    join_retired(p); /* the collector may have left some */
     pthread_mutex_lock(&p->mu);
     p->closed = true;
     pthread_cond_broadcast(&p->cv);
@@ -602,6 +642,7 @@ int crew_pool_terminate_signal(crew_pool *p, int sig)
     }
     free(late);
     stop_threads(p);
+    join_retired(p); /* the collector may have left some */
     pthread_mutex_lock(&p->mu);
     /* thread workers left running: nobody reads their answers now, so the
      * pool drops its references to the futures they hold (all done) */

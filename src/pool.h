@@ -57,9 +57,8 @@ typedef struct crew__wslot {
     crew__msg init_req;          /* the initializer request, freed on answer */
     char errbuf[160];            /* how its last worker ended                 */
     crew_future *kill_tag;       /* the task whose deadline got it killed     */
-    uint64_t life_answers;       /* answers from the current worker            */
     bool ready;                  /* the current worker said hello: tasks go to it */
-    uint32_t early_deaths;       /* workers in a row that died answering nothing */
+    uint32_t early_deaths;       /* workers in a row that died before they were up */
     uint64_t retry_at_ns;        /* no relaunch before this (backoff)          */
 } crew__wslot;
 
@@ -85,6 +84,9 @@ struct crew_pool {
     uint32_t depth;              /* max tasks in one worker's ring            */
     uint64_t avg_task_ns;        /* moving average of task run time           */
 
+    pthread_t *retired;          /* recycled thread workers on their way out: */
+    size_t nretired, capretired; /* joined outside mu (join_retired) (mu)     */
+    _Atomic bool has_retired;    /* nretired > 0, read without mu             */
     pthread_t collector, supervisor;
     bool threads_started;
     _Atomic bool stop_threads;

@@ -135,10 +135,13 @@ void crew__worker_died(crew_pool *p, int i, int wstatus, crew__fifo *done)
     if (ws->init_req.flags & CREW__MSG_INIT && (ws->init_req.flags & CREW__MSG_ARENA))
         crew__msg_free(shm, &ws->init_req);
     memset(&ws->init_req, 0, sizeof ws->init_req);
-    /* a worker that died before answering anything (a bad spawn_argv, an
-     * exec or mapping failure, a launcher's child exiting) must not be
-     * restarted in a tight loop, nor hold queued work forever */
-    bool early = ws->life_answers == 0 && ws->kill_reason == 0;
+    /* a worker that died before it was up (a bad spawn_argv, an exec or
+     * mapping failure, a launcher's child exiting, an initializer that kills
+     * its process) must not be restarted in a tight loop, nor hold queued
+     * work forever. One that was up (said hello; its initializer answered)
+     * had started fine: its death (a kill from outside, a crash in a task)
+     * is no sign of a start loop, however early it came */
+    bool early = !ws->ready && ws->kill_reason == 0;
     ws->early_deaths = early ? ws->early_deaths + 1 : 0;
     ws->state = CREW__SLOT_DEAD;
     ws->kill_reason = 0;

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <unistd.h>
 
@@ -128,6 +129,75 @@ TEST(kill_workers_of_two)
 TEST(kill_workers_of_four)
 {
     kill_test(4);
+}
+
+/* Where a running "nap" task says which process runs it: a page shared with
+ * the forked workers (made before the pool). */
+static _Atomic int32_t *running_pid;
+
+/* Publishes its pid, sleeps 20 ms and returns its input. */
+static int t_nap(const void *arg, size_t len, crew_out *out, void *ud)
+{
+    (void)ud;
+    atomic_store(running_pid, (int32_t)getpid());
+    test_sleep_us(20000);
+    return crew_out_set(out, arg, len);
+}
+
+CREW_TASK("nap", t_nap)
+
+/* A kill storm on a worker that started fine: killed from outside five times
+ * in a row, each time while it runs its first task (it has answered nothing
+ * yet). Each kill fails the task it ran; the queue is not failed as if the
+ * workers could not start (they could: each said it was up). */
+TEST(kill_storm_on_started_workers_fails_only_their_tasks)
+{
+    running_pid = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(running_pid != MAP_FAILED);
+    atomic_store(running_pid, 0);
+    crew_options o;
+    crew_options_init(&o);
+    o.kind = CREW_PROCESSES;
+    o.start = CREW_START_FORK;
+    o.workers = 1;
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    enum { N = 30, KILLS = 5 };
+    crew_future *fs[N];
+    for (int i = 0; i < N; i++)
+        CHECK_OK(crew_submit(p, "nap", &i, sizeof i, &fs[i]));
+    int kills = 0;
+    int32_t last = 0;
+    /* kill each new worker as soon as it runs a task (no new one may come if
+     * the queue was failed: give up after 20 s, the checks below then fail) */
+    for (int waited = 0; kills < KILLS && waited < 100000; waited++) {
+        int32_t pid = atomic_load(running_pid);
+        if (pid > 0 && pid != last) {
+            CHECK_OK(kill(pid, SIGKILL));
+            last = pid;
+            kills++;
+        }
+        test_sleep_us(200);
+    }
+    CHECK_OK(crew_wait_all(fs, N, 60));
+    int ok = 0, crashed = 0;
+    for (int i = 0; i < N; i++) {
+        const void *d;
+        size_t len;
+        int st = crew_future_result(fs[i], &d, &len);
+        if (st == 0)
+            ok++;
+        else if (st == CREW_ECRASHED && strstr(crew_future_error(fs[i]), "while running"))
+            crashed++;
+        else
+            printf("  task %d: status %d (%s)\n", i, st, crew_future_error(fs[i]));
+        crew_future_release(fs[i]);
+    }
+    printf("  %d kills: %d ok, %d crashed\n", kills, ok, crashed);
+    CHECK_EQ_INT(crashed, KILLS);
+    CHECK_EQ_INT(ok, N - KILLS);
+    crew_pool_free(p);
+    munmap((void *)running_pid, 4096);
 }
 
 TEST_MAIN()
