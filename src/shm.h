@@ -9,7 +9,10 @@
 #include "arena.h"
 #include "ring.h"
 
-#define CREW__MAGIC 0x63726577u /* "crew" */
+/* "crew" plus the protocol's version in the top byte: a worker of another
+ * libcrew (a stale build, another spawn_argv) refuses to map the region
+ * rather than misread it. 1: workers say HELLO before they take tasks. */
+#define CREW__MAGIC (0x00726577u | (1u << 24))
 #define CREW__RING_CAP 256u     /* messages per ring                          */
 #define CREW__MAX_WORKERS 256
 
