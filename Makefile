@@ -74,22 +74,34 @@ test-c: $(addprefix build/plain/,$(TESTS)) $(addprefix build/asan/,$(TESTS)) \
 #   make test PY=3.12    ... on one (or PY="3.11 3.13")
 #   make lock            re-pin constraints.txt after a dependency change
 PYS        := 3.11 3.12 3.13
-PY         ?= $(PYS)
-DEFAULT_PY := 3.13
+# the ones this machine has (scripts/find_python.sh says how to get the others)
+FOUND_PYS  := $(foreach v,$(PYS),$(if $(shell scripts/find_python.sh $(v) 2>/dev/null),$(v)))
+MISSING_PYS := $(filter-out $(FOUND_PYS),$(PYS))
+PY         ?= $(FOUND_PYS)
+DEFAULT_PY := $(if $(filter 3.13,$(FOUND_PYS)),3.13,$(lastword $(FOUND_PYS)))
+ifneq ($(MISSING_PYS),)
+$(warning crew: no Python $(MISSING_PYS) here, so it is not built or tested;   scripts/find_python.sh $(firstword $(MISSING_PYS)) says how to get it)
+endif
+ifeq ($(FOUND_PYS),)
+$(error crew: none of Python $(PYS) here (with headers and venv); run scripts/find_python.sh 3.13)
+endif
 # the extras each venv gets: every one the tests need; the default venv also
 # gets the bench peers (python -m crew bench races them)
 EXTRAS      = test,demo$(if $(filter $(DEFAULT_PY),$*),$(comma)bench)
 comma      := ,
-PY_SRCS    := setup.py pyproject.toml include/crew.h $(SRCS) $(wildcard src/*.h) \
-              $(wildcard python/crew/*.c) $(wildcard python/crew/*.py python/crew/_cli/*.py)
+# what the compiled part is built from (an editable install sees .py edits itself)
+PY_SRCS    := setup.py include/crew.h $(SRCS) $(wildcard src/*.h) $(wildcard python/crew/*.c)
+# setup.py compiles with -Werror here (a plain `pip install` from an sdist does not)
+export CREW_WERROR := 1
 
 .venv-%/.deps: pyproject.toml constraints.txt scripts/venv.sh scripts/find_python.sh
 	scripts/venv.sh $* $(EXTRAS)
 	@touch $@
 
 .venv-%/.crew-installed: .venv-%/.deps $(PY_SRCS)
-	.venv-$*/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation \
-	  --no-deps -e . 2>&1 | grep -v "is ignored: it is neither" || true
+	@echo "pip install -e . into .venv-$*"
+	@.venv-$*/bin/python -m pip install -q --disable-pip-version-check --no-build-isolation \
+	  --no-deps -e . > .venv-$*/pip.log 2>&1 || { grep -v "is ignored: it is neither" .venv-$*/pip.log; exit 1; }
 	.venv-$*/bin/python -c "import crew._core, crew._shared"
 	@touch $@
 
@@ -110,7 +122,7 @@ test-py-%: .venv-%/.crew-installed
 	.venv-$*/bin/python tests/cpython/run_cf_tests.py
 
 lock:
-	python3 scripts/lock.py $(foreach v,$(PYS),$$(scripts/find_python.sh $(v)))
+	python3 scripts/lock.py $(foreach v,$(PYS),$$(scripts/find_python.sh $(v) || echo MISSING-$(v)))
 
 # ------------------------------------------------------------ benchmarks
 BENCH_SRCS := bench/raw.c

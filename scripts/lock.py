@@ -37,6 +37,10 @@ def freeze(python):
 def main(argv):
     if not argv:
         sys.exit("usage: lock.py PYTHON [PYTHON ...]  (interpreters to lock for)")
+    missing = [p[len("MISSING-"):] for p in argv if p.startswith("MISSING-")]
+    if missing:
+        sys.exit(f"lock.py: no Python {', '.join(missing)} here: constraints.txt must pin every "
+                 f"interpreter (scripts/find_python.sh {missing[0]} says how to get it)")
     frozen = dict(freeze(p) for p in argv)
     names = sorted({n for pins in frozen.values() for n in pins})
     lines = ["# Versions the tests ran against, per interpreter; written by scripts/lock.py",

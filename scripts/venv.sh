@@ -32,8 +32,15 @@ for extra in filter(None, sys.argv[1].split(",")):
 print("\n".join(dict.fromkeys(reqs)))
 PY
 )
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt "${reqs[@]}" 2>&1 \
-  | grep -v "is ignored: it is neither a file nor a directory" || true
+# (pip's noise about this machine's unused local indexes is filtered out)
+log=$venv/pip-deps.log
+if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt \
+     "${reqs[@]}" > "$log" 2>&1; then
+  grep -v "is ignored: it is neither a file nor a directory" "$log" >&2
+  echo "venv.sh: pip could not install crew's dependencies into $venv" >&2
+  exit 1
+fi
+grep -v "is ignored: it is neither a file nor a directory" "$log" || true
 "$venv/bin/python" - "${reqs[@]}" <<'PY'
 # pip's output is filtered above: check that every requirement really is there
 import sys
