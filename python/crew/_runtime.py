@@ -599,6 +599,26 @@ def _log_init_failure():
         pass
 
 
+def _run_initializer(fn, args, setup=None):
+    """Runs a worker's initializer (fn may be None) after applying crew's
+    settings for the worker: (True, ()), or (False, its traceback), which
+    fails the worker's tasks. Thread pools run it in the parent process."""
+    try:
+        if setup:
+            _setup_worker(**setup)
+        if fn is not None:
+            fn(*args)
+    except BaseException as e:
+        _log_init_failure()
+        if IN_WORKER:
+            _collector.take()   # no task result will carry them
+            _flush_std()
+        return (False, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
+    if IN_WORKER:
+        _flush_std()
+    return (True, ())
+
+
 def _setup_worker(authkey=None):
     """Applies the settings an init message carries (see Executor)."""
     if authkey is not None:
@@ -782,16 +802,7 @@ def run(mv):
         key = int.from_bytes(mv[1:9], "little")
         if kind == 0x4B:
             fn, args = _tokens[key]
-            try:
-                fn(*args)
-            except BaseException as e:
-                _log_init_failure()
-                if IN_WORKER:
-                    _flush_std()
-                return (False, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
-            if IN_WORKER:
-                _flush_std()
-            return (True, ())
+            return _run_initializer(fn, args)
         with _tokens_lock:
             flags, fn, args, kwargs = _tokens[key]
             _tokens[key] = _RUNNING
@@ -810,17 +821,7 @@ def run(mv):
         if mv[1] == F_INIT:  # an initializer the worker cannot unpickle has failed
             return (False, out[2])
     if flags == F_INIT:  # kwargs: crew's settings for the worker; fn: the initializer or None
-        try:
-            _setup_worker(**(kwargs or {}))
-            if fn is not None:
-                fn(*args)
-        except BaseException as e:
-            _log_init_failure()
-            _collector.take()   # no task result will carry them
-            _flush_std()
-            return (False, "".join(traceback.format_exception(type(e), e, e.__traceback__)))
-        _flush_std()
-        return (True, ())
+        return _run_initializer(fn, args, kwargs or {})
     if flags is not None:
         out = _run_call(flags, fn, args, kwargs)
     del fn, args, kwargs
