@@ -260,6 +260,9 @@ class Executor(cf.Executor):
 
     - ``kind``: "processes" (each worker its own interpreter: CPU-bound work)
       or "threads" (I/O-bound work; no pickling).
+    - ``max_workers``: None gives one process worker per usable CPU
+      (:func:`crew.cpu_count`), or ``min(32, cpu_count() + 4)`` thread
+      workers, as ThreadPoolExecutor does (threads mostly wait).
     - ``start_method``: "forkserver" (default), "spawn" or "fork"; None: the
       value of :func:`crew.set_start_method`.
     - ``initializer``: runs first in every worker. A bound method of a global
@@ -292,8 +295,8 @@ class Executor(cf.Executor):
                  task_timeout=None, *, arena_size=None):
         if kind not in ("processes", "threads"):
             raise ValueError('kind must be "processes" or "threads"')
-        if max_workers is None:
-            max_workers = cpu_count()
+        if max_workers is None:  # as ProcessPoolExecutor and ThreadPoolExecutor choose
+            max_workers = cpu_count() if kind == "processes" else min(32, cpu_count() + 4)
         if max_workers <= 0:
             raise ValueError("max_workers must be greater than 0")
         if max_workers > 256:

@@ -1,5 +1,7 @@
 """crew.Pool: the multiprocessing.Pool API (and semantics) over crew.Executor."""
+import collections
 import concurrent.futures as cf
+import itertools
 import threading
 
 from . import _runtime as rt
@@ -128,23 +130,66 @@ class Pool:
         return self._map_async(func, iterable, chunksize, callback, error_callback, True)
 
     def imap(self, func, iterable, chunksize=1, progress=False):
-        self._check()
-        return self._ex.map(func, iterable, chunksize=chunksize, progress=progress)
+        """Results in order, lazily: the input is read as results are taken
+        (at most a few chunks per worker ahead), so an endless iterator works;
+        an exception the input raises comes out where iteration reaches it,
+        after the results of the items before it (as in multiprocessing)."""
+        return self._lazy(func, iterable, chunksize, True, progress)
 
     def imap_unordered(self, func, iterable, chunksize=1, progress=False):
+        """Results as they complete, with imap's lazy, bounded read-ahead."""
+        return self._lazy(func, iterable, chunksize, False, progress)
+
+    def _lazy(self, func, iterable, chunksize, ordered, progress):
         self._check()
-        futs = self._ex._chunks(func, list(iterable), chunksize, None, False)
+        if chunksize < 1:
+            raise ValueError("chunksize must be >= 1")
         from ._executor import _progress_bar
-        bar = _progress_bar(progress, sum(1 for _ in ()) or None)
+        ex, items = self._ex, iter(iterable)
+        # enough chunks ahead to keep every worker busy, few enough that a
+        # huge or endless input is read as results are taken
+        window = max(4, 2 * self._processes)
+        bar = _progress_bar(progress, len(iterable) if hasattr(iterable, "__len__") else None)
+
+        def read_chunk():
+            """The next chunk, and the input's exception if it raised (the
+            items read before it still run)."""
+            chunk = []
+            try:
+                for x in itertools.islice(items, chunksize):
+                    chunk.append(x)
+            except Exception as e:
+                return chunk, e
+            return chunk, None
 
         def gen():
+            pending = collections.deque() if ordered else set()
+            more, err = True, None
             try:
-                for f in cf.as_completed(futs):
-                    res = f.result()
-                    if bar is not None:
-                        bar.update(len(res[0]))
-                    yield from chunk_values(res)
+                while True:
+                    while more and len(pending) < window:
+                        chunk, err = read_chunk()
+                        more = err is None and len(chunk) == chunksize
+                        if chunk:
+                            f = ex._submit(func, chunk, None, None, rt.F_CHUNK1)
+                            pending.append(f) if ordered else pending.add(f)
+                    if not pending:
+                        break
+                    if ordered:
+                        done = (pending.popleft(),)
+                    else:
+                        done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                    for f in done:
+                        res = f.result()
+                        if bar is not None:
+                            bar.update(len(res[0]))
+                        yield from chunk_values(res)
+                    del done, f, res
+                if err is not None:
+                    raise err
             finally:
+                for f in pending:
+                    f.cancel()
                 if bar is not None:
                     bar.close()
         return gen()
