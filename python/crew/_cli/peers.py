@@ -102,11 +102,8 @@ class CrewThreads(Peer):
         return crew.Executor(n, kind="threads")
 
 
-class MpPool(Peer):
-    key, name = "mp-pool", "multiprocessing.Pool"
-
-    def make(self, n, method):
-        return mp.get_context(method).Pool(n)
+class _PoolApi(Peer):
+    """A peer with multiprocessing.Pool's API (apply_async, map, close+join)."""
 
     def submit(self, p, fn, *a):
         return _AR(p.apply_async(fn, a))
@@ -117,6 +114,13 @@ class MpPool(Peer):
     def close(self, p):
         p.close()
         p.join()
+
+
+class MpPool(_PoolApi):
+    key, name = "mp-pool", "multiprocessing.Pool"
+
+    def make(self, n, method):
+        return mp.get_context(method).Pool(n)
 
 
 class PPE(Peer):
@@ -316,7 +320,7 @@ class _RayPeer(Peer):
         return ok, why
 
 
-class RayPool(_RayPeer):
+class RayPool(_RayPeer, _PoolApi):
     """ray.util.multiprocessing.Pool on the bench's Ray instance: n actors."""
     key, name = "ray-pool", "ray.util.multiprocessing.Pool"
     note = "n actors on one local Ray instance (ray.init once per run)"
@@ -326,16 +330,6 @@ class RayPool(_RayPeer):
         self.runtime.start(n)
         from ray.util.multiprocessing import Pool
         return Pool(processes=n)
-
-    def submit(self, p, fn, *a):
-        return _AR(p.apply_async(fn, a))
-
-    def map(self, p, fn, items, chunksize):
-        return p.map(fn, items, chunksize)
-
-    def close(self, p):
-        p.close()
-        p.join()
 
 
 class _RayTasks:
