@@ -50,6 +50,17 @@ def _parent_state():
 CLEAN = (None, logging.NOTSET, False, {}, 0)
 
 
+def _reset_parent(rs):
+    """Puts the parent's module state back as it was (random's state: rs)."""
+    os.environ.pop(K, None)
+    logging.getLogger(st.LOGGER_NAME).setLevel(logging.NOTSET)
+    if st.LOCK.locked():
+        st.LOCK.release()
+    st.STATE.clear()
+    st.COUNTER.n = 0
+    random.setstate(rs)
+
+
 @pytest.fixture
 def clean_parent():
     """Asserts the parent's module state is as it was (process workers never
@@ -61,13 +72,7 @@ def clean_parent():
         assert _parent_state() == CLEAN
         assert random.getstate() == rs
     finally:
-        os.environ.pop(K, None)
-        logging.getLogger(st.LOGGER_NAME).setLevel(logging.NOTSET)
-        if st.LOCK.locked():
-            st.LOCK.release()
-        st.STATE.clear()
-        st.COUNTER.n = 0
-        random.setstate(rs)
+        _reset_parent(rs)
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -96,13 +101,7 @@ def test_thread_initializer_acts_on_the_one_process(case):
         if case != "random_seed":   # the thread drew from the generator since
             assert probe(*args) == want       # threads share the process: the parent sees it
     finally:
-        os.environ.pop(K, None)
-        logging.getLogger(st.LOGGER_NAME).setLevel(logging.NOTSET)
-        if st.LOCK.locked():
-            st.LOCK.release()
-        st.STATE.clear()
-        st.COUNTER.n = 0
-        random.setstate(rs)
+        _reset_parent(rs)
 
 
 @pytest.mark.parametrize("method", METHODS)
