@@ -198,7 +198,7 @@ int crew__launch(crew_pool *p, int i)
     atomic_store(&sl->cur_tag, 0);
     ws->given = 0;
     ws->ready = false;
-    ws->retiring = ws->killing = false;
+    ws->retiring = ws->killing = ws->broke_protocol = false;
     ws->kill_reason = 0;
     ws->kill_tag = NULL;
     if (p->opt.initializer) {

@@ -215,15 +215,70 @@ static void join_retired(crew_pool *p)
     free(r);
 }
 
+/* Why the answer r from worker i breaks crew's protocol, or NULL. Every
+ * answer is read from shared memory a task can scribble on: its length and
+ * arena offset are checked against the parent's own copy of the arena's
+ * bounds, its tag against the task the parent sent first. why: room for it. */
+static const char *bad_answer(const crew_pool *p, const crew__wslot *ws, const crew__msg *r,
+                              char *why, size_t n)
+{
+    const uint32_t known = CREW__MSG_ARENA | CREW__MSG_CHUNK | CREW__MSG_QUIT | CREW__MSG_INIT |
+                           CREW__MSG_KEEP | CREW__MSG_HELLO;
+    if (r->flags & ~known)
+        snprintf(why, n, "unknown flags 0x%x", (unsigned)r->flags);
+    else if (r->flags & (CREW__MSG_HELLO | CREW__MSG_QUIT))
+        return NULL; /* carry nothing */
+    else if (!(r->flags & CREW__MSG_ARENA) && r->len > CREW__INLINE)
+        snprintf(why, n, "an inline answer of %llu bytes, more than %u",
+                 (unsigned long long)r->len, CREW__INLINE);
+    else if ((r->flags & CREW__MSG_ARENA) &&
+             (r->len == 0 || r->off < p->arena_lo || r->off >= p->arena_hi ||
+              (r->off - p->arena_lo) % CREW__CHUNK != 0 || r->len > p->arena_hi - r->off))
+        snprintf(why, n, "an answer of %llu bytes at arena offset %llu, outside the arena",
+                 (unsigned long long)r->len, (unsigned long long)r->off);
+    else if (!(r->flags & CREW__MSG_INIT) &&
+             (!ws->inflight.head || (uint64_t)(uintptr_t)ws->inflight.head != r->tag))
+        snprintf(why, n, "an answer to a task it was not running");
+    else
+        return NULL;
+    return why;
+}
+
+/* Worker i broke the protocol (a task or an extension wrote over crew's
+ * shared memory, or a forked copy of the worker answers too): a process
+ * worker is killed and counts as crashed (its running task fails with why,
+ * the rest run elsewhere); a thread worker shares this process's memory,
+ * which is then no longer to be trusted at all: crew aborts. mu held. */
+static void broke_protocol_locked(crew_pool *p, int i, const char *why)
+{
+    crew__wslot *ws = &p->w[i];
+    if (p->kind == CREW_THREADS) {
+        fprintf(stderr, "crew: thread worker %d broke crew's protocol (%s): memory is "
+                "corrupt, aborting\n", i, why);
+        abort();
+    }
+    snprintf(ws->errbuf, sizeof ws->errbuf, "broke crew's protocol (%s) and was killed", why);
+    ws->broke_protocol = true;
+    ws->killing = true;
+    crew__kill_worker(ws);
+}
+
 int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
 {
     crew__shm *shm = p->shm;
     crew__wslot *ws = &p->w[i];
     crew__ring *resp = crew__slot_resp(shm, &shm->slots[i]);
     crew__msg r;
+    char why[96];
     int n = 0;
+    if (ws->broke_protocol)
+        return 0; /* nothing more it says is read */
     while (crew__ring_pop(resp, &r)) {
         n++;
+        if (bad_answer(p, ws, &r, why, sizeof why)) {
+            broke_protocol_locked(p, i, why);
+            return n;
+        }
         if (r.flags & CREW__MSG_HELLO) { /* up: it takes tasks from now on */
             if (!p->opt.initializer)
                 ws->ready = true; /* else once its initializer has answered */
@@ -250,11 +305,7 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
             }
             continue;
         }
-        crew_future *f = crew__fifo_pop(&ws->inflight);
-        if (!f || (uint64_t)(uintptr_t)f != r.tag) {
-            fprintf(stderr, "crew: internal error: answer out of order on worker %d\n", i);
-            abort();
-        }
+        crew_future *f = crew__fifo_pop(&ws->inflight); /* r.tag's (bad_answer) */
         ws->answered++;
         atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_relaxed);
         if (r.flags & CREW__MSG_KEEP) /* the worker owns the argument now */
@@ -421,6 +472,11 @@ int crew_pool_create(crew_pool **out, const crew_options *o)
         goto fail;
     if (o->kind == CREW_PROCESSES)
         p->shm->max_rss = o->max_worker_rss;
+    { /* the parent's own copy of the arena's bounds (bad_answer); no worker yet */
+        crew__arena *a = crew__shm_arena(p->shm);
+        p->arena_lo = a->data_off;
+        p->arena_hi = a->data_off + a->nwords * 64 * CREW__CHUNK;
+    }
     p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->evfd < 0) {
         rc = -errno;

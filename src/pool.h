@@ -54,6 +54,7 @@ typedef struct crew__wslot {
     uint64_t given;              /* tasks given since it started (recycling) */
     bool retiring;               /* QUIT sent: no more tasks for this worker  */
     bool killing;                /* SIGKILL sent, waiting for its exit        */
+    bool broke_protocol;         /* killed for a bad answer (errbuf says which) */
     crew__msg init_req;          /* the initializer request, freed on answer */
     char errbuf[160];            /* how its last worker ended                 */
     crew_future *kill_tag;       /* the task whose deadline got it killed     */
@@ -93,6 +94,8 @@ struct crew_pool {
     int evfd;                    /* wakes the supervisor                     */
     uint64_t sup_wake_ns;        /* when the supervisor wakes at the latest (mu) */
 
+    uint64_t arena_lo, arena_hi; /* the arena's data, as offsets from its base:
+                                    the parent's copy, never re-read from shm */
     crew__prefault prefault;      /* arena granules this process mapped in    */
     _Atomic uint64_t inflight;    /* tasks sent and not answered              */
     _Atomic uint32_t helpers;     /* waiters collecting answers themselves    */

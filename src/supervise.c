@@ -173,7 +173,9 @@ static void reap(crew_pool *p, int i, crew__fifo *done)
         return;
     close(ws->pidfd);
     ws->pidfd = -1;
-    if (r < 0) /* its pidfd says it exited, but someone else reaped it */
+    if (ws->broke_protocol) /* errbuf already says why it was killed */
+        ;
+    else if (r < 0) /* its pidfd says it exited, but someone else reaped it */
         snprintf(ws->errbuf, sizeof ws->errbuf,
                  "exited, status unknown (reaped elsewhere: SIGCHLD ignored or a "
                  "waitpid(-1) in the program)");
