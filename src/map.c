@@ -66,6 +66,13 @@ static void unpack(crew_batch *b, crew_future *f, size_t from, size_t to)
         }
         memcpy(&s32, d + pos, 4);
         memcpy(&l, d + pos + 8, 8);
+        if (l > len - pos - 16) { /* the worker's bytes: never read past them */
+            it->status = CREW_ECRASHED;
+            it->data = "corrupt map chunk: an item's length runs past the chunk's answer";
+            it->len = strlen(it->data) + 1;
+            pos = len;
+            continue;
+        }
         it->status = s32;
         it->data = d + pos + 16;
         it->len = l;
