@@ -148,7 +148,7 @@ class Pool:
         ex, items = self._ex, iter(iterable)
         # enough chunks ahead to keep every worker busy, few enough that a
         # huge or endless input is read as results are taken
-        window = max(4, 2 * self._processes)
+        window = max(8, 4 * self._processes)
         bar = _progress_bar(progress, len(iterable) if hasattr(iterable, "__len__") else None)
 
         def read_chunk():
