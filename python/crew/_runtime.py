@@ -729,11 +729,30 @@ def _values_until_error(vals, errs):
         yield v
 
 
+_MpRemoteTraceback = None
+
+
+def _remote_traceback(text):
+    """A crew.RemoteTraceback that is also a multiprocessing.pool.RemoteTraceback,
+    so code written for multiprocessing.Pool finds the cause it looks for.
+    multiprocessing.pool (35 ms of imports) is loaded on the first failed task
+    only, to keep it out of every worker's start-up."""
+    global _MpRemoteTraceback
+    if _MpRemoteTraceback is None:
+        import multiprocessing.pool
+
+        class _MpRemoteTraceback(RemoteTraceback, multiprocessing.pool.RemoteTraceback):
+            """crew.RemoteTraceback and multiprocessing.pool.RemoteTraceback at once."""
+        _MpRemoteTraceback.__module__ = __name__   # pickled by name, as a module global
+        globals()["_MpRemoteTraceback"] = _MpRemoteTraceback
+    return _MpRemoteTraceback(text)
+
+
 def exception_of(out):
     """The exception of a failed outcome, the worker's traceback attached."""
     exc, tb = out[1], out[2]
     if tb:
-        exc.__cause__ = RemoteTraceback('\n"""\n' + tb + '"""')
+        exc.__cause__ = _remote_traceback('\n"""\n' + tb + '"""')
     return exc
 
 

@@ -1,12 +1,20 @@
 """crew.Pool: the multiprocessing.Pool API (and semantics) over crew.Executor."""
+import builtins
 import collections
 import concurrent.futures as cf
 import itertools
+import multiprocessing
 import threading
 
 from . import _runtime as rt
 from ._executor import Executor, _exception_of
 from ._runtime import chunk_values
+
+
+class TimeoutError(multiprocessing.TimeoutError, builtins.TimeoutError):
+    """AsyncResult.get(timeout) found no result in time: catch it as
+    multiprocessing.TimeoutError (code written for multiprocessing.Pool) or as
+    the builtin TimeoutError."""
 
 
 def _starcall(fn, args):
@@ -68,8 +76,11 @@ class AsyncResult:
         self._event.wait(timeout)
 
     def get(self, timeout=None):
+        """The result; raises the task's exception, or crew.pool.TimeoutError
+        (a multiprocessing.TimeoutError and a builtin TimeoutError) when it is
+        not ready within timeout seconds."""
         if not self._event.wait(timeout):
-            raise TimeoutError
+            raise TimeoutError(f"the result was not ready within {timeout} s")
         if self._exc is not None:
             raise self._exc
         return self._value

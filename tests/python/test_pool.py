@@ -64,3 +64,26 @@ def test_crash_does_not_hang_pool():
         with pytest.raises(crew.WorkerCrashedError):
             p.apply(h.exit_with, (1,))
         assert p.map(h.square, range(5)) == [0, 1, 4, 9, 16]
+
+
+def test_drop_in_exceptions_of_multiprocessing_pool():
+    """Code written for multiprocessing.Pool catches what it always caught: a
+    get(timeout) that runs out raises multiprocessing.TimeoutError, and a
+    task's exception has a multiprocessing.pool.RemoteTraceback as its cause."""
+    import multiprocessing
+    import multiprocessing.pool
+    import pickle
+    from helpers import boom, sleep
+    with crew.Pool(1) as pool:
+        slow = pool.apply_async(sleep, (0.5,))
+        with pytest.raises(multiprocessing.TimeoutError):
+            slow.get(timeout=0.01)
+        with pytest.raises(TimeoutError):          # and still the builtin one
+            slow.get(timeout=0.01)
+        with pytest.raises(ValueError) as ei:
+            pool.apply(boom, ("bad",))
+    cause = ei.value.__cause__
+    assert isinstance(cause, multiprocessing.pool.RemoteTraceback)
+    assert isinstance(cause, crew.RemoteTraceback)
+    assert "boom" in str(cause)                    # the worker's traceback
+    assert str(pickle.loads(pickle.dumps(cause))) == str(cause)
