@@ -350,14 +350,16 @@ def _reduce_method(m):
 _BY_REF = {t: _reduce_method for t in _METHOD_TYPES}
 
 
+class _PlainPickler(pickle.Pickler):
+    """pickle, bound methods of module globals by reference. The table is made
+    once: a view over copyreg's, whose later registrations still apply."""
+    dispatch_table = collections.ChainMap(_BY_REF, copyreg.dispatch_table)
+
+
 def _plain_dumps(obj, cb):
     """pickle.dumps(obj, 5), bound methods of module globals by reference."""
     f = io.BytesIO()
-    p = pickle.Pickler(f, 5, buffer_callback=cb)
-    table = copyreg.dispatch_table.copy()   # copyreg's registrations still apply
-    table.update(_BY_REF)
-    p.dispatch_table = table
-    p.dump(obj)
+    _PlainPickler(f, 5, buffer_callback=cb).dump(obj)
     return f.getvalue()
 
 
