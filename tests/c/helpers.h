@@ -9,6 +9,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "crew.h"
+
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define TEST_SANITIZED 1
 #elif defined(__has_feature)
@@ -21,6 +23,18 @@
 #endif
 
 /* True under a sanitizer or with CREW_TEST_QUICK set: loops should shrink. */
+/* Options for a pool of `workers` process workers started by fork: what
+ * tests that reach into their workers (signals, shared pages) use. */
+static inline crew_options test_fork_options(int workers)
+{
+    crew_options o;
+    crew_options_init(&o);
+    o.kind = CREW_PROCESSES;
+    o.start = CREW_START_FORK;
+    o.workers = workers;
+    return o;
+}
+
 static inline bool test_quick(void)
 {
     return TEST_SANITIZED || getenv("CREW_TEST_QUICK") != NULL;

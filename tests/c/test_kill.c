@@ -85,11 +85,7 @@ static int run_batch(crew_pool *p, uint32_t base, int n, int *ok, int *crashed, 
 
 static void kill_test(int workers)
 {
-    crew_options o;
-    crew_options_init(&o);
-    o.kind = CREW_PROCESSES;
-    o.start = CREW_START_FORK;
-    o.workers = workers;
+    crew_options o = test_fork_options(workers);
     crew_pool *p;
     CHECK_OK(crew_pool_create(&p, &o));
     struct killer k = {.pool = p, .max_kills = 20};
@@ -155,11 +151,7 @@ TEST(kill_storm_on_started_workers_fails_only_their_tasks)
     running_pid = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     CHECK(running_pid != MAP_FAILED);
     atomic_store(running_pid, 0);
-    crew_options o;
-    crew_options_init(&o);
-    o.kind = CREW_PROCESSES;
-    o.start = CREW_START_FORK;
-    o.workers = 1;
+    crew_options o = test_fork_options(1);
     crew_pool *p;
     CHECK_OK(crew_pool_create(&p, &o));
     enum { N = 30, KILLS = 5 };

@@ -48,11 +48,7 @@ CREW_TASK("forge", t_forge)
 
 static void forged_answer_kills_only_its_worker(int kind, const char *says)
 {
-    crew_options o;
-    crew_options_init(&o);
-    o.kind = CREW_PROCESSES;
-    o.start = CREW_START_FORK;
-    o.workers = 1;
+    crew_options o = test_fork_options(1);
     o.max_tasks_per_worker = 1; /* each task on a worker forked after g_shm is set */
     crew_pool *p;
     CHECK_OK(crew_pool_create(&p, &o));

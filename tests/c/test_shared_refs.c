@@ -77,11 +77,7 @@ CREW_TASK("shared.fill", t_fill)
 
 TEST(refs_travel_through_pool_tasks)
 {
-    crew_options o;
-    crew_options_init(&o);
-    o.kind = CREW_PROCESSES;
-    o.start = CREW_START_FORK;
-    o.workers = 1;
+    crew_options o = test_fork_options(1);
     crew_pool *p;
     CHECK_OK(crew_pool_create(&p, &o));
     crew_array *a;

@@ -37,11 +37,7 @@ CREW_TASK("nap", t_nap)
 
 static crew_pool *fork_pool(int workers)
 {
-    crew_options o;
-    crew_options_init(&o);
-    o.kind = CREW_PROCESSES;
-    o.start = CREW_START_FORK;
-    o.workers = workers;
+    crew_options o = test_fork_options(workers);
     crew_pool *p = NULL;
     if (crew_pool_create(&p, &o) < 0)
         return NULL;
