@@ -74,9 +74,13 @@ test-c: $(addprefix build/plain/,$(TESTS)) $(addprefix build/asan/,$(TESTS)) \
 #   make test PY=3.12    ... on one (or PY="3.11 3.13")
 #   make lock            re-pin constraints.txt after a dependency change
 PYS        := 3.11 3.12 3.13
-# the ones this machine has (scripts/find_python.sh says how to get the others)
+# the ones this machine has (scripts/find_python.sh says how to get the others);
+# looked for once, by the top make: its sub-makes inherit the answer
+ifndef FOUND_PYS
 FOUND_PYS  := $(foreach v,$(PYS),$(if $(shell scripts/find_python.sh $(v) 2>/dev/null),$(v)))
 MISSING_PYS := $(filter-out $(FOUND_PYS),$(PYS))
+endif
+export FOUND_PYS
 PY         ?= $(FOUND_PYS)
 DEFAULT_PY := $(if $(filter 3.13,$(FOUND_PYS)),3.13,$(lastword $(FOUND_PYS)))
 ifneq ($(MISSING_PYS),)
