@@ -696,19 +696,12 @@ def _run_chunk(fn, args, star=True):
             vals.append(None)
 
 
-def chunk_values(res):
-    """An iterator over a chunk's values in order; it raises the first failed item's
-    exception (with the worker's traceback) where that item stands."""
-    vals, errs = res
-    if errs is None:
-        return iter(vals)
-    return _values_until_error(vals, errs)
-
-
 def take_values(res):
-    """Like chunk_values, but hands each value over as it goes: the chunk's
-    list lets go of a value once it is yielded (map's iterator keeps no
-    result it has already given)."""
+    """An iterator over a chunk's values in order; it raises the first failed
+    item's exception (with the worker's traceback) where that item stands.
+    It hands each value over as it goes: the chunk's list (emptied: read a
+    chunk's result once) lets go of a value once it is yielded, so an
+    iterator over a map keeps no result it has already given."""
     vals, errs = res
     del res
     vals.reverse()
@@ -721,14 +714,6 @@ def take_values(res):
                 raise exception_of(e)
         i += 1
         yield vals.pop()
-
-
-def _values_until_error(vals, errs):
-    for i, v in enumerate(vals):
-        e = errs.get(i)
-        if e is not None:
-            raise exception_of(e)
-        yield v
 
 
 _MpRemoteTraceback = None

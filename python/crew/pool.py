@@ -8,7 +8,7 @@ import threading
 
 from . import _runtime as rt
 from ._executor import Executor, _exception_of
-from ._runtime import chunk_values
+from ._runtime import take_values
 
 
 class TimeoutError(multiprocessing.TimeoutError, builtins.TimeoutError):
@@ -52,7 +52,7 @@ class AsyncResult:
             else:
                 vals = []
                 for f in self._futs:
-                    vals.extend(chunk_values(f.result()))
+                    vals.extend(take_values(f.result()))
                 self._value = vals
         except BaseException as e:
             self._exc = e
@@ -194,7 +194,7 @@ class Pool:
                         res = f.result()
                         if bar is not None:
                             bar.update(len(res[0]))
-                        yield from chunk_values(res)
+                        yield from take_values(res)
                     del done, f, res
                 if err is not None:
                     raise err
