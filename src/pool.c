@@ -482,6 +482,9 @@ int crew_pool_create(crew_pool **out, const crew_options *o)
         rc = -errno;
         goto fail;
     }
+    /* known before any worker is forked: a forked worker then never
+     * reads /proc for it (nothing a child of a threaded parent should do) */
+    (void)crew__spin_ns();
     rc = start_thread(&p->collector, collector_main, p);
     if (rc < 0)
         goto fail;

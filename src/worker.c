@@ -1,6 +1,7 @@
 /* worker.c — the worker loop (the same code in a thread or a process) and the crew_out result API. */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,16 +155,22 @@ done:
     return rc;
 }
 
-/* This process's resident set in bytes (0 when unknown). */
+/* This process's resident set in bytes (0 when unknown). open/read, not
+ * stdio: no malloc in a worker between tasks (see cpu.c's read_small). */
 static uint64_t resident_bytes(void)
 {
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return 0;
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
     unsigned long long size = 0, rss = 0;
-    if (fscanf(f, "%llu %llu", &size, &rss) != 2)
+    if (sscanf(buf, "%llu %llu", &size, &rss) != 2)
         rss = 0;
-    fclose(f);
     return rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
