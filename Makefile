@@ -54,13 +54,17 @@ test: setup
 	@$(MAKE) --no-print-directory test-c
 	@$(MAKE) --no-print-directory test-py
 
+# each C test binary runs under a time limit: a hang prints every thread's
+# stack (gdb) and fails the run instead of holding it
+CTEST := scripts/run_ctest.sh 300
+
 test-c: $(addprefix build/plain/,$(TESTS)) $(addprefix build/asan/,$(TESTS)) \
         $(addprefix build/tsan/,$(TSAN_TESTS))
-	@set -e; for t in $(TESTS); do echo "== $$t (plain)"; build/plain/$$t; done
+	@set -e; for t in $(TESTS); do echo "== $$t (plain)"; $(CTEST) build/plain/$$t; done
 	@set -e; for t in $(TESTS); do echo "== $$t (asan+ubsan)"; \
-	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 build/asan/$$t; done
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(CTEST) build/asan/$$t; done
 	@set -e; for t in $(TSAN_TESTS); do echo "== $$t (tsan)"; \
-	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 setarch -R build/tsan/$$t; done
+	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $(CTEST) setarch -R build/tsan/$$t; done
 
 # ---------------------------------------------------------------- python
 # One virtual environment per interpreter crew supports: .venv-3.11, .venv-3.12

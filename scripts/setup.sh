@@ -8,7 +8,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential gcc clang make pkg-config util-linux
+  build-essential gcc clang make pkg-config util-linux gdb
   libasan8 libubsan1 libtsan2 liblsan0 libclang-rt-dev
   python3 python3-dev python3-venv python3-pip
 )
