@@ -125,9 +125,9 @@ test-py: $(foreach v,$(PY),test-py-$(v))
 
 test-py-%: .venv-%/.crew-installed
 	@echo "== Python $* ($$(readlink -f .venv-$*/.base)): pytest"
-	.venv-$*/bin/python -m pytest -q -p no:cacheprovider tests/python
+	timeout -k 10 1500 .venv-$*/bin/python -m pytest -q -p no:cacheprovider tests/python
 	@echo "== Python $*: CPython's own concurrent.futures tests on crew.Executor"
-	.venv-$*/bin/python tests/cpython/run_cf_tests.py
+	timeout -k 10 900 .venv-$*/bin/python tests/cpython/run_cf_tests.py
 
 lock:
 	python3 scripts/lock.py $(foreach v,$(PYS),$$(scripts/find_python.sh $(v) || echo MISSING-$(v)))
