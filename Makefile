@@ -19,7 +19,7 @@ CFLAGS_asan   := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fn
 CFLAGS_tsan   := -O1 -g -fsanitize=thread -Wno-tsan
 LDLIBS  := -pthread
 
-SRCS    := $(wildcard src/*.c)
+SRCS    := $(wildcard src/*/*.c)
 TESTS   := $(patsubst tests/c/%.c,%,$(wildcard tests/c/test_*.c))
 # tests whose threads TSan checks (process pools fork from a threaded parent,
 # which TSan does not model; their shared-memory logic is the same code)
@@ -29,7 +29,7 @@ all: lib tests bench examples python
 
 # ---------------------------------------------------------------- library
 define variant
-build/$(1)/%.o: src/%.c $$(wildcard src/*.h) include/crew.h
+build/$(1)/%.o: src/%.c $$(wildcard src/*/*.h) include/crew.h
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS_COMMON) $$(CFLAGS_$(1)) -c $$< -o $$@
 build/$(1)/libcrew.a: $$(patsubst src/%.c,build/$(1)/%.o,$$(SRCS))
@@ -51,6 +51,7 @@ setup:
 	@bash scripts/setup.sh
 
 test: setup
+	@python3 scripts/check_layers.py
 	@$(MAKE) --no-print-directory test-c
 	@$(MAKE) --no-print-directory test-py
 
@@ -98,7 +99,7 @@ endif
 EXTRAS      = test,demo$(if $(filter $(DEFAULT_PY),$*),$(comma)bench)
 comma      := ,
 # what the compiled part is built from (an editable install sees .py edits itself)
-PY_SRCS    := setup.py include/crew.h $(SRCS) $(wildcard src/*.h) $(wildcard python/crew/*.c)
+PY_SRCS    := setup.py include/crew.h $(SRCS) $(wildcard src/*/*.h) $(wildcard python/crew/*.c)
 # setup.py compiles with -Werror here (a plain `pip install` from an sdist does not)
 export CREW_WERROR := 1
 

@@ -19,14 +19,14 @@ os.chdir(HERE)  # the source paths below are relative to this file
 CFLAGS = ["-std=c11", "-O2", "-pthread", "-Wall", "-Wextra"]
 if os.environ.get("CREW_WERROR") == "1":
     CFLAGS.append("-Werror")
-HEADERS = sorted(glob.glob("src/*.h")) + ["include/crew.h"]
+HEADERS = sorted(glob.glob("src/*/*.h")) + ["include/crew.h"]
 MACROS = [("_GNU_SOURCE", "1")]
 INCLUDES = ["include", "src"]
 
 # libcrew as a static library (setuptools' build_clib), compiled once for both
 # extensions; build_clib compiles with the interpreter's flags, -fPIC included.
 libcrew = ("crew", {
-    "sources": sorted(glob.glob("src/*.c")),
+    "sources": sorted(glob.glob("src/*/*.c")),
     "include_dirs": INCLUDES,
     "macros": MACROS,
     "cflags": CFLAGS,

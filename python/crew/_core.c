@@ -30,8 +30,8 @@
 #include <unistd.h>
 
 #include "crew.h"
-#include "forkserver.h" /* internal: crew__fork_parented */
-#include "pool.h" /* internal: to tell crew's own threads apart */
+#include "launch/forkserver.h" /* internal: crew__fork_parented */
+#include "pool/pool.h" /* internal: to tell crew's own threads apart */
 
 /* Py_IsFinalizing() is public API from Python 3.13 on. 3.11 and 3.12 have
  * only the private _Py_IsFinalizing(), with the same meaning; there is no

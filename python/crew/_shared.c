@@ -31,7 +31,7 @@
 #include <unistd.h>
 
 #include "crew.h"
-#include "shared_region.h" /* internal: holders, for peer counts */
+#include "shared/region.h" /* internal: holders, for peer counts */
 
 #define SLICE 0.2
 #define SMALL 16384

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "crew.h"
-#include "shared_region.h"
+#include "shared/region.h"
 
 /* Forks a child that runs fn(arg) and exits with its return value (0: ok). */
 static inline pid_t sh_fork(int (*fn)(void *), void *arg)

@@ -4,7 +4,7 @@
 
 #include <pthread.h>
 
-#include "arena.h"
+#include "transport/arena.h"
 
 #define K CREW__CHUNK
 #define DATA_OFF 4096u /* offset of chunk 0 from the control block, as in shm.c */

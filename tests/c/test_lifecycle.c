@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "crew.h"
-#include "pool.h" /* internal: the arena's chunk count */
+#include "pool/pool.h" /* internal: the arena's chunk count */
 
 static int t_add1(const void *arg, size_t len, crew_out *out, void *ud)
 {

@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "crew.h"
-#include "pool.h" /* internal: the pool's shared region, to forge answers in it */
+#include "pool/pool.h" /* internal: the pool's shared region, to forge answers in it */
 
 /* The pool's region, as every worker forked after it was set maps it. */
 static crew__shm *g_shm;

@@ -4,7 +4,7 @@
 
 #include <pthread.h>
 
-#include "ring.h"
+#include "transport/ring.h"
 
 static crew__ring *ring_new(uint32_t cap)
 {

@@ -1,0 +1,64 @@
+/* launch.h — the launcher seam: how the worker of one slot starts (a thread; a process by fork, spawn, the fork server or the embedder's own launcher). */
+#ifndef CREW_LAUNCH_H
+#define CREW_LAUNCH_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "crew.h"
+#include "transport/shm.h"
+
+/*
+ * A launcher starts the worker of slot `slot` over a pool's region and says
+ * how to watch it; it knows nothing of crew_pool. The pool (pool/start.c)
+ * prepares the slot, calls crew__launch_worker and keeps what comes back.
+ * Every start method is one case of the one function below, in this layer:
+ *
+ *   thread      a thread of this process runs crew__worker_loop (on_exit
+ *               runs as it leaves: the pool drops the reference it took)
+ *   fork        a child forked from the calling thread runs the loop
+ *   spawn       a child execs spawn_argv (or this program) with CREW_WORKER
+ *               naming the region's fd; crew_main() there runs the loop
+ *   forkserver  the fork server (a clean copy of this program started early)
+ *               forks the child; it is re-parented to us
+ *   custom      the embedder's crew_launch_fn (the Python bindings' own)
+ */
+typedef struct crew__launch_req {
+    crew__shm *shm;              /* the region, mapped here              */
+    int shm_fd;                  /* its memfd (processes inherit or get it) */
+    int slot;
+    crew_kind kind;
+    crew_start_method start;     /* processes: never CREW_START_DEFAULT   */
+    char *const *spawn_argv;     /* spawn: program + args; NULL: this one */
+    crew_launch_fn launch;       /* processes: a custom launcher, or NULL */
+    void *launch_udata;
+    void (*on_exit)(void *arg);  /* threads: runs as the worker leaves    */
+    void *on_exit_arg;
+} crew__launch_req;
+
+/* What a launcher started: a process (pid and a pidfd to watch it by, never
+ * a recycled pid) or a thread (to join when it has left). */
+typedef struct crew__launched {
+    pid_t pid;                   /* processes; 0 for a thread             */
+    int pidfd;                   /* processes; -1 for a thread            */
+    pthread_t thread;
+    bool has_thread;
+} crew__launched;
+
+/* Starts slot r->slot's worker. Returns 0 and fills *out, or a negative
+ * errno: -EAGAIN/-ENOMEM (no thread, process or memory), -ECHILD (a custom
+ * launcher returned no pid), -ENOTCONN (no fork server could be started),
+ * or what exec-side setup reported. On failure nothing is left running and
+ * on_exit is not called. */
+int crew__launch_worker(const crew__launch_req *r, crew__launched *out);
+
+/* Whether crew_main() ran, so that exec'ing this program again is safe. */
+bool crew__can_reexec(void);
+/* Prints the fork-with-threads warning when threads other than crew's own run. */
+void crew__warn_fork_with_threads(void);
+/* Threads crew runs itself (collectors, supervisors, thread workers). */
+extern _Atomic int crew__internal_threads;
+
+#endif

@@ -1,0 +1,99 @@
+/* shared_pipe.c — crew_pipe: two connected ends, one message ring per direction, in one region. */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/uio.h>
+
+#include "shared/msgq.h"
+
+typedef struct pipe_body {
+    uint64_t ring_off[2];          /* ring i carries messages to end i */
+} pipe_body;
+
+struct crew_pipe {
+    crew__sh sh;                   /* sh.tag: which end this is */
+};
+
+static crew__mq *ring_to(const crew_pipe *p, uint32_t end)
+{
+    pipe_body *b = crew__sh_body(&p->sh);
+    return (crew__mq *)((char *)b + b->ring_off[end]);
+}
+
+static crew__mq_side side(crew_pipe *p)
+{
+    return (crew__mq_side){&p->sh, (int)(1 - p->sh.tag)};
+}
+
+int crew_pipe_create(crew_pipe **end0, crew_pipe **end1, size_t bytes)
+{
+    if (!end0 || !end1 || bytes > ((size_t)1 << 40))
+        return -EINVAL;
+    if (bytes == 0)
+        bytes = 1u << 20;
+    bytes = (bytes + 63) & ~(size_t)63;
+    if (bytes < 256)
+        bytes = 256;
+    size_t ring = (crew__mq_bytes(bytes) + 63) & ~(size_t)63;
+    crew_pipe *a, *b = NULL;
+    int rc = CREW__SH_NEW(crew_pipe, CREW_SHARED_PIPE, 64 + 2 * ring, &a);
+    if (rc)
+        return rc;
+    pipe_body *pb = crew__sh_body(&a->sh);
+    pb->ring_off[0] = 64;
+    pb->ring_off[1] = 64 + ring;
+    if ((rc = crew__mq_init(ring_to(a, 0), bytes, 0)) == 0 &&
+        (rc = crew__mq_init(ring_to(a, 1), bytes, 0)) == 0) {
+        rc = -ENOMEM;
+        b = calloc(1, sizeof *b);
+        if (b && (rc = crew__sh_dup(&b->sh, &a->sh, 1)) != 0) {
+            free(b);
+            b = NULL;
+        }
+    }
+    if (rc) {
+        crew_pipe_free(a);
+        return rc;
+    }
+    *end0 = a;
+    *end1 = b;
+    return 0;
+}
+
+int crew_pipe_send(crew_pipe *p, const void *data, size_t len, double timeout)
+{
+    if (!p || (len && !data))
+        return -EINVAL;
+    struct iovec iov = {(void *)data, len};
+    const struct iovec *iovs = &iov;
+    int one = 1;
+    crew__mq *q = ring_to(p, 1 - p->sh.tag);
+    int rc = crew__mq_put(q, side(p), 1, &iovs, &one, crew__deadline(timeout));
+    return rc > 0 ? 0 : rc == CREW_ECLOSED ? -EPIPE : rc;
+}
+
+int crew_pipe_recv(crew_pipe *p, void *buf, size_t cap, size_t *len, double timeout)
+{
+    if (!p || !len || (cap && !buf))
+        return -EINVAL;
+    int rc = crew__mq_get(ring_to(p, p->sh.tag), side(p), 1, buf, cap, len, NULL,
+                          crew__deadline(timeout));
+    return rc > 0 ? 0 : rc;
+}
+
+int crew_pipe_recv_alloc(crew_pipe *p, void **data, size_t *len, double timeout)
+{
+    if (!p || !data || !len)
+        return -EINVAL;
+    int rc = crew__mq_get(ring_to(p, p->sh.tag), side(p), 1, NULL, 0, len, data,
+                          crew__deadline(timeout));
+    return rc > 0 ? 0 : rc;
+}
+
+int crew_pipe_poll(crew_pipe *p, double timeout)
+{
+    if (!p)
+        return -EINVAL;
+    return crew__mq_poll(ring_to(p, p->sh.tag), side(p), crew__deadline(timeout));
+}
+
+CREW__SH_BOILERPLATE(pipe, crew_pipe, CREW_SHARED_PIPE)

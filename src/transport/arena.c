@@ -1,0 +1,139 @@
+/* arena.c — bitmap chunk allocation with compare-and-swap: runs within a word, or whole words. */
+#include "transport/arena.h"
+
+#include <stdbool.h>
+
+size_t crew__arena_ctl_bytes(uint64_t chunks)
+{
+    return sizeof(crew__arena) + (chunks / 64) * sizeof(uint64_t);
+}
+
+void crew__arena_init(crew__arena *a, uint64_t chunks, uint64_t data_off)
+{
+    a->nwords = chunks / 64;
+    a->data_off = data_off;
+    atomic_init(&a->low, 0);
+    atomic_init(&a->used, 0);
+    for (uint64_t i = 0; i < a->nwords; i++) /* skip pages that are zero already */
+        if (atomic_load_explicit(&a->bits[i], memory_order_relaxed))
+            atomic_store_explicit(&a->bits[i], 0, memory_order_relaxed);
+}
+
+/* Bit mask of n (1..64) low bits. */
+static inline uint64_t low_bits(unsigned n)
+{
+    return n >= 64 ? ~0ull : ((1ull << n) - 1);
+}
+
+/* Positions p where bits p..p+n-1 of free are all set, as a mask. */
+static uint64_t runs_of(uint64_t free, unsigned n)
+{
+    uint64_t r = free;
+    unsigned have = 1;
+    while (have < n && r) {
+        unsigned s = have < n - have ? have : n - have;
+        r &= r >> s;
+        have += s;
+    }
+    return r;
+}
+
+static void lower_hint(crew__arena *a, uint64_t w)
+{
+    uint64_t cur = atomic_load_explicit(&a->low, memory_order_relaxed);
+    while (w < cur && !atomic_compare_exchange_weak(&a->low, &cur, w))
+        ;
+}
+
+/* Claims n <= 64 chunks inside one word, searching from word `start`.
+ * Returns the chunk index or -1. Moves the `low` hint past full words. */
+static int64_t alloc_small(crew__arena *a, unsigned n, uint64_t start)
+{
+    uint64_t first_open = a->nwords;
+    int64_t got = -1;
+    for (uint64_t w = start; w < a->nwords && got < 0; w++) {
+        uint64_t v = atomic_load_explicit(&a->bits[w], memory_order_relaxed);
+        for (;;) {
+            if (v != ~0ull && first_open == a->nwords)
+                first_open = w;
+            uint64_t r = runs_of(~v, n);
+            if (!r)
+                break;
+            unsigned p = (unsigned)__builtin_ctzll(r);
+            uint64_t m = low_bits(n) << p;
+            if (atomic_compare_exchange_weak_explicit(&a->bits[w], &v, v | m,
+                                                      memory_order_acquire,
+                                                      memory_order_relaxed)) {
+                got = (int64_t)(w * 64 + p);
+                break;
+            }
+        }
+    }
+    if (first_open > start) {
+        uint64_t cur = start; /* a hint only: a racing free may lower it again */
+        atomic_compare_exchange_strong(&a->low, &cur, first_open);
+    }
+    return got;
+}
+
+/* Claims ceil(n/64) consecutive words (the last one partly). */
+static int64_t alloc_large(crew__arena *a, uint64_t n, uint64_t start)
+{
+    uint64_t nw = (n + 63) / 64;
+    uint64_t last = low_bits((unsigned)(n - (nw - 1) * 64));
+    uint64_t w = start;
+    while (w + nw <= a->nwords) {
+        uint64_t k;
+        for (k = 0; k < nw; k++) {
+            uint64_t want = k + 1 == nw ? last : ~0ull, zero = 0;
+            if (!atomic_compare_exchange_strong_explicit(&a->bits[w + k], &zero, want,
+                                                         memory_order_acquire,
+                                                         memory_order_relaxed))
+                break;
+        }
+        if (k == nw)
+            return (int64_t)(w * 64);
+        for (uint64_t j = 0; j < k; j++) /* roll back what we claimed */
+            atomic_store_explicit(&a->bits[w + j], 0, memory_order_release);
+        /* (a partial last word is never claimed before a failure: k < nw) */
+        w += k + 1;
+    }
+    return -1;
+}
+
+int64_t crew__arena_alloc(crew__arena *a, size_t len)
+{
+    uint64_t n = (len + CREW__CHUNK - 1) / CREW__CHUNK;
+    if (n == 0)
+        n = 1;
+    uint64_t start = atomic_load_explicit(&a->low, memory_order_relaxed);
+    int64_t c = n <= 64 ? alloc_small(a, (unsigned)n, start) : alloc_large(a, n, start);
+    if (c < 0 && start > 0) /* the hint can run ahead of a racing free: look again */
+        c = n <= 64 ? alloc_small(a, (unsigned)n, 0) : alloc_large(a, n, 0);
+    if (c < 0)
+        return -1;
+    atomic_fetch_add_explicit(&a->used, n, memory_order_relaxed);
+    return (int64_t)a->data_off + c * (int64_t)CREW__CHUNK;
+}
+
+void crew__arena_free(crew__arena *a, int64_t off, size_t len)
+{
+    uint64_t n = (len + CREW__CHUNK - 1) / CREW__CHUNK;
+    if (n == 0)
+        n = 1;
+    uint64_t c = (uint64_t)(off - (int64_t)a->data_off) / CREW__CHUNK;
+    uint64_t w = c / 64;
+    if (n <= 64) {
+        uint64_t m = low_bits((unsigned)n) << (c % 64);
+        atomic_fetch_and_explicit(&a->bits[w], ~m, memory_order_release);
+    } else {
+        uint64_t nw = (n + 63) / 64;
+        for (uint64_t k = 0; k + 1 < nw; k++)
+            atomic_store_explicit(&a->bits[w + k], 0, memory_order_release);
+        /* the last word may be shared with small allocations: clear ours only */
+        uint64_t last = low_bits((unsigned)(n - (nw - 1) * 64));
+        atomic_fetch_and_explicit(&a->bits[w + nw - 1], ~last, memory_order_release);
+    }
+    atomic_fetch_sub_explicit(&a->used, n, memory_order_relaxed);
+    lower_hint(a, w);
+}

@@ -1,0 +1,39 @@
+/* ring.c — the SPSC message ring: acquire/release indices, no locks, no syscalls. */
+#include "transport/ring.h"
+
+#include <string.h>
+
+size_t crew__ring_bytes(uint32_t cap)
+{
+    return sizeof(crew__ring) + (size_t)cap * sizeof(crew__msg);
+}
+
+void crew__ring_init(crew__ring *r, uint32_t cap)
+{
+    atomic_init(&r->head, 0);
+    atomic_init(&r->tail, 0);
+    r->cap = cap;
+    r->mask = cap - 1;
+}
+
+bool crew__ring_push(crew__ring *r, const crew__msg *m)
+{
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
+    if (t - h >= r->cap)
+        return false;
+    memcpy(&r->msgs[t & r->mask], m, sizeof *m);
+    atomic_store_explicit(&r->tail, t + 1, memory_order_release);
+    return true;
+}
+
+bool crew__ring_pop(crew__ring *r, crew__msg *m)
+{
+    uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
+    if (h == t)
+        return false;
+    memcpy(m, &r->msgs[h & r->mask], sizeof *m);
+    atomic_store_explicit(&r->head, h + 1, memory_order_release);
+    return true;
+}

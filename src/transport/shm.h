@@ -1,0 +1,105 @@
+/* shm.h — the layout of a pool's shared memory: header, one slot per worker, rings, arena. */
+#ifndef CREW_SHM_H
+#define CREW_SHM_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "transport/arena.h"
+#include "transport/ring.h"
+
+/* "crew" plus the protocol's version in the top byte: a worker of another
+ * libcrew (a stale build, another spawn_argv) refuses to map the region
+ * rather than misread it. 1: workers say HELLO before they take tasks. */
+#define CREW__MAGIC (0x00726577u | (1u << 24))
+#define CREW__RING_CAP 256u     /* messages per ring                          */
+#define CREW__MAX_WORKERS 256
+
+/* Slot states, written by the parent. */
+enum { CREW__SLOT_EMPTY = 0, CREW__SLOT_LIVE = 1, CREW__SLOT_DEAD = 2 };
+
+/*
+ * One worker's place. The parent owns `req` as producer and `resp` as
+ * consumer; the worker the opposite. The futex words are wake-up counters:
+ * a side that goes to sleep first sets its `*_sleeping` flag, and the other
+ * side bumps the counter and wakes it only when that flag is set, so a busy
+ * pipeline makes no syscalls at all.
+ */
+typedef struct crew__slot {
+    _Alignas(64) _Atomic uint32_t req_bell;       /* parent -> worker wake-ups */
+    _Atomic uint32_t worker_sleeping;
+    _Atomic int32_t pid;                          /* worker pid (or tid)       */
+    _Atomic uint32_t quit;                        /* parent asks it to leave   */
+    _Alignas(64) _Atomic uint64_t cur_tag;        /* task running now, 0: none */
+    _Atomic uint64_t cur_start_ns;
+    _Atomic uint64_t tasks;                       /* finished by this worker   */
+    _Atomic uint64_t busy_ns;
+    uint32_t req_off, resp_off;                   /* ring offsets from base    */
+} crew__slot;
+
+typedef struct crew__shm {
+    uint32_t magic;
+    uint32_t nslots;
+    uint64_t size;                                /* bytes mapped              */
+    uint32_t shared_futex;                        /* 1: process pool           */
+    uint64_t max_rss;                             /* worker leaves past this (bytes) */
+    _Alignas(64) _Atomic uint32_t doorbell;       /* worker -> parent wake-ups */
+    _Atomic uint32_t parent_sleeping;
+    uint64_t arena_off;                           /* crew__arena control block */
+    _Alignas(64) crew__slot slots[];
+} crew__shm;
+
+/* Creates the shared region for nslots workers and an arena of arena_bytes,
+ * backed by a memfd (no name in /dev/shm). Returns 0, *shm_out (mapped) and
+ * *fd_out (close-on-exec), or a negative errno. */
+int crew__shm_create(uint32_t nslots, size_t arena_bytes, int shared_futex,
+                     crew__shm **shm_out, int *fd_out);
+
+/* Maps an existing region from its fd (a spawned worker). */
+int crew__shm_map(int fd, crew__shm **shm_out);
+
+/* Unmaps the region. */
+void crew__shm_unmap(crew__shm *shm);
+
+static inline crew__ring *crew__slot_req(crew__shm *s, crew__slot *sl)
+{
+    return (crew__ring *)((char *)s + sl->req_off);
+}
+static inline crew__ring *crew__slot_resp(crew__shm *s, crew__slot *sl)
+{
+    return (crew__ring *)((char *)s + sl->resp_off);
+}
+static inline crew__arena *crew__shm_arena(crew__shm *s)
+{
+    return (crew__arena *)((char *)s + s->arena_off);
+}
+
+/* Payload address of a message (inline or in the arena). */
+static inline const void *crew__msg_payload(crew__shm *s, const crew__msg *m)
+{
+    return (m->flags & CREW__MSG_ARENA) ? crew__arena_ptr(crew__shm_arena(s), (int64_t)m->off)
+                                        : (const void *)m->data;
+}
+
+/* Fills m's payload with len bytes at data: inline when it fits, else a
+ * fresh arena allocation. Returns 0 or CREW_ETOOBIG. */
+int crew__msg_put(crew__shm *s, crew__msg *m, const void *data, size_t len);
+
+/* Frees m's arena payload, if any. */
+void crew__msg_free(crew__shm *s, const crew__msg *m);
+
+/* This process's record of which 2 MiB granules of an arena it has mapped
+ * in already (each process has its own page tables). Covers 8 GiB. */
+#define CREW__PREFAULT_MIN (64u * 1024)  /* smaller payloads just fault */
+typedef struct crew__prefault {
+    _Atomic uint64_t done[64];
+} crew__prefault;
+
+/* Maps in [off, off+len) of s's arena for this process with one madvise per
+ * new granule (MADV_POPULATE_WRITE) instead of one page fault per 4 KiB: a
+ * fault can cost ~20 us on a VM, 300 ms for a first 64 MiB payload. Only
+ * for len >= CREW__PREFAULT_MIN; a kernel without it just faults. */
+void crew__arena_prefault(crew__shm *s, crew__prefault *pf, int64_t off, size_t len);
+
+#endif

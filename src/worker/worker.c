@@ -1,0 +1,287 @@
+/* worker.c — the worker loop (the same code in a thread or a process) and the crew_out result API. */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "worker/registry.h"
+#include "worker/worker.h"
+#include "base/sync.h"
+
+/* The arena granules this worker process has mapped in (a process worker
+ * serves one pool; thread workers share their parent's page tables). */
+static crew__prefault worker_pf;
+
+struct crew_out {
+    crew__shm *shm;
+    crew__msg *resp;      /* shared mode: the response message being built */
+    const crew__msg *req; /* the request (its payload: crew_out_keep_arg)  */
+    bool local;           /* local mode (map items): a malloc'd buffer     */
+    uint8_t *buf;
+    size_t len, cap;
+};
+
+void *crew_out_alloc(crew_out *out, size_t len)
+{
+    if (out->local) {
+        if (len > out->cap) {
+            uint8_t *nb = realloc(out->buf, len);
+            if (!nb)
+                return NULL;
+            out->buf = nb;
+            out->cap = len;
+        }
+        out->len = len;
+        return out->buf;
+    }
+    crew__msg *r = out->resp;
+    crew__msg_free(out->shm, r); /* replace an earlier buffer */
+    r->flags &= ~(uint32_t)CREW__MSG_ARENA;
+    r->len = len;
+    if (len <= CREW__INLINE)
+        return r->data;
+    crew__arena *a = crew__shm_arena(out->shm);
+    int64_t off = crew__arena_alloc(a, len);
+    if (off < 0) {
+        r->len = 0;
+        return NULL;
+    }
+    r->off = (uint64_t)off;
+    r->flags |= CREW__MSG_ARENA;
+    if (out->shm->shared_futex)
+        crew__arena_prefault(out->shm, &worker_pf, off, len);
+    return crew__arena_ptr(a, off);
+}
+
+int crew_out_set(crew_out *out, const void *data, size_t len)
+{
+    void *p = crew_out_alloc(out, len);
+    if (!p && len)
+        return CREW_ETOOBIG;
+    if (len)
+        memcpy(p, data, len);
+    return 0;
+}
+
+int crew_out_keep_arg(crew_out *out, crew_kept_arg *kept)
+{
+    if (!out || !kept || out->local || !out->req || !(out->req->flags & CREW__MSG_ARENA))
+        return -EINVAL;
+    out->resp->flags |= CREW__MSG_KEEP;
+    kept->arena_ = crew__shm_arena(out->shm);
+    kept->off_ = (int64_t)out->req->off;
+    kept->len_ = out->req->len;
+    return 0;
+}
+
+void crew_kept_arg_free(crew_kept_arg *kept)
+{
+    if (kept && kept->arena_) {
+        crew__arena_free(kept->arena_, kept->off_, kept->len_);
+        kept->arena_ = NULL;
+    }
+}
+
+int crew_out_error(crew_out *out, const char *fmt, ...)
+{
+    char small[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof small, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return CREW_ETASK;
+    char *msg = small;
+    if ((size_t)n >= sizeof small) {
+        msg = malloc((size_t)n + 1);
+        if (!msg)
+            return CREW_ETASK;
+        va_start(ap, fmt);
+        vsnprintf(msg, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    (void)crew_out_set(out, msg, (size_t)n + 1); /* keep the NUL */
+    if (msg != small)
+        free(msg);
+    return CREW_ETASK;
+}
+
+/* Runs one map chunk: items packed as [u64 len][bytes]..., results packed as
+ * [i32 status][u32 pad][u64 len][bytes]... into out. */
+static int run_chunk(crew_task_fn fn, void *ud, const uint8_t *in, size_t inlen, crew_out *out)
+{
+    uint8_t *res = NULL;
+    size_t rlen = 0, rcap = 0;
+    crew_out item = {.local = true};
+    int rc = 0;
+    for (size_t pos = 0; pos + 8 <= inlen;) {
+        uint64_t len;
+        memcpy(&len, in + pos, 8);
+        pos += 8;
+        if (len > inlen - pos) {
+            rc = crew_out_error(out, "corrupt map chunk");
+            goto done;
+        }
+        item.len = 0;
+        int st = fn(in + pos, len, &item, ud);
+        pos += len;
+        size_t need = rlen + 16 + item.len;
+        if (need > rcap) {
+            rcap = need * 2;
+            uint8_t *nr = realloc(res, rcap);
+            if (!nr) {
+                rc = crew_out_error(out, "out of memory in a map chunk");
+                goto done;
+            }
+            res = nr;
+        }
+        int32_t st32 = st;
+        uint32_t pad = 0;
+        uint64_t l64 = item.len;
+        memcpy(res + rlen, &st32, 4);
+        memcpy(res + rlen + 4, &pad, 4);
+        memcpy(res + rlen + 8, &l64, 8);
+        if (item.len)
+            memcpy(res + rlen + 16, item.buf, item.len);
+        rlen = need;
+    }
+    rc = crew_out_set(out, res, rlen);
+done:
+    free(res);
+    free(item.buf);
+    return rc;
+}
+
+/* This process's resident set in bytes (0 when unknown). open/read, not
+ * stdio: no malloc in a worker between tasks (see cpu.c's read_small). */
+static uint64_t resident_bytes(void)
+{
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = 0;
+    unsigned long long size = 0, rss = 0;
+    if (sscanf(buf, "%llu %llu", &size, &rss) != 2)
+        rss = 0;
+    return rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Waits for the next request, spinning first, then sleeping on req_bell. */
+static void next_request(crew__shm *shm, crew__slot *sl, crew__ring *req, crew__msg *m)
+{
+    bool shared = shm->shared_futex;
+    uint64_t spin = crew__spin_ns(), t0 = 0;
+    for (unsigned i = 0;; i++) {
+        if (crew__ring_pop(req, m))
+            return;
+        if (spin) {
+            if ((i & 63) == 0) {
+                uint64_t now = crew__now_ns();
+                if (!t0)
+                    t0 = now;
+                if (now - t0 < spin)
+                    continue;
+            } else {
+                crew__cpu_relax();
+                continue;
+            }
+        }
+        atomic_store(&sl->worker_sleeping, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+        uint32_t bell = atomic_load(&sl->req_bell);
+        if (crew__ring_count(req) == 0)
+            crew__futex_wait(&sl->req_bell, bell, UINT64_MAX, shared);
+        atomic_store(&sl->worker_sleeping, 0);
+        t0 = 0;
+    }
+}
+
+/* Publishes a response and wakes the parent if it sleeps. */
+static void respond(crew__shm *shm, crew__ring *resp, const crew__msg *r)
+{
+    while (!crew__ring_push(resp, r)) /* cannot happen: depth < ring size */
+        crew__cpu_relax();
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load(&shm->parent_sleeping)) {
+        atomic_fetch_add(&shm->doorbell, 1);
+        crew__futex_wake(&shm->doorbell, 1, shm->shared_futex);
+    }
+}
+
+void crew__worker_loop(crew__shm *shm, uint32_t i)
+{
+    crew__slot *sl = &shm->slots[i];
+    crew__ring *req = crew__slot_req(shm, sl), *resp = crew__slot_resp(shm, sl);
+    char *init_err = NULL; /* set when the initializer failed: tasks then fail with it */
+    if (shm->shared_futex) /* a fresh process: none of the arena is mapped in yet */
+        for (int k = 0; k < 64; k++)
+            atomic_store_explicit(&worker_pf.done[k], 0, memory_order_relaxed);
+    /* up: the parent gives tasks only to workers that said so, so that a
+     * worker still starting (a spawned interpreter, a busy core) holds back
+     * no task that a worker already up could run */
+    crew__msg hello;
+    memset(&hello, 0, sizeof hello);
+    hello.flags = CREW__MSG_HELLO;
+    respond(shm, resp, &hello);
+    for (;;) {
+        crew__msg m;
+        next_request(shm, sl, req, &m);
+        crew__msg r;
+        memset(&r, 0, offsetof(crew__msg, data));
+        r.tag = m.tag;
+        r.flags = m.flags & (CREW__MSG_INIT | CREW__MSG_QUIT);
+        if (m.flags & CREW__MSG_QUIT) {
+            respond(shm, resp, &r);
+            free(init_err);
+            return;
+        }
+        uint64_t t0 = crew__now_ns();
+        atomic_store_explicit(&sl->cur_start_ns, t0, memory_order_relaxed);
+        atomic_store_explicit(&sl->cur_tag, m.tag, memory_order_release);
+        crew_out out = {.shm = shm, .resp = &r, .req = &m};
+        crew_task_fn fn;
+        void *ud;
+        if ((m.flags & CREW__MSG_ARENA) && shm->shared_futex)
+            crew__arena_prefault(shm, &worker_pf, (int64_t)m.off, m.len);
+        const void *arg = crew__msg_payload(shm, &m);
+        if (init_err)
+            r.status = crew_out_error(&out, "the worker initializer failed: %s", init_err),
+            r.status = CREW_EINIT;
+        else if (!crew__registry_find(m.fn_hash, &fn, &ud))
+            r.status = crew_out_error(&out, "no task with this name is registered in worker %d "
+                                      "(register it before crew_main())", (int)getpid());
+        else if (m.flags & CREW__MSG_CHUNK)
+            r.status = run_chunk(fn, ud, arg, m.len, &out);
+        else
+            r.status = fn(arg, m.len, &out, ud);
+        if (r.status == CREW_ETASK && r.len == 0)
+            (void)crew_out_set(&out, "task failed", 12);
+        uint64_t t1 = crew__now_ns();
+        r.fn_hash = t1 - t0; /* run time travels back in the unused field */
+        atomic_store_explicit(&sl->cur_tag, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&sl->tasks, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&sl->busy_ns, t1 - t0, memory_order_relaxed);
+        if ((m.flags & CREW__MSG_INIT) && r.status) {
+            const char *msg = r.len ? (const char *)crew__msg_payload(shm, &r) : "";
+            init_err = strndup(msg, r.len);
+            if (!init_err)
+                init_err = strdup("(no message)");
+        }
+        respond(shm, resp, &r);
+        /* recycling by memory: leave between tasks; the parent requeues
+         * whatever was still waiting in our ring and starts a successor */
+        if (shm->max_rss && resident_bytes() > shm->max_rss) {
+            free(init_err);
+            return;
+        }
+    }
+}
