@@ -2,7 +2,8 @@
 #
 #   make            build the libraries, tests, benchmarks and examples
 #   make test       install what is missing, then run every test: C tests plain,
-#                   under AddressSanitizer+UBSan, threaded ones under ThreadSanitizer;
+#                   under AddressSanitizer+UBSan, threaded ones under ThreadSanitizer,
+#                   pool ones in the lock-order build;
 #                   then on Python 3.11, 3.12 and 3.13 (PY=3.12: one of them) the
 #                   Python suite and CPython's own concurrent.futures tests
 #   make bench      run the benchmarks (figures for the README)
@@ -10,13 +11,16 @@
 #                   processes (python -m crew demo; charts in out/demo/)
 #   make demo-c     the C demo alone
 #
-# Objects go to build/<variant>/: `plain` (optimised), `asan` and `tsan`.
+# Objects go to build/<variant>/: `plain` (optimised), `asan`, `tsan` and `lockcheck`
+# (every lock asserts the written lock order: src/base/lockorder.h).
 
 CC      ?= cc
 CFLAGS_COMMON := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -pthread -fPIC
 CFLAGS_plain  := -O2 -g
 CFLAGS_asan   := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 CFLAGS_tsan   := -O1 -g -fsanitize=thread -Wno-tsan
+# the lock-order build: every crew lock checks its rank (src/base/lockorder.h)
+CFLAGS_lockcheck := -O1 -g -DCREW_LOCKCHECK
 LDLIBS  := -pthread
 
 SRCS    := $(wildcard src/*/*.c)
@@ -24,6 +28,9 @@ TESTS   := $(patsubst tests/c/%.c,%,$(wildcard tests/c/test_*.c))
 # tests whose threads TSan checks (process pools fork from a threaded parent,
 # which TSan does not model; their shared-memory logic is the same code)
 TSAN_TESTS := test_ring test_arena test_pool_threads test_shared_sync test_shared_queue
+# tests that walk every path that takes a pool, fork-server or registry lock
+LOCK_TESTS := test_lockorder test_pool_threads test_pool_processes test_pool_forkserver \
+              test_kill test_lifecycle test_protocol test_terminate_signal
 
 all: lib tests bench examples python
 
@@ -37,7 +44,7 @@ build/$(1)/libcrew.a: $$(patsubst src/%.c,build/$(1)/%.o,$$(SRCS))
 build/$(1)/test_%: tests/c/test_%.c $$(wildcard tests/c/*.h) build/$(1)/libcrew.a
 	$$(CC) $$(CFLAGS_COMMON) $$(CFLAGS_$(1)) -Itests/c $$< build/$(1)/libcrew.a -o $$@ $$(LDLIBS)
 endef
-$(foreach v,plain asan tsan,$(eval $(call variant,$(v))))
+$(foreach v,plain asan tsan lockcheck,$(eval $(call variant,$(v))))
 
 build/plain/libcrew.so: $(patsubst src/%.c,build/plain/%.o,$(SRCS))
 	$(CC) -shared -o $@ $^ $(LDLIBS)
@@ -60,12 +67,13 @@ test: setup
 CTEST := scripts/run_ctest.sh 300
 
 test-c: $(addprefix build/plain/,$(TESTS)) $(addprefix build/asan/,$(TESTS)) \
-        $(addprefix build/tsan/,$(TSAN_TESTS))
+        $(addprefix build/tsan/,$(TSAN_TESTS)) $(addprefix build/lockcheck/,$(LOCK_TESTS))
 	@set -e; for t in $(TESTS); do echo "== $$t (plain)"; $(CTEST) build/plain/$$t; done
 	@set -e; for t in $(TESTS); do echo "== $$t (asan+ubsan)"; \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(CTEST) build/asan/$$t; done
 	@set -e; for t in $(TSAN_TESTS); do echo "== $$t (tsan)"; \
 	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $(CTEST) setarch -R build/tsan/$$t; done
+	@set -e; for t in $(LOCK_TESTS); do echo "== $$t (lock order)"; $(CTEST) build/lockcheck/$$t; done
 
 # ---------------------------------------------------------------- python
 # One virtual environment per interpreter crew supports: .venv-3.11, .venv-3.12

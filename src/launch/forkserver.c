@@ -24,6 +24,7 @@
 #include <linux/sched.h>
 
 #include "launch/forkserver.h"
+#include "base/lockorder.h"
 
 #define SERVER_ENV "CREW_FORKSERVER"
 
@@ -106,11 +107,11 @@ static void *keeper_main(void *arg)
     keeper_req *kr = arg;
     atomic_fetch_add(&crew__internal_threads, 1);
     int rc = spawn_server();
-    pthread_mutex_lock(&kr->mu);
+    crew__lock(&kr->mu, CREW__LOCK_KEEPER);
     kr->rc = rc;
     kr->done = true;
     pthread_cond_signal(&kr->cv);
-    pthread_mutex_unlock(&kr->mu);
+    crew__unlock(&kr->mu, CREW__LOCK_KEEPER);
     for (;;)
         pause(); /* every signal is blocked here: sleeps for good */
     return NULL;
@@ -118,7 +119,7 @@ static void *keeper_main(void *arg)
 
 int crew__forkserver_start(void)
 {
-    pthread_mutex_lock(&fs_mu);
+    crew__lock(&fs_mu, CREW__LOCK_FORKSERVER);
     int rc = 0;
     if (fs_sock < 0) {
         if (getpid() == (pid_t)syscall(SYS_gettid)) {
@@ -133,15 +134,15 @@ int crew__forkserver_start(void)
             pthread_sigmask(SIG_SETMASK, &old, NULL);
             if (rc == 0) {
                 pthread_detach(t);
-                pthread_mutex_lock(&kr.mu);
+                crew__lock(&kr.mu, CREW__LOCK_KEEPER);
                 while (!kr.done)
                     pthread_cond_wait(&kr.cv, &kr.mu);
                 rc = kr.rc;
-                pthread_mutex_unlock(&kr.mu);
+                crew__unlock(&kr.mu, CREW__LOCK_KEEPER);
             }
         }
     }
-    pthread_mutex_unlock(&fs_mu);
+    crew__unlock(&fs_mu, CREW__LOCK_FORKSERVER);
     return rc;
 }
 
@@ -187,15 +188,15 @@ out:
 
 bool crew__forkserver_running(void)
 {
-    pthread_mutex_lock(&fs_mu);
+    crew__lock(&fs_mu, CREW__LOCK_FORKSERVER);
     bool r = fs_sock >= 0;
-    pthread_mutex_unlock(&fs_mu);
+    crew__unlock(&fs_mu, CREW__LOCK_FORKSERVER);
     return r;
 }
 
 pid_t crew__forkserver_fork(int shm_fd, int slot)
 {
-    pthread_mutex_lock(&fs_mu);
+    crew__lock(&fs_mu, CREW__LOCK_FORKSERVER);
     int rc = fs_sock < 0 ? -ENOTCONN : send_msg(fs_sock, slot, shm_fd);
     int pid = 0;
     if (rc == 0)
@@ -209,7 +210,7 @@ pid_t crew__forkserver_fork(int shm_fd, int slot)
         }
         fs_pid = -1;
     }
-    pthread_mutex_unlock(&fs_mu);
+    crew__unlock(&fs_mu, CREW__LOCK_FORKSERVER);
     if (rc < 0)
         return rc;
     return pid > 0 ? (pid_t)pid : (pid_t)(pid < 0 ? pid : -ECHILD);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "pool/pool.h"
+#include "base/lockorder.h"
 #include "base/sync.h"
 
 crew_future *crew__future_new(crew_pool *p)
@@ -178,9 +179,9 @@ const char *crew_future_error(const crew_future *f)
 int crew_future_cancel(crew_future *f)
 {
     crew_pool *p = f->pool;
-    pthread_mutex_lock(&p->mu);
+    crew__lock(&p->mu, CREW__LOCK_POOL);
     if (atomic_load(&f->state) != CREW__F_QUEUED) {
-        pthread_mutex_unlock(&p->mu);
+        crew__unlock(&p->mu, CREW__LOCK_POOL);
         return -EBUSY;
     }
     /* unlink from the pending queue */
@@ -198,7 +199,7 @@ int crew_future_cancel(crew_future *f)
     crew__msg_free(p->shm, &f->req);
     f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
     bool cb = crew__future_finish(f, -ECANCELED);
-    pthread_mutex_unlock(&p->mu);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
     if (cb)
         crew__future_run_callback(f);
     crew__future_unref(f); /* the pool's reference */
@@ -208,15 +209,15 @@ int crew_future_cancel(crew_future *f)
 int crew_future_on_done(crew_future *f, crew_callback cb, void *udata)
 {
     crew_pool *p = f->pool;
-    pthread_mutex_lock(&p->mu);
+    crew__lock(&p->mu, CREW__LOCK_POOL);
     if (f->cb) {
-        pthread_mutex_unlock(&p->mu);
+        crew__unlock(&p->mu, CREW__LOCK_POOL);
         return -EBUSY;
     }
     f->cb_udata = udata;
     f->cb = cb; /* set before reading the state, as finish sets the state before reading cb */
     bool done = atomic_load(&f->state) == CREW__F_DONE;
-    pthread_mutex_unlock(&p->mu);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
     if (done && !atomic_exchange(&f->cb_claimed, true))
         cb(f, udata);
     return 0;

@@ -1,20 +1,23 @@
 /* pool.c — pool life cycle, submit, dispatch to worker rings and collection of answers.
  *
  * Locks, in the one order they may be taken (a lock is only ever taken while
- * holding locks listed above it):
- *   1. the GIL (Python programs): a submitting thread holds it while it takes
+ * holding locks listed above it; src/base/lockorder.h gives them ranks, and
+ * the lock-order build, CREW_LOCKCHECK, aborts on any other order):
+ *   0. the GIL (Python programs): a submitting thread holds it while it takes
  *      p->mu (crew._core keeps it around a submit that cannot block);
- *   2. p->mu, this pool's state; every ring is consumed and produced on the
+ *   1. p->mu, this pool's state; every ring is consumed and produced on the
  *      parent side under p->mu only;
- *   3. fs_mu (forkserver.c), the fork server's channel: launches take it;
- *   4. reg_mu (registry.c), the task registry: never held while taking another.
+ *   2. fs_mu (launch/forkserver.c), the fork server's channel: launches take it;
+ *   3. the fork server keeper's hand-off mutex (its first start from a thread);
+ *   4. reg_mu (worker/registry.c), the task registry: never held while taking another.
  * Under p->mu nothing may wait for a thread that could need a lock above it:
  * no thread is joined (a recycled thread worker may still need the GIL to
- * drop its Python thread state: join_retired joins it later, unlocked), no
- * callback runs (they run from the `done` list after the unlock). The one
- * exception is the Python
- * fork launcher, which takes the GIL under p->mu; pools using it never hold
- * the GIL while taking p->mu (crew._core releases it around their submits).
+ * drop its Python thread state: join_retired joins it later, unlocked; every
+ * join asserts no lock is held), no callback runs (they run from the `done`
+ * list after the unlock). The one exception left is the Python fork
+ * launcher, which takes the GIL under p->mu (a launch runs under it); pools
+ * using it never hold the GIL while taking p->mu (crew._core releases it
+ * around their submits).
  * Nothing in shared memory is a lock, so a worker that dies wedges nothing.
  */
 
@@ -29,6 +32,7 @@
 #include <unistd.h>
 
 #include "pool/pool.h"
+#include "base/lockorder.h"
 #include "base/sync.h"
 
 #define MAX_DEPTH (CREW__RING_CAP - 4) /* room left for INIT and QUIT */
@@ -203,13 +207,14 @@ static void join_retired(crew_pool *p)
 {
     if (!atomic_load(&p->has_retired))
         return;
-    pthread_mutex_lock(&p->mu);
+    crew__lock(&p->mu, CREW__LOCK_POOL);
     pthread_t *r = p->retired;
     size_t n = p->nretired;
     p->retired = NULL;
     p->nretired = p->capretired = 0;
     atomic_store(&p->has_retired, false);
-    pthread_mutex_unlock(&p->mu);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
+    crew__lock_none_held("joining a recycled thread worker");
     for (size_t k = 0; k < n; k++)
         pthread_join(r[k], NULL);
     free(r);
@@ -347,12 +352,12 @@ int crew__collect(crew_pool *p)
         return 0;
     crew__fifo done = {0};
     int n = 0;
-    pthread_mutex_lock(&p->mu);
+    crew__lock(&p->mu, CREW__LOCK_POOL);
     for (int i = 0; i < p->nworkers; i++)
         n += crew__drain_slot_locked(p, i, &done);
     if (n)
         crew__dispatch_locked(p);
-    pthread_mutex_unlock(&p->mu);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
     crew__run_done(&done);
     return n;
 }
@@ -498,11 +503,11 @@ int crew_pool_create(crew_pool **out, const crew_options *o)
     p->threads_started = true;
     /* the supervisor starts the workers, so that process workers are tied
      * (PR_SET_PDEATHSIG) to a thread that lives as long as the pool */
-    pthread_mutex_lock(&p->mu);
+    crew__lock(&p->mu, CREW__LOCK_POOL);
     while (!p->launched)
         pthread_cond_wait(&p->cv, &p->mu);
     rc = p->launch_rc;
-    pthread_mutex_unlock(&p->mu);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
     if (rc < 0) {
         crew_pool_terminate(p);
         crew__pool_unref(p);
@@ -535,10 +540,10 @@ int crew_submit_ex(crew_pool *p, const char *name, const void *arg, size_t len,
 
 static void stop_threads(crew_pool *p)
 {
-    pthread_mutex_lock(&p->mu); /* close and terminate may both get here */
+    crew__lock(&p->mu, CREW__LOCK_POOL); /* close and terminate may both get here */
     bool mine = p->threads_started;
     p->threads_started = false;
-    pthread_mutex_unlock(&p->mu);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
     if (!mine)
         return;
     atomic_store(&p->stop_threads, true);
@@ -548,6 +553,7 @@ static void stop_threads(crew_pool *p)
     uint64_t one = 1;
     ssize_t wr = write(p->evfd, &one, sizeof one);
     (void)wr;
+    crew__lock_none_held("joining the pool's threads");
     pthread_join(p->collector, NULL);
     pthread_join(p->supervisor, NULL);
     atomic_fetch_sub(&crew__internal_threads, 2);
@@ -571,32 +577,32 @@ int crew_pool_close(crew_pool *p)
 {
     if (!p)
         return -EINVAL;
-    pthread_mutex_lock(&p->mu);
+    crew__lock(&p->mu, CREW__LOCK_POOL);
     if (p->closing) { /* closed, or a close or terminate under way: wait for it */
         while (!p->closed)
             pthread_cond_wait(&p->cv, &p->mu);
-        pthread_mutex_unlock(&p->mu);
+        crew__unlock(&p->mu, CREW__LOCK_POOL);
         return 0;
     }
     p->closing = true;
-    pthread_mutex_unlock(&p->mu);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
     /* let the queue run dry (or a terminate from another thread end it) */
     for (;;) {
         uint32_t gen = atomic_load(&p->completions);
-        pthread_mutex_lock(&p->mu);
+        crew__lock(&p->mu, CREW__LOCK_POOL);
         bool idle = (p->pending.n == 0 && atomic_load(&p->inflight) == 0) || p->terminated;
-        pthread_mutex_unlock(&p->mu);
+        crew__unlock(&p->mu, CREW__LOCK_POOL);
         if (idle)
             break;
         atomic_fetch_add(&p->any_waiters, 1);
         crew__futex_wait(&p->completions, gen, 10000000ull, false);
         atomic_fetch_sub(&p->any_waiters, 1);
     }
-    pthread_mutex_lock(&p->mu);
+    crew__lock(&p->mu, CREW__LOCK_POOL);
     if (p->terminated) { /* terminate took over: it finishes the job */
         while (!p->closed)
             pthread_cond_wait(&p->cv, &p->mu);
-        pthread_mutex_unlock(&p->mu);
+        crew__unlock(&p->mu, CREW__LOCK_POOL);
         return 0;
     }
     p->quitting = true;
@@ -616,15 +622,16 @@ int crew_pool_close(crew_pool *p)
             p->w[i].has_thread = false;
         }
     }
-    pthread_mutex_unlock(&p->mu);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
+    crew__lock_none_held("joining thread workers");
     for (int k = 0; k < njoins; k++)
         pthread_join(joins[k], NULL);
     stop_threads(p);
     join_retired(p); /* the collector may have left some */
-    pthread_mutex_lock(&p->mu);
+    crew__lock(&p->mu, CREW__LOCK_POOL);
     p->closed = true;
     pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
     return 0;
 }
 
@@ -638,7 +645,7 @@ int crew_pool_terminate_signal(crew_pool *p, int sig)
     if (!p || sig < 0 || sig >= NSIG)
         return -EINVAL;
     crew__fifo done = {0};
-    pthread_mutex_lock(&p->mu);
+    crew__lock(&p->mu, CREW__LOCK_POOL);
     if (p->terminated || p->closed) {
         /* a terminate under way (its workers may handle or ignore its
          * signal): this one's signal goes to those still alive too */
@@ -648,7 +655,7 @@ int crew_pool_terminate_signal(crew_pool *p, int sig)
                     crew__signal_worker(&p->w[i], sig ? sig : SIGKILL);
         while (!p->closed)
             pthread_cond_wait(&p->cv, &p->mu);
-        pthread_mutex_unlock(&p->mu);
+        crew__unlock(&p->mu, CREW__LOCK_POOL);
         return 0;
     }
     p->closing = p->terminated = p->quitting = true;
@@ -693,7 +700,7 @@ int crew_pool_terminate_signal(crew_pool *p, int sig)
     }
     if (p->kind == CREW_PROCESSES)
         wait_processes_gone(p);
-    pthread_mutex_unlock(&p->mu);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
     crew__run_done(&done);
     for (size_t k = 0; k < nlate; k++) {
         crew__future_run_callback(late[k]);
@@ -702,7 +709,7 @@ int crew_pool_terminate_signal(crew_pool *p, int sig)
     free(late);
     stop_threads(p);
     join_retired(p); /* the collector may have left some */
-    pthread_mutex_lock(&p->mu);
+    crew__lock(&p->mu, CREW__LOCK_POOL);
     /* thread workers left running: nobody reads their answers now, so the
      * pool drops its references to the futures they hold (all done) */
     for (int i = 0; i < p->nworkers; i++) {
@@ -714,7 +721,7 @@ int crew_pool_terminate_signal(crew_pool *p, int sig)
     }
     p->closed = true;
     pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
     return 0;
 }
 
@@ -741,7 +748,7 @@ int crew_pool_stats(crew_pool *p, crew_stats *st)
     st->crashed = atomic_load(&p->crashed);
     st->timed_out = atomic_load(&p->timed_out);
     st->cancelled = atomic_load(&p->cancelled);
-    pthread_mutex_lock(&p->mu);
+    crew__lock(&p->mu, CREW__LOCK_POOL);
     for (int i = 0; i < p->nworkers; i++) {
         crew__slot *sl = &p->shm->slots[i];
         /* a thread worker's tid is known to its slot only */
@@ -750,6 +757,6 @@ int crew_pool_stats(crew_pool *p, crew_stats *st)
         st->worker[i].busy_ns = atomic_load(&sl->busy_ns);
         st->worker[i].restarts = p->w[i].restarts;
     }
-    pthread_mutex_unlock(&p->mu);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
     return 0;
 }

@@ -5,6 +5,7 @@
 #include <sys/uio.h>
 
 #include "pool/pool.h"
+#include "base/lockorder.h"
 #include "base/sync.h"
 
 /* Places the gathered payload in f's request (inline or one arena run),
@@ -22,9 +23,9 @@ static int place_gathered(crew_pool *p, crew_future *f, const struct iovec *iov,
         crew__arena *a = crew__shm_arena(p->shm);
         int64_t off;
         while ((off = crew__arena_alloc(a, len)) < 0) {
-            pthread_mutex_lock(&p->mu);
+            crew__lock(&p->mu, CREW__LOCK_POOL);
             bool idle = atomic_load(&p->inflight) + p->pending.n == 0, closing = p->closing;
-            pthread_mutex_unlock(&p->mu);
+            crew__unlock(&p->mu, CREW__LOCK_POOL);
             if (closing) /* nothing more will be answered to free space */
                 return CREW_ECLOSED;
             if (idle)
@@ -71,9 +72,9 @@ int crew__submit_iov(crew_pool *p, uint64_t hash, uint32_t flags, const struct i
         crew__future_unref(f);
         return rc;
     }
-    pthread_mutex_lock(&p->mu);
+    crew__lock(&p->mu, CREW__LOCK_POOL);
     if (p->closing) {
-        pthread_mutex_unlock(&p->mu);
+        crew__unlock(&p->mu, CREW__LOCK_POOL);
         crew__msg_free(p->shm, &f->req);
         atomic_store(&f->refs, 1);
         crew__future_unref(f);
@@ -82,7 +83,7 @@ int crew__submit_iov(crew_pool *p, uint64_t hash, uint32_t flags, const struct i
     crew__fifo_push(&p->pending, f);
     atomic_fetch_add_explicit(&p->submitted, 1, memory_order_relaxed);
     crew__dispatch_locked(p);
-    pthread_mutex_unlock(&p->mu);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
     *out = f;
     return 0;
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "pool/pool.h"
+#include "base/lockorder.h"
 #include "base/sync.h"
 
 /* Says how a worker ended, e.g. "killed by signal 9 (Killed)". */
@@ -238,20 +239,20 @@ static uint64_t check_deadlines(crew_pool *p, crew_future **late, int *nlate)
 void *crew__supervisor_main(void *arg)
 {
     crew_pool *p = arg;
-    pthread_mutex_lock(&p->mu);
+    crew__lock(&p->mu, CREW__LOCK_POOL);
     int rc = 0;
     for (int i = 0; i < p->nworkers && rc == 0; i++)
         rc = crew__launch(p, i);
     p->launch_rc = rc;
     p->launched = true;
     pthread_cond_broadcast(&p->cv);
-    pthread_mutex_unlock(&p->mu);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
 
     struct pollfd fds[CREW__MAX_WORKERS + 1];
     int idx[CREW__MAX_WORKERS + 1];
     while (!atomic_load(&p->stop_threads)) {
         crew__fifo done = {0};
-        pthread_mutex_lock(&p->mu);
+        crew__lock(&p->mu, CREW__LOCK_POOL);
         int n = 0;
         fds[n].fd = p->evfd;
         fds[n].events = POLLIN;
@@ -274,7 +275,7 @@ void *crew__supervisor_main(void *arg)
         uint64_t next = check_deadlines(p, late, &nlate);
         /* when it wakes next at the latest: a sooner deadline sent meanwhile kicks evfd */
         p->sup_wake_ns = crew__now_ns() + (next == UINT64_MAX ? 1000000000ull : next);
-        pthread_mutex_unlock(&p->mu);
+        crew__unlock(&p->mu, CREW__LOCK_POOL);
         crew__run_done(&done); /* tasks failed by a failed restart */
         for (int k = 0; k < nlate; k++) {
             crew__future_run_callback(late[k]);
@@ -293,11 +294,11 @@ void *crew__supervisor_main(void *arg)
             ssize_t rd = read(p->evfd, &v, sizeof v);
             (void)rd;
         }
-        pthread_mutex_lock(&p->mu);
+        crew__lock(&p->mu, CREW__LOCK_POOL);
         for (int k = 1; k < n; k++)
             if (fds[k].revents & (POLLIN | POLLHUP))
                 reap(p, idx[k], &done);
-        pthread_mutex_unlock(&p->mu);
+        crew__unlock(&p->mu, CREW__LOCK_POOL);
         crew__run_done(&done);
     }
     return NULL;

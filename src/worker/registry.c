@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "worker/registry.h"
+#include "base/lockorder.h"
 
 #define MAX_TASKS 1024
 #define MAX_NAME 127
@@ -37,7 +38,7 @@ int crew_register(const char *name, crew_task_fn fn, void *udata)
         return -EINVAL;
     uint64_t h = crew__hash(name);
     int rc = 0;
-    pthread_mutex_lock(&reg_mu);
+    crew__lock(&reg_mu, CREW__LOCK_REGISTRY);
     int n = atomic_load(&ntasks);
     for (int i = 0; i < n; i++) {
         if (table[i].hash == h) {
@@ -56,7 +57,7 @@ int crew_register(const char *name, crew_task_fn fn, void *udata)
     strcpy(table[n].name, name);
     atomic_store_explicit(&ntasks, n + 1, memory_order_release);
 out:
-    pthread_mutex_unlock(&reg_mu);
+    crew__unlock(&reg_mu, CREW__LOCK_REGISTRY);
     return rc;
 }
 
