@@ -14,10 +14,9 @@
  * no thread is joined (a recycled thread worker may still need the GIL to
  * drop its Python thread state: join_retired joins it later, unlocked; every
  * join asserts no lock is held), no callback runs (they run from the `done`
- * list after the unlock). The one exception left is the Python fork
- * launcher, which takes the GIL under p->mu (a launch runs under it); pools
- * using it never hold the GIL while taking p->mu (crew._core releases it
- * around their submits).
+ * list after the unlock), no process is launched: fork, exec, the fork
+ * server's round trip and a custom launcher (Python's takes the GIL) run
+ * with p->mu released while the slot is STARTING (start.c).
  * Nothing in shared memory is a lock, so a worker that dies wedges nothing.
  */
 
@@ -93,6 +92,12 @@ static void send_quit_locked(crew_pool *p, int i)
     m.flags = CREW__MSG_QUIT;
     crew__ring_push(crew__slot_req(p->shm, &p->shm->slots[i]), &m);
     p->w[i].retiring = true;
+}
+
+void crew__quit_worker_locked(crew_pool *p, int i)
+{
+    send_quit_locked(p, i);
+    wake_worker(p, i);
 }
 
 static void send_locked(crew_pool *p, int i, crew_future *f)
@@ -306,7 +311,7 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
                 ws->has_thread = false;
                 ws->state = CREW__SLOT_DEAD;
                 ws->restarts++;
-                crew__launch(p, i);
+                crew__start_worker_locked(p, i); /* a thread: mu stays held */
             }
             continue;
         }
@@ -559,13 +564,16 @@ static void stop_threads(crew_pool *p)
     atomic_fetch_sub(&crew__internal_threads, 2);
 }
 
-/* Waits (mu held) until every process worker has been reaped. */
+/* Waits (mu held) until every process worker has been reaped, and every
+ * launch under way has ended (a worker started meanwhile is told to quit,
+ * or killed, as its launch commits). */
 static void wait_processes_gone(crew_pool *p)
 {
     for (;;) {
         bool live = false;
         for (int i = 0; i < p->nworkers; i++)
-            if (p->w[i].state == CREW__SLOT_LIVE && p->w[i].pidfd >= 0)
+            if ((p->w[i].state == CREW__SLOT_LIVE && p->w[i].pidfd >= 0) ||
+                p->w[i].state == CREW__SLOT_STARTING) /* its launch commits soon */
                 live = true;
         if (!live)
             return;

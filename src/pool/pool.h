@@ -185,8 +185,15 @@ void *crew__supervisor_main(void *arg);
 void crew__worker_died(crew_pool *p, int i, int wstatus, crew__fifo *done);
 
 /* --- start.c: the pool's side of the launcher seam --- */
-/* Makes slot i fresh and starts its worker (state LIVE on success); a
- * negative errno when it could not be started (slot DEAD). mu held. */
-int crew__launch(crew_pool *p, int i);
+/* Makes slot i fresh and starts its worker: 0 (slot LIVE) or a negative
+ * errno (slot DEAD). mu held on entry and on return; for a process worker
+ * it is released while the launcher runs (the slot is STARTING then), so a
+ * caller must re-read pool state afterwards. Threads start under mu. */
+int crew__start_worker_locked(crew_pool *p, int i);
+
+/* --- pool.c --- */
+/* Pushes QUIT to slot i's worker and wakes it: it leaves after its
+ * current task. mu held. */
+void crew__quit_worker_locked(crew_pool *p, int i);
 
 #endif

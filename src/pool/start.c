@@ -1,8 +1,9 @@
-/* start.c — the pool's side of starting a worker: the slot made fresh, its initializer queued, then the launcher seam (launch/launch.h). */
+/* start.c — the pool's side of starting a worker: the slot made fresh, its initializer queued, the launcher seam (launch/launch.h) called outside p->mu for processes. */
 
 #include <errno.h>
 #include <string.h>
 
+#include "base/lockorder.h"
 #include "launch/launch.h"
 #include "pool/pool.h"
 #include "worker/registry.h"
@@ -13,7 +14,10 @@ static void thread_left(void *arg)
     crew__pool_unref(arg);
 }
 
-int crew__launch(crew_pool *p, int i)
+/* Makes slot i fresh for a new worker and fills the launcher's request;
+ * the slot is STARTING from here to crew__launch_commit. 0, or a negative
+ * errno when its initializer's argument finds no room. mu held. */
+static int launch_prepare(crew_pool *p, int i, crew__launch_req *r)
 {
     crew__wslot *ws = &p->w[i];
     crew__slot *sl = &p->shm->slots[i];
@@ -29,16 +33,21 @@ int crew__launch(crew_pool *p, int i)
     ws->retiring = ws->killing = ws->broke_protocol = false;
     ws->kill_reason = 0;
     ws->kill_tag = NULL;
+    ws->pid = 0;
+    ws->pidfd = -1;
     if (p->opt.initializer) {
         memset(&ws->init_req, 0, sizeof ws->init_req);
         ws->init_req.flags = CREW__MSG_INIT;
         ws->init_req.fn_hash = crew__hash(p->opt.initializer);
         int rc = crew__msg_put(p->shm, &ws->init_req, p->opt.init_arg, p->opt.init_len);
-        if (rc < 0)
+        if (rc < 0) {
+            memset(&ws->init_req, 0, sizeof ws->init_req);
+            ws->state = CREW__SLOT_DEAD;
             return rc;
+        }
         crew__ring_push(req, &ws->init_req);
     }
-    crew__launch_req r = {
+    *r = (crew__launch_req){
         .shm = p->shm,
         .shm_fd = p->shm_fd,
         .slot = i,
@@ -50,10 +59,19 @@ int crew__launch(crew_pool *p, int i)
         .on_exit = thread_left,
         .on_exit_arg = p,
     };
-    crew__launched got;
     if (p->kind == CREW_THREADS)
         crew__pool_ref(p); /* the thread's own: dropped by thread_left */
-    int rc = crew__launch_worker(&r, &got);
+    ws->state = CREW__SLOT_STARTING;
+    return 0;
+}
+
+/* Records how slot i's launch went (rc, and what started). A process that
+ * started while the pool was being terminated is killed at once, one that
+ * started while it closes is told to quit: nothing outlives the pool.
+ * Returns rc. mu held. */
+static int launch_commit(crew_pool *p, int i, int rc, const crew__launched *got)
+{
+    crew__wslot *ws = &p->w[i];
     if (rc < 0) {
         if (p->kind == CREW_THREADS)
             crew__pool_unref(p);
@@ -61,12 +79,42 @@ int crew__launch(crew_pool *p, int i)
             crew__msg_free(p->shm, &ws->init_req);
         memset(&ws->init_req, 0, sizeof ws->init_req);
         ws->state = CREW__SLOT_DEAD;
-        return rc;
+    } else {
+        ws->pid = got->pid;
+        ws->pidfd = got->pidfd;
+        ws->thread = got->thread;
+        ws->has_thread = got->has_thread;
+        ws->state = CREW__SLOT_LIVE;
+        if (p->terminated && p->kind == CREW_PROCESSES) {
+            ws->kill_reason = -ECANCELED;
+            ws->killing = true;
+            crew__kill_worker(ws);
+        } else if (p->quitting) {
+            crew__quit_worker_locked(p, i);
+        }
     }
-    ws->pid = got.pid;
-    ws->pidfd = got.pidfd;
-    ws->thread = got.thread;
-    ws->has_thread = got.has_thread;
-    ws->state = CREW__SLOT_LIVE;
-    return 0;
+    pthread_cond_broadcast(&p->cv); /* close and terminate wait for STARTING slots */
+    return rc;
+}
+
+int crew__start_worker_locked(crew_pool *p, int i)
+{
+    crew__launch_req r;
+    int rc = launch_prepare(p, i, &r);
+    if (rc < 0)
+        return rc;
+    crew__launched got;
+    if (p->kind == CREW_THREADS) { /* a thread starts at once: under mu */
+        rc = crew__launch_worker(&r, &got);
+        return launch_commit(p, i, rc, &got);
+    }
+    /* fork, exec or the fork server may take long, and a custom launcher
+     * (Python's) takes the GIL: none of that happens under p->mu. The slot is
+     * STARTING meanwhile: nothing is sent to it, close and terminate wait for
+     * it (launch_commit), and only the supervisor starts processes, so no
+     * one else starts this slot. */
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
+    rc = crew__launch_worker(&r, &got);
+    crew__lock(&p->mu, CREW__LOCK_POOL);
+    return launch_commit(p, i, rc, &got);
 }

@@ -61,7 +61,8 @@ static void start_backoff(crew_pool *p, int i, crew__fifo *done)
     crew__wslot *ws = &p->w[i];
     bool all = true;
     for (int k = 0; k < p->nworkers; k++)
-        if (p->w[k].state == CREW__SLOT_LIVE || p->w[k].early_deaths < 3)
+        if (p->w[k].state == CREW__SLOT_LIVE || p->w[k].state == CREW__SLOT_STARTING ||
+            p->w[k].early_deaths < 3)
             all = false;
     if (all)
         fail_pending(p, i, done);
@@ -70,12 +71,13 @@ static void start_backoff(crew_pool *p, int i, crew__fifo *done)
 }
 
 /* Starts slot i again; a start that fails counts as a death that answered
- * nothing (a dead fork server, no memory, no pids left). mu held. */
+ * nothing (a dead fork server, no memory, no pids left). mu held, released
+ * while a process launches (crew__start_worker_locked). */
 static void relaunch(crew_pool *p, int i, crew__fifo *done)
 {
     crew__wslot *ws = &p->w[i];
     ws->restarts++;
-    int rc = crew__launch(p, i);
+    int rc = crew__start_worker_locked(p, i);
     if (rc == 0) {
         crew__dispatch_locked(p);
         return;
@@ -242,7 +244,7 @@ void *crew__supervisor_main(void *arg)
     crew__lock(&p->mu, CREW__LOCK_POOL);
     int rc = 0;
     for (int i = 0; i < p->nworkers && rc == 0; i++)
-        rc = crew__launch(p, i);
+        rc = crew__start_worker_locked(p, i);
     p->launch_rc = rc;
     p->launched = true;
     pthread_cond_broadcast(&p->cv);
@@ -253,21 +255,24 @@ void *crew__supervisor_main(void *arg)
     while (!atomic_load(&p->stop_threads)) {
         crew__fifo done = {0};
         crew__lock(&p->mu, CREW__LOCK_POOL);
+        bool again = false;
+        for (int i = 0; i < p->nworkers; i++) {
+            if (p->w[i].state == CREW__SLOT_DEAD && p->w[i].pidfd < 0 && !p->quitting &&
+                !p->terminated) {
+                again = true; /* a start failed earlier: try again, after its pause */
+                if (crew__now_ns() >= p->w[i].retry_at_ns)
+                    relaunch(p, i, &done); /* may release mu while it launches */
+            }
+        }
         int n = 0;
         fds[n].fd = p->evfd;
         fds[n].events = POLLIN;
         idx[n++] = -1;
-        bool again = false;
         for (int i = 0; i < p->nworkers; i++) {
             if (p->w[i].pidfd >= 0) {
                 fds[n].fd = p->w[i].pidfd;
                 fds[n].events = POLLIN;
                 idx[n++] = i;
-            } else if (p->w[i].state == CREW__SLOT_DEAD && !p->quitting && !p->terminated) {
-                again = true; /* a start failed earlier: try again, after its pause */
-                if (crew__now_ns() < p->w[i].retry_at_ns)
-                    continue;
-                relaunch(p, i, &done);
             }
         }
         crew_future *late[CREW__MAX_WORKERS];

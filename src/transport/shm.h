@@ -17,7 +17,8 @@
 #define CREW__MAX_WORKERS 256
 
 /* Slot states, written by the parent. */
-enum { CREW__SLOT_EMPTY = 0, CREW__SLOT_LIVE = 1, CREW__SLOT_DEAD = 2 };
+/* parent-side slot states (STARTING: its launcher runs, outside the pool lock) */
+enum { CREW__SLOT_EMPTY = 0, CREW__SLOT_LIVE = 1, CREW__SLOT_DEAD = 2, CREW__SLOT_STARTING = 3 };
 
 /*
  * One worker's place. The parent owns `req` as producer and `resp` as

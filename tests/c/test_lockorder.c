@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -97,4 +98,69 @@ TEST(pool_calls_leave_no_lock_held)
     }
 }
 
-TEST_MAIN()
+/* A custom launcher that, once held, waits for the test to let it go. */
+static atomic_int launcher_held, launcher_inside, launcher_locks = -2, launcher_gave_up;
+
+static pid_t slow_launch(int shm_fd, int slot, void *ud)
+{
+    (void)ud;
+    if (atomic_load(&launcher_held)) {
+        atomic_store(&launcher_locks, crew__locks_held());
+        atomic_store(&launcher_inside, 1);
+        for (int k = 0; k < 2000 && atomic_load(&launcher_held); k++) /* 20 s at most */
+            test_sleep_us(10000);
+        if (atomic_load(&launcher_held))
+            atomic_store(&launcher_gave_up, 1);
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        crew_worker_run(shm_fd, slot);
+        _exit(0);
+    }
+    return pid;
+}
+
+/* A worker's launch runs outside the pool lock: while one slot's launcher
+ * is slow (a fork server far away, Python's launcher waiting for the GIL),
+ * the other workers take and answer tasks. Under the lock, every submit and
+ * every answer waited for the launcher. */
+TEST(a_slow_launch_does_not_stall_the_pool)
+{
+    crew_options o;
+    crew_options_init(&o);
+    o.kind = CREW_PROCESSES;
+    o.workers = 2;
+    o.launch = slow_launch;
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    int one = 1;
+    crew_future *f;
+    CHECK_OK(crew_submit(p, "echo", &one, sizeof one, &f));
+    CHECK_OK(crew_future_wait(f, 10.0));
+    crew_future_release(f);
+    crew_stats st;
+    CHECK_OK(crew_pool_stats(p, &st));
+    atomic_store(&launcher_held, 1);
+    CHECK(kill(st.worker[0].pid, SIGKILL) == 0); /* its replacement's launch is held */
+    for (int k = 0; k < 2000 && !atomic_load(&launcher_inside); k++)
+        test_sleep_us(1000);
+    CHECK(atomic_load(&launcher_inside));
+    int done = 0;
+    for (int i = 0; i < 20; i++) {
+        if (crew_submit(p, "echo", &i, sizeof i, &f) != 0)
+            break;
+        if (crew_future_wait(f, 10.0) == 0 && crew_future_status(f) == 0)
+            done++;
+        crew_future_release(f);
+    }
+    int gave_up = atomic_load(&launcher_gave_up);
+    atomic_store(&launcher_held, 0);
+    CHECK_EQ_INT(done, 20);     /* all answered by the other worker...   */
+    CHECK_EQ_INT(gave_up, 0);   /* ...while the launch was still held     */
+    if (crew__locks_held() >= 0) /* a CREW_LOCKCHECK build: it ran unlocked */
+        CHECK_EQ_INT(atomic_load(&launcher_locks), 0);
+    CHECK_OK(crew_pool_close(p));
+    crew_pool_free(p);
+}
+
+TEST_MAIN_AFTER(if (crew_main(argc, argv) < 0) return 1)
