@@ -309,9 +309,14 @@ enum { L_FORK = 1, L_SPAWN = 2, L_FORKSERVER = 3 };
 
 typedef struct launcher {
     int method;
-    char **argv;     /* spawn: program and arguments; fd and slot are appended */
+    char **argv;     /* spawn: program and arguments; the prelude's fd, the
+                        region's fd and the slot are appended */
     int argc;
+    int prelude_fd;  /* spawn: sealed memfd with the parent's preparation
+                        data (close-on-exec; a copy crosses each exec) */
     char *sock_path; /* forkserver: the server's socket */
+    char *fs_extra;  /* forkserver: sent after the slot in every request */
+    size_t fs_extra_len;
 } launcher;
 
 static void launcher_free(launcher *L)
@@ -324,6 +329,9 @@ static void launcher_free(launcher *L)
         free(L->argv);
     }
     free(L->sock_path);
+    free(L->fs_extra);
+    if (L->prelude_fd >= 0)
+        close(L->prelude_fd);
     free(L);
 }
 
@@ -374,21 +382,31 @@ static pid_t launch_fork(int shm_fd, int slot)
 
 static pid_t launch_spawn(launcher *L, int shm_fd, int slot)
 {
-    int fd = fcntl(shm_fd, F_DUPFD, 3); /* a copy without close-on-exec */
+    /* copies without close-on-exec: these two cross the exec */
+    int fd = fcntl(shm_fd, F_DUPFD, 3);
     if (fd < 0)
         return -errno;
-    char fdbuf[16], slotbuf[16];
+    int pfd = fcntl(L->prelude_fd, F_DUPFD, 3);
+    if (pfd < 0) {
+        int e = -errno;
+        close(fd);
+        return e;
+    }
+    char pbuf[16], fdbuf[16], slotbuf[16];
+    snprintf(pbuf, sizeof pbuf, "%d", pfd);
     snprintf(fdbuf, sizeof fdbuf, "%d", fd);
     snprintf(slotbuf, sizeof slotbuf, "%d", slot);
-    char **argv = calloc((size_t)L->argc + 3, sizeof *argv);
+    char **argv = calloc((size_t)L->argc + 4, sizeof *argv);
     if (!argv) {
         close(fd);
+        close(pfd);
         return -ENOMEM;
     }
     for (int i = 0; i < L->argc; i++)
         argv[i] = L->argv[i];
-    argv[L->argc] = fdbuf;
-    argv[L->argc + 1] = slotbuf;
+    argv[L->argc] = pbuf;
+    argv[L->argc + 1] = fdbuf;
+    argv[L->argc + 2] = slotbuf;
     posix_spawnattr_t at;
     posix_spawnattr_init(&at);
     sigset_t none;
@@ -400,6 +418,7 @@ static pid_t launch_spawn(launcher *L, int shm_fd, int slot)
     posix_spawnattr_destroy(&at);
     free(argv);
     close(fd);
+    close(pfd);
     return rc ? -rc : pid;
 }
 
@@ -416,13 +435,13 @@ static pid_t launch_forkserver(launcher *L, int shm_fd, int slot)
     if (connect(s, (struct sockaddr *)&sa, sizeof sa) < 0)
         goto out;
     int32_t msg = slot;
-    struct iovec iov = {&msg, sizeof msg};
+    struct iovec iov[2] = {{&msg, sizeof msg}, {L->fs_extra, L->fs_extra_len}};
     union {
         char buf[CMSG_SPACE(sizeof(int))];
         struct cmsghdr align;
     } u;
     memset(&u, 0, sizeof u);
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = L->fs_extra_len ? 2 : 1, .msg_control = u.buf,
                         .msg_controllen = sizeof u.buf};
     struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
     c->cmsg_level = SOL_SOCKET;
@@ -774,16 +793,17 @@ static char *dup_utf8(PyObject *o)
 static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"kind", "workers", "start", "task_timeout", "max_tasks",
-                             "init", "spawn_argv", "sock_path", "arena_size", NULL};
-    int kind, workers = 0, start = 0;
+                             "init", "spawn_argv", "sock_path", "arena_size", "prelude_fd",
+                             "fs_extra", NULL};
+    int kind, workers = 0, start = 0, prelude_fd = -1;
     double task_timeout = 0;
     unsigned long max_tasks = 0;
-    Py_buffer init = {0};
+    Py_buffer init = {0}, extra = {0};
     PyObject *argv_obj = Py_None, *sock_obj = Py_None;
     unsigned long long arena = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "i|iidkz*OOK", kwlist, &kind, &workers, &start,
-                                     &task_timeout, &max_tasks, &init, &argv_obj, &sock_obj,
-                                     &arena))
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "i|iidkz*OOKiz*", kwlist, &kind, &workers,
+                                     &start, &task_timeout, &max_tasks, &init, &argv_obj,
+                                     &sock_obj, &arena, &prelude_fd, &extra))
         return NULL;
     PoolObject *self = (PoolObject *)type->tp_alloc(type, 0);
     launcher *L = NULL;
@@ -808,7 +828,17 @@ static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kw)
             goto fail;
         }
         L->method = start;
+        L->prelude_fd = -1;
         if (start == L_SPAWN) {
+            if (prelude_fd < 0) {
+                PyErr_SetString(PyExc_ValueError, "spawn needs prelude_fd");
+                goto fail;
+            }
+            L->prelude_fd = fcntl(prelude_fd, F_DUPFD_CLOEXEC, 3); /* the pool's own copy */
+            if (L->prelude_fd < 0) {
+                PyErr_SetFromErrno(PyExc_OSError);
+                goto fail;
+            }
             PyObject *seq = PySequence_Fast(argv_obj, "spawn_argv must be a list of str");
             if (!seq)
                 goto fail;
@@ -838,6 +868,19 @@ static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kw)
                     PyErr_SetString(PyExc_ValueError, "forkserver needs sock_path");
                 goto fail;
             }
+            if (extra.buf && extra.len) {
+                if (extra.len > 8192) {
+                    PyErr_SetString(PyExc_ValueError, "fs_extra is longer than 8 KiB");
+                    goto fail;
+                }
+                L->fs_extra = malloc((size_t)extra.len);
+                if (!L->fs_extra) {
+                    PyErr_NoMemory();
+                    goto fail;
+                }
+                memcpy(L->fs_extra, extra.buf, (size_t)extra.len);
+                L->fs_extra_len = (size_t)extra.len;
+            }
         } else if (start != L_FORK) {
             PyErr_SetString(PyExc_ValueError, "start must be 1 (fork), 2 (spawn), 3 (forkserver)");
             goto fail;
@@ -857,10 +900,13 @@ static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     self->p = p;
     self->L = L;
     PyBuffer_Release(&init);
+    PyBuffer_Release(&extra);
     return (PyObject *)self;
 fail:
     if (init.buf)
         PyBuffer_Release(&init);
+    if (extra.buf)
+        PyBuffer_Release(&extra);
     launcher_free(L);
     Py_XDECREF(self);
     return NULL;
@@ -1070,7 +1116,8 @@ static PyType_Slot Pool_slots[] = {
     {Py_tp_new, Pool_new},
     {Py_tp_methods, Pool_methods},
     {Py_tp_doc, "Pool(kind, workers=0, start=0, task_timeout=0.0, max_tasks=0, init=None, "
-                "spawn_argv=None, sock_path=None, arena_size=0): a libcrew pool (private)."},
+                "spawn_argv=None, sock_path=None, arena_size=0, prelude_fd=-1, fs_extra=None): a libcrew "
+                "pool (private)."},
     {0, NULL},
 };
 

@@ -313,6 +313,8 @@ class Executor(cf.Executor):
         self._init_key = 0
         start = 0
         spawn_argv = sock = None
+        spawn_prep = None     # spawn: the parent's preparation data (sent in a memfd)
+        fs_extra = None       # forkserver: what each fork request carries
         self._start_method = None
         if kind == "processes":
             method = start_method or get_start_method()
@@ -333,12 +335,14 @@ class Executor(cf.Executor):
                 start = _core.START_FORK
             else:
                 from . import _worker
-                pre = _worker.prelude()
+                prep = _worker.preparation()
                 if method == "spawn":
-                    start, spawn_argv = _core.START_SPAWN, _worker.spawn_argv(pre)
+                    start, spawn_argv = _core.START_SPAWN, _worker.spawn_argv()
+                    spawn_prep = prep
                 else:
                     from . import _forkserver
-                    start, sock = _core.START_FORKSERVER, _forkserver.ensure_running(pre)
+                    start, sock = _core.START_FORKSERVER, _forkserver.ensure_running(prep)
+                    fs_extra = _forkserver.request_extra(prep)
         init = None
         if initializer is not None:
             # a thread pool shares the initializer; a fork pool's workers inherit
@@ -357,9 +361,18 @@ class Executor(cf.Executor):
             setup = {"authkey": bytes(multiprocessing.current_process().authkey)}
             init = b"".join(bytes(p) for p in rt.encode_call(initializer, tuple(initargs), setup,
                                                             rt.F_INIT))
-        self._pool = _core.Pool(1 if kind == "threads" else 2, max_workers, start,
-                                float(task_timeout or 0), int(max_tasks_per_child or 0), init,
-                                spawn_argv, sock, int(arena_size or 0))
+        prelude = -1
+        if spawn_prep is not None:
+            from . import _worker
+            prelude = _worker.prelude_fd(spawn_prep)
+        try:
+            self._pool = _core.Pool(1 if kind == "threads" else 2, max_workers, start,
+                                    float(task_timeout or 0), int(max_tasks_per_child or 0),
+                                    init, spawn_argv, sock, int(arena_size or 0), prelude,
+                                    fs_extra)
+        finally:
+            if prelude >= 0:
+                os.close(prelude)   # the pool's launcher holds its own copy
         self._ref = weakref.ref(self)
         _live.add(self)
 

@@ -17,7 +17,7 @@ import threading
 import time
 
 _server_fds = []     # in the server: fds its forked workers must close
-_servers = {}        # owner side: prelude -> (Popen, socket path, alive fd, dir)
+_servers = {}        # owner side: server key -> (Popen, socket path, alive fd, dir)
 _lock = threading.Lock()
 
 
@@ -71,40 +71,66 @@ def _on_long_lived_thread(fn):
     raise value
 
 
-def ensure_running(prelude_hex):
-    """Owner side: the socket path of a running server for this prelude
-    (started lazily, reused by later pools)."""
+def server_key(prep):
+    """What makes two fork servers differ: the parent's preparation data less
+    what each fork request carries itself (working directory, log level)."""
+    import pickle
+    return pickle.dumps({k: v for k, v in prep.items() if k not in ("dir", "crew_log_level")}, 4)
+
+
+def request_extra(prep):
+    """What each fork request carries after the slot: the worker's root log
+    level (int32, -1: none) and its working directory."""
+    level = prep.get("crew_log_level")
+    return struct.pack("i", -1 if level is None else int(level)) + os.fsencode(prep.get("dir", ""))
+
+
+def ensure_running(prep):
+    """Owner side: the socket path of a running server for this preparation
+    data (started lazily, reused by later pools)."""
     with _lock:
-        return _on_long_lived_thread(lambda: _ensure_running_locked(prelude_hex))
+        return _on_long_lived_thread(lambda: _ensure_running_locked(prep))
 
 
-def _ensure_running_locked(prelude_hex):
+def _ensure_running_locked(prep):
     """Starts (or finds) the server; _lock held, on a long-lived thread."""
-    from ._worker import BOOT
-    s = _servers.get(prelude_hex)
+    from ._worker import BOOT, prelude_fd
+    key = server_key(prep)
+    s = _servers.get(key)
     if s is not None and s[0].poll() is None:
         return s[1]
     d = tempfile.mkdtemp(prefix="crew-fs-")
     os.chmod(d, 0o700)
     path = os.path.join(d, "sock")
     r, w = os.pipe()
+    pfd = -1
     try:
+        pfd = prelude_fd(prep)
         proc = subprocess.Popen(
-            [sys.executable, "-c", BOOT, "forkserver", path, str(r), prelude_hex],
-            pass_fds=(r,), close_fds=True)
+            [sys.executable, "-c", BOOT, "forkserver", path, str(r), str(pfd)],
+            pass_fds=(r, pfd), close_fds=True)
+    except BaseException:
+        os.close(w)
+        shutil.rmtree(d, ignore_errors=True)
+        raise
     finally:
         os.close(r)
+        if pfd >= 0:
+            os.close(pfd)
     deadline = time.monotonic() + 60
     while not os.path.exists(path):
         if proc.poll() is not None:
             os.close(w)
+            shutil.rmtree(d, ignore_errors=True)
             raise RuntimeError(f"crew: the fork server exited with status {proc.returncode}")
         if time.monotonic() > deadline:
             proc.kill()
+            proc.wait()
             os.close(w)
+            shutil.rmtree(d, ignore_errors=True)
             raise RuntimeError("crew: the fork server did not start")
         time.sleep(0.005)
-    _servers[prelude_hex] = (proc, path, w, d)
+    _servers[key] = (proc, path, w, d)
     return path
 
 
@@ -121,12 +147,11 @@ def _stop_all():
         _servers.clear()
 
 
-def serve(path, alive_fd, prelude_hex):
+def serve(path, alive_fd, prelude_fd):
     """Server side: never returns."""
-    from ._worker import apply_prelude
-    level = apply_prelude(prelude_hex)
+    from ._worker import apply_prelude, read_prelude
+    apply_prelude(read_prelude(prelude_fd))
     from . import _core, _runtime
-    _runtime.FORKSERVER_LOG_LEVEL = level
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     tmp = path + ".tmp"
     sock.bind(tmp)
@@ -143,15 +168,20 @@ def serve(path, alive_fd, prelude_hex):
             os._exit(0)
         conn, _ = sock.accept()
         try:
-            msg, fds, _, _ = socket.recv_fds(conn, 4, 1)
-            if len(msg) != 4 or len(fds) != 1:
+            # slot (int32), then request_extra(): log level (int32) and cwd
+            msg, fds, _, _ = socket.recv_fds(conn, 8 + 4096, 1)
+            if len(msg) < 8 or len(fds) != 1:
                 for fd in fds:
                     os.close(fd)
                 conn.sendall(struct.pack("i", -22))
                 continue
-            slot = struct.unpack("i", msg)[0]
+            slot, level = struct.unpack("ii", msg[:8])
+            _runtime.FORKSERVER_LOG_LEVEL = None if level < 0 else level
+            cwd = os.fsdecode(msg[8:])
             _server_fds.append(conn.fileno())
             try:
+                if cwd:
+                    os.chdir(cwd)   # the worker starts where its pool's owner was
                 pid = _core.fork_worker(fds[0], slot)
             except OSError as e:
                 pid = -(e.errno or 1)

@@ -2,9 +2,12 @@
 
 A worker sees the parent's sys.path and can import the functions of the
 parent's ``__main__`` script: the parent's preparation data (as
-multiprocessing's spawn makes it) travels in argv and is applied with
-``multiprocessing.spawn.prepare``.
+multiprocessing's spawn makes it) travels in a sealed memfd whose number is
+the only start-up state in argv (so a long command line cannot overflow
+exec's limit, and ``ps`` shows none of the parent's arguments), and is
+applied with ``multiprocessing.spawn.prepare``.
 """
+import fcntl
 import logging
 import os
 import pickle
@@ -15,8 +18,8 @@ BOOT = ("import sys; sys.path.insert(0, %r); from crew._worker import main; main
         % _CREW_DIR)
 
 
-def prelude():
-    """The parent's preparation data, pickled and hex-encoded."""
+def preparation():
+    """The parent's preparation data (a dict), as multiprocessing's spawn makes it."""
     from multiprocessing import spawn
     d = spawn.get_preparation_data("crew-worker")
     d.pop("authkey", None)
@@ -24,27 +27,65 @@ def prelude():
     if main_path is not None and not os.path.isfile(main_path):
         del d["init_main_from_path"]   # e.g. "<stdin>": functions go by value instead
     d["crew_log_level"] = logging.getLogger().getEffectiveLevel()
-    return pickle.dumps(d, 4).hex()
+    return d
 
 
-def apply_prelude(hexdata):
-    d = pickle.loads(bytes.fromhex(hexdata))
-    level = d.pop("crew_log_level", None)
+def prelude_fd(prep):
+    """A sealed, close-on-exec memfd holding prep pickled (the caller closes it)."""
+    data = pickle.dumps(prep, 4)
+    flags = os.MFD_CLOEXEC | getattr(os, "MFD_ALLOW_SEALING", 0)
+    fd = os.memfd_create("crew-prelude", flags)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        seals = sum(getattr(fcntl, n, 0) for n in
+                    ("F_SEAL_SEAL", "F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_WRITE"))
+        if seals and hasattr(fcntl, "F_ADD_SEALS"):
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)   # what a worker reads cannot change
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def read_prelude(fd):
+    """Reads and closes the prelude memfd fd: the preparation data."""
+    try:
+        size = os.fstat(fd).st_size
+        chunks, off = [], 0
+        while off < size:
+            b = os.pread(fd, size - off, off)
+            if not b:
+                break
+            chunks.append(b)
+            off += len(b)
+    finally:
+        os.close(fd)
+    return pickle.loads(b"".join(chunks))
+
+
+def apply_prelude(prep):
+    """Applies the parent's preparation data here; returns its root log level."""
+    prep = dict(prep)
+    level = prep.pop("crew_log_level", None)
     from multiprocessing import spawn
-    spawn.prepare(d)
+    spawn.prepare(prep)
     return level
 
 
-def spawn_argv(prelude_hex):
-    return [sys.executable, "-c", BOOT, "spawn", prelude_hex]
+def spawn_argv():
+    """A spawned worker's command line; the launcher appends the prelude's fd,
+    the pool's region fd and the slot."""
+    return [sys.executable, "-c", BOOT, "spawn"]
 
 
 def main():
     argv = sys.argv[:]   # prepare() replaces sys.argv with the parent's
     mode = argv[1]
     if mode == "spawn":
-        fd, slot = int(argv[3]), int(argv[4])
-        level = apply_prelude(argv[2])
+        pfd, fd, slot = int(argv[2]), int(argv[3]), int(argv[4])
+        level = apply_prelude(read_prelude(pfd))
         from . import _runtime, _core
         _runtime.process_worker_init(level)
         try:
@@ -54,6 +95,6 @@ def main():
         os._exit(0)
     elif mode == "forkserver":
         from . import _forkserver
-        _forkserver.serve(argv[2], int(argv[3]), argv[4])
+        _forkserver.serve(argv[2], int(argv[3]), int(argv[4]))
     else:
         sys.exit(f"crew._worker: unknown mode {mode!r}")
