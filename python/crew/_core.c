@@ -30,8 +30,7 @@
 #include <unistd.h>
 
 #include "crew.h"
-#include "launch/forkserver.h" /* internal: crew__fork_parented */
-#include "pool/pool.h" /* internal: to tell crew's own threads apart */
+#include "pool/bindings.h" /* internal: crew's own threads, the fork server's fork */
 
 /* Py_IsFinalizing() is public API from Python 3.13 on. 3.11 and 3.12 have
  * only the private _Py_IsFinalizing(), with the same meaning; there is no
@@ -721,13 +720,7 @@ static void *free_thread(void *arg)
 /* Whether this thread is one of crew's own threads of pool p. */
 static int on_pool_thread(crew_pool *p)
 {
-    pthread_t me = pthread_self();
-    if (p->threads_started && (pthread_equal(me, p->collector) || pthread_equal(me, p->supervisor)))
-        return 1;
-    for (int i = 0; i < p->nworkers; i++)
-        if (p->w[i].has_thread && pthread_equal(me, p->w[i].thread))
-            return 1;
-    return 0;
+    return crew__pool_on_own_thread(p);
 }
 
 static void pool_release(PoolObject *self)

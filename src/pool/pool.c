@@ -30,6 +30,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "pool/bindings.h"
 #include "pool/pool.h"
 #include "base/lockorder.h"
 #include "base/sync.h"
@@ -767,4 +768,16 @@ int crew_pool_stats(crew_pool *p, crew_stats *st)
     }
     crew__unlock(&p->mu, CREW__LOCK_POOL);
     return 0;
+}
+
+bool crew__pool_on_own_thread(crew_pool *p)
+{
+    pthread_t me = pthread_self();
+    crew__lock(&p->mu, CREW__LOCK_POOL);
+    bool own = p->threads_started &&
+               (pthread_equal(me, p->collector) || pthread_equal(me, p->supervisor));
+    for (int i = 0; !own && i < p->nworkers; i++)
+        own = p->w[i].has_thread && pthread_equal(me, p->w[i].thread);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
+    return own;
 }
