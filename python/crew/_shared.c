@@ -42,11 +42,22 @@ typedef struct {
     int sub;
     void *h;
     Py_ssize_t exports;
+    struct shared_state *st; /* its module's state (its type holds the module) */
 } Handle;
 
-static PyTypeObject HandleType;
-static PyObject *pickle_dumps, *pickle_loads, *QueueFull, *QueueEmpty, *BrokenQueue,
-    *OwnerDied;
+/* The module's state (multi-phase init: one per interpreter, no globals). */
+struct shared_state {
+    PyTypeObject *handle_type;
+    PyObject *pickle_dumps, *pickle_loads;
+    PyObject *QueueFull, *QueueEmpty, *BrokenQueue, *OwnerDied; /* set_errors() */
+};
+typedef struct shared_state shared_state;
+
+static struct PyModuleDef shared_module;
+
+/* The state of the module that defined a handle's type, found once when
+ * the handle is made (Handle_new): its type keeps that module alive. */
+#define ST(self) ((self)->st)
 
 /* ------------------------------------------------------------- helpers -- */
 
@@ -167,7 +178,7 @@ static int enc_simple(PyObject *obj, enc_t *e, int allow_fast_scalars);
 /* Encodes obj as iovs (see the header comment). oob: pickle buffers out of
  * band (queue); else one pickle in-band. 0 or -1 (Python error). The iovs
  * stay valid until enc_release. */
-static int encode(PyObject *obj, enc_t *e, int oob)
+static int encode(shared_state *st, PyObject *obj, enc_t *e, int oob)
 {
     memset(e, 0, sizeof *e);
     int r = enc_simple(obj, e, 1);
@@ -186,11 +197,11 @@ static int encode(PyObject *obj, enc_t *e, int oob)
         if (!kw)
             return -1;
         PyObject *args = Py_BuildValue("(Oi)", obj, 5);
-        data = args ? PyObject_Call(pickle_dumps, args, kw) : NULL;
+        data = args ? PyObject_Call(st->pickle_dumps, args, kw) : NULL;
         Py_XDECREF(args);
         Py_DECREF(kw);
     } else {
-        data = PyObject_CallFunction(pickle_dumps, "Oi", obj, 5);
+        data = PyObject_CallFunction(st->pickle_dumps, "Oi", obj, 5);
     }
     if (!data)
         return -1;
@@ -209,7 +220,7 @@ static int encode(PyObject *obj, enc_t *e, int oob)
         e->nkeep = 0;
         e->n = 0;
         e->len = 0;
-        return encode(obj, e, 0);
+        return encode(st, obj, e, 0);
     }
     e->table = PyMem_Malloc(sizeof(uint64_t) * (size_t)(nb + 1) + 8);
     if (!e->table) {
@@ -326,7 +337,7 @@ static char *enc_join(enc_t *e, char *small, size_t cap, char **owned)
 
 /* Decodes a tagged message at p (len bytes). owner: a bytes/bytearray
  * object whose contents are p (so 'O' buffers can point into it), or NULL. */
-static PyObject *decode(const char *p, size_t len, PyObject *owner)
+static PyObject *decode(shared_state *st, const char *p, size_t len, PyObject *owner)
 {
     if (len == 0) {
         PyErr_SetString(PyExc_ValueError, "crew: empty shared message");
@@ -359,7 +370,7 @@ static PyObject *decode(const char *p, size_t len, PyObject *owner)
         PyObject *mv = PyMemoryView_FromMemory((char *)p, (Py_ssize_t)n, PyBUF_READ);
         if (!mv)
             return NULL;
-        PyObject *r = PyObject_CallOneArg(pickle_loads, mv);
+        PyObject *r = PyObject_CallOneArg(st->pickle_loads, mv);
         Py_DECREF(mv);
         return r;
     }
@@ -415,7 +426,7 @@ static PyObject *decode(const char *p, size_t len, PyObject *owner)
                 PyObject *args = pk ? PyTuple_Pack(1, pk) : NULL;
                 PyObject *kw = args ? Py_BuildValue("{s:O}", "buffers", bufs) : NULL;
                 if (kw)
-                    r = PyObject_Call(pickle_loads, args, kw);
+                    r = PyObject_Call(st->pickle_loads, args, kw);
                 Py_XDECREF(pk);
                 Py_XDECREF(args);
                 Py_XDECREF(kw);
@@ -460,13 +471,16 @@ static void Handle_dealloc(Handle *self)
 {
     /* a Python subclass's dealloc clears its dict and weakrefs and drops
      * the type; this is the base part */
+    PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     free_handle(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp); /* a heap type: its instances hold a reference */
 }
 
-static int Handle_traverse(Handle *Py_UNUSED(self), visitproc Py_UNUSED(visit), void *Py_UNUSED(arg))
+static int Handle_traverse(Handle *self, visitproc visit, void *arg)
 {
+    Py_VISIT(Py_TYPE(self)); /* a heap type */
     return 0;
 }
 
@@ -522,7 +536,7 @@ static PyObject *Handle_create_pipe(Handle *self, PyObject *args)
     unsigned long long bytes = 0;
     if (!PyArg_ParseTuple(args, "O|K", &other, &bytes))
         return NULL;
-    if (!PyObject_TypeCheck((PyObject *)other, &HandleType)) {
+    if (!PyObject_TypeCheck((PyObject *)other, ST(self)->handle_type)) {
         PyErr_SetString(PyExc_TypeError, "_create_pipe needs another handle");
         return NULL;
     }
@@ -808,10 +822,10 @@ static int qput_fn(void *h, void *ctx, double t)
     return crew_queue_putv(h, e->iov, e->n, t);
 }
 
-static PyObject *queue_put_error(Handle *Py_UNUSED(self), int rc, size_t len)
+static PyObject *queue_put_error(Handle *self, int rc, size_t len)
 {
     if (rc == -EAGAIN)
-        PyErr_SetNone(QueueFull);
+        PyErr_SetNone(ST(self)->QueueFull);
     else if (rc == CREW_ECLOSED)
         PyErr_SetString(PyExc_ValueError, "the queue was shut down");
     else if (rc == -EPIPE)
@@ -827,12 +841,12 @@ static PyObject *queue_put_error(Handle *Py_UNUSED(self), int rc, size_t len)
     return NULL;
 }
 
-static PyObject *queue_get_error(int rc)
+static PyObject *queue_get_error(shared_state *st, int rc)
 {
     if (rc == -EAGAIN)
-        PyErr_SetNone(QueueEmpty);
+        PyErr_SetNone(st->QueueEmpty);
     else if (rc == -EPIPE)
-        PyErr_SetString(BrokenQueue, "the queue is empty and can get nothing more: it was "
+        PyErr_SetString(st->BrokenQueue, "the queue is empty and can get nothing more: it was "
                                      "shut down, or every other process that held it is gone");
     else if (rc != INT_MIN)
         raise_rc(rc);
@@ -850,7 +864,7 @@ static PyObject *Handle_q_put(Handle *self, PyObject *args, PyObject *kw)
     if (parse_timeout(block, timeout, &t) || check_kind(self, CREW_SHARED_QUEUE))
         return NULL;
     enc_t e;
-    if (encode(obj, &e, 1)) {
+    if (encode(ST(self), obj, &e, 1)) {
         enc_release(&e);
         return NULL;
     }
@@ -917,7 +931,7 @@ static PyObject *recv_one(Handle *self, wait_fn fn, double t, int raw, int *rcp)
         if (rc == 0) {
             if (raw)
                 return PyBytes_FromStringAndSize(small, (Py_ssize_t)c.len);
-            return decode(small, c.len, NULL);
+            return decode(ST(self), small, c.len, NULL);
         }
         if (rc != -EMSGSIZE) {
             *rcp = rc;
@@ -936,7 +950,7 @@ static PyObject *recv_one(Handle *self, wait_fn fn, double t, int raw, int *rcp)
             if (raw)
                 r = PyBytes_FromStringAndSize(big.buf, (Py_ssize_t)big.len);
             else
-                r = decode(big.buf, big.len, big.len == c.len ? o : NULL);
+                r = decode(ST(self), big.buf, big.len, big.len == c.len ? o : NULL);
             Py_DECREF(o);
             return r;
         }
@@ -973,7 +987,7 @@ static PyObject *Handle_q_get(Handle *self, PyObject *args, PyObject *kw)
     int rc;
     PyObject *r = recv_one(self, qget_fn, t, 0, &rc);
     if (!r && rc)
-        return queue_get_error(rc);
+        return queue_get_error(ST(self), rc);
     return r;
 }
 
@@ -984,7 +998,7 @@ static PyObject *Handle_q_get_nowait(Handle *self, PyObject *Py_UNUSED(unused))
     int rc;
     PyObject *r = recv_one(self, qget_fn, 0, 0, &rc);
     if (!r && rc)
-        return queue_get_error(rc);
+        return queue_get_error(ST(self), rc);
     return r;
 }
 
@@ -1016,7 +1030,7 @@ static PyObject *Handle_q_put_many(Handle *self, PyObject *args, PyObject *kw)
         while (i + k < n && k < BATCH) {
             enc_t e;
             PyObject *o = it[i + k];
-            if (encode(o, &e, 1)) {
+            if (encode(ST(self), o, &e, 1)) {
                 enc_release(&e);
                 Py_DECREF(seq);
                 return NULL;
@@ -1137,7 +1151,7 @@ static PyObject *Handle_q_get_many(Handle *self, PyObject *args, PyObject *kw)
         PyMem_Free(lens);
         PyObject *one = recv_one(self, qget_fn, t, 0, &rc);
         if (!one)
-            return rc ? queue_get_error(rc) : NULL;
+            return rc ? queue_get_error(ST(self), rc) : NULL;
         out = PyList_New(1);
         if (out)
             PyList_SET_ITEM(out, 0, one);
@@ -1148,12 +1162,12 @@ static PyObject *Handle_q_get_many(Handle *self, PyObject *args, PyObject *kw)
     if (rc < 0) {
         PyMem_Free(buf);
         PyMem_Free(lens);
-        return queue_get_error(rc);
+        return queue_get_error(ST(self), rc);
     }
     out = PyList_New(rc);
     size_t off = 0;
     for (int i = 0; out && i < rc; i++) {
-        PyObject *o = decode(buf + off, lens[i], NULL);
+        PyObject *o = decode(ST(self), buf + off, lens[i], NULL);
         if (!o) {
             Py_CLEAR(out);
             break;
@@ -1235,7 +1249,7 @@ static PyObject *Handle_p_send(Handle *self, PyObject *obj)
 {
     if (check_kind(self, CREW_SHARED_PIPE))
         return NULL;
-    PyObject *data = PyObject_CallFunction(pickle_dumps, "Oi", obj, 5);
+    PyObject *data = PyObject_CallFunction(ST(self)->pickle_dumps, "Oi", obj, 5);
     if (!data)
         return NULL;
     PyObject *r = pipe_send_raw(self, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data));
@@ -1273,7 +1287,7 @@ static PyObject *Handle_p_recv(Handle *self, PyObject *Py_UNUSED(unused))
     PyObject *b = recv_one(self, pget_fn, -1, 1, &rc);
     if (!b)
         return rc ? pipe_recv_error(rc) : NULL;
-    PyObject *r = PyObject_CallOneArg(pickle_loads, b);
+    PyObject *r = PyObject_CallOneArg(ST(self)->pickle_loads, b);
     Py_DECREF(b);
     return r;
 }
@@ -1339,15 +1353,14 @@ static void Handle_releasebuffer(Handle *self, Py_buffer *Py_UNUSED(view))
     self->exports--;
 }
 
-static PyBufferProcs Handle_as_buffer = {(getbufferproc)Handle_getbuffer,
-                                         (releasebufferproc)Handle_releasebuffer};
 
 /* ----------------------------------------------------------------- dict -- */
 
 /* Encodes a key: bytes, str, int64 fast; anything else pickled. */
-static char *key_bytes(PyObject *key, enc_t *e, char *small, size_t cap, char **owned)
+static char *key_bytes(shared_state *st, PyObject *key, enc_t *e, char *small, size_t cap,
+                       char **owned)
 {
-    if (encode(key, e, 0))
+    if (encode(st, key, e, 0))
         return NULL;
     return enc_join(e, small, cap, owned);
 }
@@ -1357,7 +1370,7 @@ static PyObject *dict_lookup(Handle *self, PyObject *key, int *found)
     enc_t e;
     char ks[512], *owned;
     *found = 0;
-    char *k = key_bytes(key, &e, ks, sizeof ks, &owned);
+    char *k = key_bytes(ST(self), key, &e, ks, sizeof ks, &owned);
     if (!k) {
         enc_release(&e);
         return NULL;
@@ -1368,7 +1381,7 @@ static PyObject *dict_lookup(Handle *self, PyObject *key, int *found)
     PyObject *r = NULL;
     if (rc == 0) {
         *found = 1;
-        r = decode(vs, vlen, NULL);
+        r = decode(ST(self), vs, vlen, NULL);
     } else {
         while (rc == -EMSGSIZE) {
             PyObject *o = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)vlen);
@@ -1378,7 +1391,7 @@ static PyObject *dict_lookup(Handle *self, PyObject *key, int *found)
             rc = crew_dict_get(self->h, k, e.len, PyByteArray_AS_STRING(o), want, &vlen);
             if (rc == 0) {
                 *found = 1;
-                r = decode(PyByteArray_AS_STRING(o), vlen, vlen == want ? o : NULL);
+                r = decode(ST(self), PyByteArray_AS_STRING(o), vlen, vlen == want ? o : NULL);
             }
             Py_DECREF(o);
         }
@@ -1436,9 +1449,9 @@ static PyObject *Handle_d_setitem(Handle *self, PyObject *const *args, Py_ssize_
     enc_t ek, ev;
     char ks[512], vs[4096], *kown = NULL, *vown = NULL;
     PyObject *r = NULL;
-    char *k = key_bytes(args[0], &ek, ks, sizeof ks, &kown);
+    char *k = key_bytes(ST(self), args[0], &ek, ks, sizeof ks, &kown);
     if (k) {
-        char *v = encode(args[1], &ev, 0) ? NULL : enc_join(&ev, vs, sizeof vs, &vown);
+        char *v = encode(ST(self), args[1], &ev, 0) ? NULL : enc_join(&ev, vs, sizeof vs, &vown);
         if (v) {
             int rc;
             size_t kl = ek.len, vl = ev.len;
@@ -1471,7 +1484,7 @@ static PyObject *Handle_d_delete(Handle *self, PyObject *key)
         return NULL;
     enc_t e;
     char ks[512], *owned = NULL;
-    char *k = key_bytes(key, &e, ks, sizeof ks, &owned);
+    char *k = key_bytes(ST(self), key, &e, ks, sizeof ks, &owned);
     PyObject *r = NULL;
     if (k) {
         int rc;
@@ -1495,7 +1508,7 @@ static int Handle_d_contains_impl(Handle *self, PyObject *key)
         return -1;
     enc_t e;
     char ks[512], *owned = NULL;
-    char *k = key_bytes(key, &e, ks, sizeof ks, &owned);
+    char *k = key_bytes(ST(self), key, &e, ks, sizeof ks, &owned);
     int r = -1;
     if (k)
         r = crew_dict_contains(self->h, k, e.len) > 0;
@@ -1571,8 +1584,8 @@ static PyObject *Handle_d_items(Handle *self, PyObject *arg)
             Py_CLEAR(out);
             break;
         }
-        PyObject *k = what != 1 ? decode(kb, kl, NULL) : NULL;
-        PyObject *v = what != 0 ? decode(vb, vl, NULL) : NULL;
+        PyObject *k = what != 1 ? decode(ST(self), kb, kl, NULL) : NULL;
+        PyObject *v = what != 0 ? decode(ST(self), vb, vl, NULL) : NULL;
         PyObject *item = what == 0 ? k : what == 1 ? v : (k && v ? PyTuple_Pack(2, k, v) : NULL);
         if (what == 2) {
             Py_XDECREF(k);
@@ -1670,29 +1683,47 @@ static PyGetSetDef Handle_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject HandleType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "crew._shared.Handle",
-    .tp_basicsize = sizeof(Handle),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "One process's handle to a crew shared object (see crew.shared).",
-    .tp_new = PyType_GenericNew,
-    .tp_dealloc = (destructor)Handle_dealloc,
-    .tp_traverse = (traverseproc)Handle_traverse,
-    .tp_methods = Handle_methods,
-    .tp_getset = Handle_getset,
-    .tp_as_buffer = &Handle_as_buffer,
+static PyObject *Handle_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    PyObject *m = PyType_GetModuleByDef(type, &shared_module);
+    if (!m)
+        return NULL;
+    Handle *self = (Handle *)PyType_GenericNew(type, args, kw);
+    if (self)
+        self->st = PyModule_GetState(m);
+    return (PyObject *)self;
+}
+
+static PyType_Slot Handle_slots[] = {
+    {Py_tp_doc, "One process's handle to a crew shared object (see crew.shared)."},
+    {Py_tp_new, Handle_new},
+    {Py_tp_dealloc, Handle_dealloc},
+    {Py_tp_traverse, Handle_traverse},
+    {Py_tp_methods, Handle_methods},
+    {Py_tp_getset, Handle_getset},
+    {Py_bf_getbuffer, Handle_getbuffer},
+    {Py_bf_releasebuffer, Handle_releasebuffer},
+    {0, NULL},
 };
 
-/* set_errors(Full, Empty, BrokenQueue, OwnerDied) */
-static PyObject *set_errors(PyObject *Py_UNUSED(mod), PyObject *args)
+static PyType_Spec Handle_spec = {
+    .name = "crew._shared.Handle",
+    .basicsize = sizeof(Handle),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .slots = Handle_slots,
+};
+
+/* set_errors(Full, Empty, BrokenQueue, OwnerDied): crew.shared's exceptions. */
+static PyObject *set_errors(PyObject *mod, PyObject *args)
 {
     PyObject *a, *b, *c, *d;
     if (!PyArg_ParseTuple(args, "OOOO", &a, &b, &c, &d))
         return NULL;
-    Py_XSETREF(QueueFull, Py_NewRef(a));
-    Py_XSETREF(QueueEmpty, Py_NewRef(b));
-    Py_XSETREF(BrokenQueue, Py_NewRef(c));
-    Py_XSETREF(OwnerDied, Py_NewRef(d));
+    shared_state *st = PyModule_GetState(mod);
+    Py_XSETREF(st->QueueFull, Py_NewRef(a));
+    Py_XSETREF(st->QueueEmpty, Py_NewRef(b));
+    Py_XSETREF(st->BrokenQueue, Py_NewRef(c));
+    Py_XSETREF(st->OwnerDied, Py_NewRef(d));
     Py_RETURN_NONE;
 }
 
@@ -1710,37 +1741,33 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef shared_module = {PyModuleDef_HEAD_INIT, "crew._shared",
-                                           "libcrew shared state", -1, module_methods,
-                                           NULL, NULL, NULL, NULL};
-
-PyMODINIT_FUNC PyInit__shared(void)
+static int module_exec(PyObject *m)
 {
-    if (PyType_Ready(&HandleType) < 0)
-        return NULL;
+    shared_state *st = PyModule_GetState(m);
+    st->handle_type = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Handle_spec, NULL);
+    if (!st->handle_type || PyModule_AddType(m, st->handle_type) < 0)
+        return -1;
     PyObject *pk = PyImport_ImportModule("pickle");
     if (!pk)
-        return NULL;
-    pickle_dumps = PyObject_GetAttrString(pk, "dumps");
-    pickle_loads = PyObject_GetAttrString(pk, "loads");
+        return -1;
+    st->pickle_dumps = PyObject_GetAttrString(pk, "dumps");
+    st->pickle_loads = PyObject_GetAttrString(pk, "loads");
     Py_DECREF(pk);
-    if (!pickle_dumps || !pickle_loads)
-        return NULL;
+    if (!st->pickle_dumps || !st->pickle_loads)
+        return -1;
     PyObject *q = PyImport_ImportModule("queue");
     if (!q)
-        return NULL;
-    QueueFull = PyObject_GetAttrString(q, "Full");
-    QueueEmpty = PyObject_GetAttrString(q, "Empty");
+        return -1;
+    st->QueueFull = PyObject_GetAttrString(q, "Full");
+    st->QueueEmpty = PyObject_GetAttrString(q, "Empty");
     Py_DECREF(q);
-    BrokenQueue = Py_NewRef(QueueEmpty);
-    OwnerDied = Py_NewRef(PyExc_RuntimeError);
-    PyObject *m = PyModule_Create(&shared_module);
-    if (!m)
-        return NULL;
-    Py_INCREF(&HandleType);
-    if (PyModule_AddObject(m, "Handle", (PyObject *)&HandleType) < 0)
-        return NULL;
-#define K(n, v) PyModule_AddIntConstant(m, n, v)
+    if (!st->QueueFull || !st->QueueEmpty)
+        return -1;
+    st->BrokenQueue = Py_NewRef(st->QueueEmpty);
+    st->OwnerDied = Py_NewRef(PyExc_RuntimeError);
+#define K(n, v)                                  \
+    if (PyModule_AddIntConstant(m, n, v) < 0)    \
+        return -1;
     K("ARRAY", CREW_SHARED_ARRAY);
     K("QUEUE", CREW_SHARED_QUEUE);
     K("PIPE", CREW_SHARED_PIPE);
@@ -1756,5 +1783,59 @@ PyMODINIT_FUNC PyInit__shared(void)
     K("EDEADLK", -EDEADLK);
     K("EPERM", -EPERM);
     K("EOVERFLOW", -EOVERFLOW);
-    return m;
+#undef K
+    return 0;
+}
+
+static int module_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    shared_state *st = PyModule_GetState(m);
+    Py_VISIT(st->handle_type);
+    Py_VISIT(st->pickle_dumps);
+    Py_VISIT(st->pickle_loads);
+    Py_VISIT(st->QueueFull);
+    Py_VISIT(st->QueueEmpty);
+    Py_VISIT(st->BrokenQueue);
+    Py_VISIT(st->OwnerDied);
+    return 0;
+}
+
+static int module_clear(PyObject *m)
+{
+    shared_state *st = PyModule_GetState(m);
+    Py_CLEAR(st->handle_type);
+    Py_CLEAR(st->pickle_dumps);
+    Py_CLEAR(st->pickle_loads);
+    Py_CLEAR(st->QueueFull);
+    Py_CLEAR(st->QueueEmpty);
+    Py_CLEAR(st->BrokenQueue);
+    Py_CLEAR(st->OwnerDied);
+    return 0;
+}
+
+static void module_free(void *m)
+{
+    (void)module_clear((PyObject *)m);
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef shared_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "crew._shared",
+    .m_doc = "libcrew shared state: handles to shared objects (private; see crew.shared).",
+    .m_size = sizeof(shared_state),
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC PyInit__shared(void)
+{
+    return PyModuleDef_Init(&shared_module);
 }
