@@ -107,7 +107,7 @@ endif
 EXTRAS      = test,demo$(if $(filter $(DEFAULT_PY),$*),$(comma)bench)
 comma      := ,
 # what the compiled part is built from (an editable install sees .py edits itself)
-PY_SRCS    := setup.py include/crew.h $(SRCS) $(wildcard src/*/*.h) $(wildcard python/crew/*.c)
+PY_SRCS    := setup.py include/crew.h $(SRCS) $(wildcard src/*/*.h) $(wildcard python/crew/*.c) $(wildcard python/crew/*.h)
 # setup.py compiles with -Werror here (a plain `pip install` from an sdist does not)
 export CREW_WERROR := 1
 

@@ -40,7 +40,8 @@ LIBCREW_FILES = libcrew[1]["sources"] + HEADERS
 
 
 def extension(name, source):
-    return Extension(name, sources=[source], depends=LIBCREW_FILES, include_dirs=INCLUDES,
+    return Extension(name, sources=[source], depends=LIBCREW_FILES + ["python/crew/_errors.h"],
+                     include_dirs=INCLUDES,
                      define_macros=MACROS, extra_compile_args=CFLAGS,
                      extra_link_args=["-pthread"], libraries=["crew"])
 

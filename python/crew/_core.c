@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "crew.h"
+#include "_errors.h"
 #include "pool/bindings.h" /* internal: crew's own threads, the fork server's fork */
 
 /* Py_IsFinalizing() is public API from Python 3.13 on. 3.11 and 3.12 have
@@ -761,15 +762,10 @@ static void Pool_dealloc(PoolObject *self)
     Py_DECREF(tp);
 }
 
+/* crew's one error mapping (_errors.h), for this module's calls. */
 static PyObject *raise_crew(int rc, const char *what)
 {
-    if (rc == -ENOMEM)
-        return PyErr_NoMemory();
-    PyErr_Format(rc == CREW_ECLOSED ? PyExc_RuntimeError
-                 : rc == -EINVAL    ? PyExc_ValueError
-                                    : PyExc_OSError,
-                 "crew: %s: %s", what, crew_strerror(rc));
-    return NULL;
+    return crew_py_raise(rc, what);
 }
 
 static char *dup_utf8(PyObject *o)

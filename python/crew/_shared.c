@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "crew.h"
+#include "_errors.h"
 #include "shared/region.h" /* internal: holders, for peer counts */
 
 #define SLICE 0.2
@@ -86,16 +87,10 @@ static int parse_timeout(int block, PyObject *timeout, double *out)
     return 0;
 }
 
+/* crew's one error mapping (_errors.h), for this module's calls. */
 static PyObject *raise_rc(int rc)
 {
-    if (rc == -ENOMEM)
-        return PyErr_NoMemory();
-    if (rc < 0 && rc > -4096) {
-        errno = -rc;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    PyErr_Format(PyExc_RuntimeError, "crew: %s (%d)", crew_strerror(rc), rc);
-    return NULL;
+    return crew_py_raise(rc, NULL);
 }
 
 static int check_kind(Handle *self, int kind)
