@@ -16,12 +16,12 @@ import crew.shared
 import shared_tasks as T
 
 
-
 def _crew_shm():
     """crew's entries in /dev/shm (it makes none: memfds); other libraries'
     (joblib's memmapping folders, multiprocessing's semaphores), made by
     other tests or other programs meanwhile, are not this test's business."""
     return sorted(n for n in os.listdir("/dev/shm") if "crew" in n)
+
 
 def test_in_process_basics():
     q = crew.Queue()
