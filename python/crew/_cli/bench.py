@@ -1,4 +1,4 @@
-"""``python -m crew bench``: crew beside Python's pools, in one run.
+"""python -m crew bench: crew beside Python's pools, in one run.
 
 Workloads (each on a fresh, warmed pool; median of the repeats):
   roundtrip  submit one no-op, wait for its result               (us per call, lower is better)
@@ -163,10 +163,19 @@ def _debug():
 
 # ------------------------------------------------------------------ command --
 
+EPILOG = """\
+examples:
+  python -m crew bench --quick                     every workload and installed peer (about 30 s)
+  python -m crew bench -w roundtrip,numpy8mb -p crew-processes,mp-pool
+                                                   two workloads, two peers
+  python -m crew bench --quick --json > bench.json results as JSON on stdout (table on stderr)
+Files: out/bench/bench.csv, bench.json and bench.png (--out to change the folder)."""
+
 def add_parser(sub):
     p = sub.add_parser("bench", help="crew against multiprocessing, concurrent.futures, loky, pebble, "
                                      "mpire, Ray",
-                       description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                       description=__doc__, epilog=EPILOG,
+                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("--workloads", "-w", default=",".join(WORKLOADS),
                    help=f"comma-separated, from: {','.join(WORKLOADS)} (default: all)")
     p.add_argument("--peers", "-p", default=",".join(PEERS),
@@ -178,7 +187,10 @@ def add_parser(sub):
     p.add_argument("--quick", action="store_true", help="small counts and 3 repeats (about half a minute)")
     p.add_argument("--out", default=os.path.join("out", "bench"),
                    help="folder for bench.csv, bench.json and bench.png (default: out/bench)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (it is drawn on stderr, and only when that is a terminal)")
+    p.add_argument("--json", action="store_true",
+                   help="print bench.json's content on stdout (the table and notes go to stderr)")
     p.set_defaults(run=run)
     return p
 
@@ -201,6 +213,18 @@ NOT_RUN = "not installed"
 
 
 def run(args):
+    if not getattr(args, "json", False):
+        return _run(args)
+    import contextlib
+    # --json: stdout carries the JSON alone; what a person reads goes to stderr
+    with contextlib.redirect_stdout(sys.stderr):
+        rc = _run(args)
+    with open(os.path.join(args.out, "bench.json")) as f:
+        sys.stdout.write(f.read() + "\n")
+    return rc
+
+
+def _run(args):
     import numpy as np
     workloads = _pick(args.workloads, WORKLOADS, "workload")
     peer_names = _pick(args.peers, PEERS, "peer")
