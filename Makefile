@@ -170,10 +170,11 @@ demo: setup
 
 # ------------------------------------------------------------------ docs
 # the documentation site (docs/, Sphinx + MyST) into build/docs/html; any
-# warning fails the build. Its code examples run in make test
+# warning fails the build (-E: every page re-read, so none hides in a cache).
+# Its code examples run in make test
 # (tests/python/test_docs_examples.py).
 docs: .venv-$(DEFAULT_PY)/.crew-installed
-	.venv-$(DEFAULT_PY)/bin/python -m sphinx -W --keep-going -q -b html docs build/docs/html
+	.venv-$(DEFAULT_PY)/bin/python -m sphinx -E -W --keep-going -q -b html docs build/docs/html
 	@echo "docs: build/docs/html/index.html"
 
 clean:

@@ -18,7 +18,7 @@ extensions = [
 ]
 source_suffix = {".md": "markdown", ".rst": "restructuredtext"}
 root_doc = "index"
-exclude_patterns = ["_build", "_ext", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_ext", "_static", "Thumbs.db", ".DS_Store"]
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence"]
 # ```output blocks hold what an example prints (checked by tests/python/test_docs_examples.py)
@@ -31,7 +31,8 @@ autodoc_typehints = "signature"
 
 html_theme = "alabaster"
 html_title = "crew documentation"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["crew.css"]
 html_theme_options = {
     "description": "Thread and process pools for Python and C, behind one API",
     "fixed_sidebar": True,

@@ -79,12 +79,12 @@ def parse_header(path=HEADER):
         m = _SECTION.match(st)
         if m:
             flush()
-            sections.append((m.group(1).strip().capitalize(), []))
+            sections.append((re.sub(r" \(.*\)$", "", m.group(1).strip()).capitalize(), []))
             continue
         if st.startswith("/* ====="):          # a banner: its title is the next line
             flush()
             title = lines[i].strip(" *") if i < len(lines) else "More"
-            sections.append((title.rstrip("."), []))
+            sections.append((re.sub(r" \(.*\)$", "", title).rstrip("."), []))
             while i < len(lines) and not lines[i].strip().startswith(" * =====") \
                     and not lines[i].strip().startswith("* ====="):
                 i += 1
@@ -110,6 +110,46 @@ def declared_functions(path=HEADER):
     return sorted(set(re.findall(r"^[\w\s\*]*?\b(crew_\w+)\s*\(", text, flags=re.M)))
 
 
+def render_comment(text):
+    """A header comment's prose as nodes: "Title" over a line of dashes is a
+    heading, "- " lines are bullet items, the rest paragraphs."""
+    out, para, bullets = [], [], None
+
+    def end_para():
+        nonlocal para
+        if para:
+            p = nodes.paragraph(text=" ".join(para))
+            if bullets is not None and bullets.children:
+                bullets.children[-1] += p
+            else:
+                out.append(p)
+        para = []
+
+    for i, line in enumerate(text):
+        st = line.strip()
+        nxt = text[i + 1].strip() if i + 1 < len(text) else ""
+        if set(st) <= {"-"} and st:
+            continue                                   # a heading's underline
+        if nxt and set(nxt) <= {"-"} and len(nxt) >= 3:
+            end_para()
+            bullets = None
+            out.append(nodes.rubric(text=st))
+        elif not st:
+            end_para()
+            bullets = None
+        elif st.startswith("- "):
+            end_para()
+            if bullets is None:
+                bullets = nodes.bullet_list()
+                out.append(bullets)
+            bullets += nodes.list_item()
+            para = [st[2:]]
+        else:
+            para.append(st)
+    end_para()
+    return out
+
+
 class CHeader(Directive):
     """.. crew-c-header:: renders include/crew.h, section by section."""
     has_content = False
@@ -130,18 +170,7 @@ class CHeader(Directive):
                         block["ids"] = [nodes.make_id(n) for n in dict.fromkeys(names)]
                     sec += block
                 if text:
-                    para_lines, paras = [], []
-                    for t in text + [""]:
-                        if t.strip():
-                            para_lines.append(t)
-                        elif para_lines:
-                            paras.append(para_lines)
-                            para_lines = []
-                    for p in paras:
-                        if all(x.startswith("- ") or x.startswith("  ") for x in p):
-                            sec += nodes.literal_block("\n".join(p), "\n".join(p))
-                        else:
-                            sec += nodes.paragraph(text=" ".join(x.strip() for x in p))
+                    sec += render_comment(text)
             out.append(sec)
         return out
 
@@ -245,6 +274,10 @@ def use_stub_signature(app, what, name, obj, options, signature, return_annotati
     node = _STUBS.get(key)
     if node is None:
         return None
+    if signature is None:
+        # no runtime signature (a C method): Sphinx 9 cannot take one from this
+        # event then; plain_docstring writes the stub's signature in the text
+        return None
     target = obj.__init__ if what in ("class", "exception") else obj
     try:
         runtime = inspect.signature(target)
@@ -266,18 +299,42 @@ _LITERAL = re.compile(r"(``.+?``)")
 
 
 def plain_docstring(app, what, name, obj, options, lines):
-    """crew's docstrings are written as plain text: a lone * (fn(*args)) is
-    no emphasis, an indented line no block quote. ``code`` stays code."""
-    out = []
-    for line in lines:
-        parts = _LITERAL.split(line.strip())
-        out.append("".join(p if p.startswith("``") else
-                           p.replace("\\", "\\\\").replace("*", "\\*").replace("|", "\\|")
-                           .replace("`", "\\`").replace("_ ", "\\_ ")
-                           for p in parts))
-        if re.match(r"^([-+]|\d+\.|#\.) ", out[-1]):
-            out[-1] = "\\" + out[-1]        # not a list item
-    lines[:] = out
+    """crew's docstrings are reST with a few plain-text habits: a lone *
+    (fn(*args), the * of a signature) is no emphasis here, and a paragraph
+    that repeats the signature shown above it is dropped."""
+    global _STUBS
+    short = name.rsplit(".", 1)[-1]
+    if what in ("function", "method"):
+        import inspect
+        if _STUBS is None:
+            _STUBS = stub_functions()
+        node = _STUBS.get(name)
+        try:
+            inspect.signature(obj)
+        except (TypeError, ValueError):
+            if node is not None:       # a C method: its signature, as the stub has it
+                sig, ret = stub_signature(node, None)
+                lines[:0] = [f"``{short}{sig}{' -> ' + ret if ret else ''}``", ""]
+                return
+    if lines and lines[0].startswith(short + "("):       # Pool(processes=None, ...
+        while lines and lines[0].strip():
+            lines.pop(0)
+        while lines and not lines[0].strip():
+            lines.pop(0)
+    i = 0
+    while i < len(lines):
+        # a paragraph that is only the signature again (Executor(max_workers=None, ...))
+        if lines[i].strip().startswith(short + "(") and (i == 0 or not lines[i - 1].strip()):
+            j = i
+            while j < len(lines) and lines[j].strip():
+                j += 1
+            if lines[j - 1].rstrip().endswith(")"):
+                del lines[i:j + 1]
+                continue
+        parts = _LITERAL.split(lines[i])
+        lines[i] = "".join(p if p.startswith("``") else re.sub(r"(?<!\\)\*", r"\\*", p)
+                           for p in parts)
+        i += 1
 
 
 def setup(app):
