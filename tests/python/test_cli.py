@@ -419,3 +419,20 @@ def test_bench_json(tmp_path):
     assert all(r["status"] == "ok" and r["median"] > 0 for r in d["results"])
     assert "crew bench:" in p.stderr          # the table went to stderr
     assert d == json.loads((tmp_path / "bench.json").read_text())
+
+
+def test_demo_and_bench_say_what_to_install(tmp_path):
+    """Without matplotlib (crew[full] has none), demo and bench say what to
+    install before measuring anything, instead of a traceback at the first chart."""
+    code = ("import importlib.util, sys\n"
+            "real = importlib.util.find_spec\n"
+            "importlib.util.find_spec = lambda n, *a: None if n == 'matplotlib' else real(n, *a)\n"
+            "from crew._cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    for cmd in (["demo", "--quick", "--out", str(tmp_path / "d")],
+                ["bench", "--quick", "--out", str(tmp_path / "b")]):
+        p = subprocess.run([sys.executable, "-c", code, *cmd], cwd=REPO, capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 2, p.stdout + p.stderr
+        assert "needs matplotlib" in p.stderr and f"pip install 'crew[{cmd[0]}]'" in p.stderr
+        assert "Traceback" not in p.stderr and p.stdout == ""

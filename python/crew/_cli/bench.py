@@ -225,6 +225,13 @@ def run(args):
 
 
 def _run(args):
+    from .demo import missing_modules
+    missing = missing_modules(("numpy", "matplotlib"))
+    if missing:
+        print(f"crew bench: needs {' and '.join(missing)} (the 8 MB workload, the chart), not "
+              f"installed here. Install them, and the peers to race, with: pip install "
+              f"'crew[bench]' (from a checkout: pip install '.[bench]')", file=sys.stderr)
+        return 2
     import numpy as np
     workloads = _pick(args.workloads, WORKLOADS, "workload")
     peer_names = _pick(args.peers, PEERS, "peer")
@@ -436,12 +443,13 @@ def write_outputs(out, results, targets, n, method, repeats, notes, workloads, s
                xlabel=f"{unit} ({'higher' if higher else 'lower'} is better"
                       f"{', log scale' if w != 'cpu' else ''})",
                title=label + (" (Ray: + ray.init, ray.shutdown)" if w == "start" and any(
-                   is_ray(r["peer"]) for r in rs) else ""), log=w != "cpu")
+                   is_ray(r["peer"]) for r in rs) else ""), log=w != "cpu",
+               inside=w == "cpu")     # values inside the bars: the ideal line never crosses one
         ax.tick_params(axis="y", labelsize=8)
         if w == "cpu":
             ax.set_xlim(0, max(ax.get_xlim()[1], n * 1.25))
-            ax.axvline(n, color="k", ls="--", lw=1, label=f"ideal: {n}x")
-            ax.legend(loc="upper right", fontsize=8)
+            ax.axvline(n, color="k", ls="--", lw=1)
+            ax.set_title(f"{label} (dashed line: ideal, {n}x)", fontsize=11)
     for ax in list(axes.flat)[len(workloads):]:
         ax.axis("off")
     fig.suptitle(f"crew vs Python's pools: {n} workers, {method} start, median of {repeats}",

@@ -93,7 +93,20 @@ class Ctx:
         self.out = args.out
 
 
+def missing_modules(names=("matplotlib", "numpy")):
+    """What the demo needs and this interpreter lacks (pip install 'crew[demo]')."""
+    import importlib.util
+    return [m for m in names if importlib.util.find_spec(m) is None]
+
+
 def run(args):
+    missing = missing_modules()
+    if missing:
+        # said before any lesson runs, not as a traceback at the first chart
+        print(f"crew demo: needs {' and '.join(missing)} (its charts and the IPC lesson's "
+              f"array), not installed here. Install them with: pip install 'crew[demo]' "
+              f"(from a checkout: pip install '.[demo]')", file=sys.stderr)
+        return 2
     for k, (normal, quick) in SIZES.items():
         if getattr(args, k, None) is None:
             setattr(args, k, quick if args.quick else normal)
