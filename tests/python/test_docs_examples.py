@@ -168,3 +168,19 @@ def test_c_reference_covers_the_header():
     shown = "\n".join("\n".join(code) for _, groups in crew_docs.parse_header() for _, code in groups)
     missing = [f for f in crew_docs.declared_functions() if not re.search(rf"\b{f}\s*\(", shown)]
     assert not missing and len(crew_docs.declared_functions()) > 50, missing
+
+
+def test_optional_pages_join_the_toctree_when_written():
+    """docs/placement.md and docs/integrations.md (other work) are listed
+    where they exist, and nothing is listed (no warning) where they do not."""
+    sys.path.insert(0, os.path.join(REPO, "docs", "_ext"))
+    try:
+        import crew_docs
+    finally:
+        sys.path.pop(0)
+    src = ["```{toctree}\nCREW_OPTIONAL_PAGES\n```\n"]
+    crew_docs.optional_toctree(None, "index", src)
+    have = [p for p in crew_docs.OPTIONAL_PAGES if os.path.exists(os.path.join(REPO, "docs", p + ".md"))]
+    assert src[0] == "```{toctree}\n" + "".join(p + "\n" for p in have) + "```\n"
+    with open(os.path.join(REPO, "docs", "index.md")) as f:
+        assert "CREW_OPTIONAL_PAGES\n" in f.read()
