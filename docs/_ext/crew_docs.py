@@ -182,10 +182,10 @@ class CHeader(Directive):
 
 
 def cli_help(argv):
-    """What python -m crew ARGV --help prints (100 columns)."""
+    """What python -m crew ARGV --help prints in an 80-column terminal."""
     from crew._cli import main
     old = os.environ.get("COLUMNS")
-    os.environ["COLUMNS"] = "100"
+    os.environ["COLUMNS"] = "80"
     buf = io.StringIO()
     try:
         with contextlib.redirect_stdout(buf):

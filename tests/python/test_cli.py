@@ -394,8 +394,12 @@ def test_bench_rejects_unknown_names():
 
 @pytest.mark.parametrize("cmd", [(), ("demo",), ("bench",), ("info",)])
 def test_help_is_plain_text_with_examples(cmd):
-    out = run_crew(*cmd, "--help").stdout
-    assert "``" not in out and "`" not in out
+    p = subprocess.run([sys.executable, "-m", "crew", *cmd, "--help"], cwd=REPO, capture_output=True,
+                       text=True, timeout=60, env=dict(os.environ, COLUMNS="80"))
+    out = p.stdout
+    assert p.returncode == 0 and "``" not in out and "`" not in out
+    long = [line for line in out.splitlines() if len(line) > 80]
+    assert not long, f"lines wider than an 80-column terminal: {long}"
     assert "examples:" in out and "python -m crew " + " ".join(cmd) in out
     # every example line names a real command and options the parser takes
     for line in out.split("examples:")[1].splitlines():

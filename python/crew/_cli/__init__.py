@@ -18,13 +18,17 @@ Run python -m crew COMMAND --help for a command's options."""
 
 EPILOG = """\
 examples:
-  python -m crew demo                    the five lessons, tables and charts (about 40 s)
+  python -m crew demo
+      the five lessons, with tables and charts (about 40 s)
   python -m crew demo --quick --html report.html
-                                         a quick run, plus a one-page report to open in a browser
-  python -m crew bench --quick           crew against the pools installed here (about 30 s)
-  python -m crew info --json             usable CPUs, start methods, shared memory, as JSON
+      a quick run, plus a one-page report to open in a browser
+  python -m crew bench --quick
+      crew against the pools installed here (about a minute)
+  python -m crew info --json
+      usable CPUs, start methods, shared memory, as JSON
 
-Documentation: the site built by make docs (build/docs/html/index.html), page "Command line"."""
+Documentation: make docs builds the site (build/docs/html/index.html);
+its page "Command line" has every command's help."""
 
 
 def main(argv=None):

@@ -1,12 +1,15 @@
 """python -m crew bench: crew beside Python's pools, in one run.
 
 Workloads (each on a fresh, warmed pool; median of the repeats):
-  roundtrip  submit one no-op, wait for its result               (us per call, lower is better)
-  submit     submit many no-ops, then wait for all of them       (tasks/s, higher is better)
-  map        a chunked map of a no-op (about 4 chunks per worker) (items/s, higher is better)
-  numpy8mb   one call with an 8 MB numpy array argument          (ms per call, lower is better)
-  cpu        pure-Python CPU batch: serial time / pool time       (speedup x, higher is better)
-  start      create a pool, first result, shut it down           (ms, lower is better)
+  roundtrip  submit one no-op, wait for its result    us per call, lower better
+  submit     submit many no-ops, wait for them all    tasks/s, higher better
+  map        a chunked map of a no-op (4 chunks       items/s, higher better
+             per worker)
+  numpy8mb   one call with an 8 MB numpy argument     ms per call, lower better
+  cpu        pure-Python CPU batch: serial time       speedup x, higher better
+             divided by pool time
+  start      create a pool, first result, shut down   ms, lower better
+
 Ratios compare each peer with the best process-pool peer (crew excluded) of
 the same run; above 1 is better than it.
 
@@ -165,11 +168,14 @@ def _debug():
 
 EPILOG = """\
 examples:
-  python -m crew bench --quick                     every workload and installed peer (about 30 s)
+  python -m crew bench --quick
+      every workload and installed peer (about a minute)
   python -m crew bench -w roundtrip,numpy8mb -p crew-processes,mp-pool
-                                                   two workloads, two peers
-  python -m crew bench --quick --json > bench.json results as JSON on stdout (table on stderr)
-Files: out/bench/bench.csv, bench.json and bench.png (--out to change the folder)."""
+      two workloads, two peers
+  python -m crew bench --quick --json > bench.json
+      results as JSON on stdout (the table goes to stderr)
+
+Files: out/bench/bench.csv, bench.json and bench.png (--out: another folder)."""
 
 def add_parser(sub):
     p = sub.add_parser("bench", help="crew against multiprocessing, concurrent.futures, loky, pebble, "

@@ -39,17 +39,22 @@ and only when stderr is a terminal, so redirected output is the report alone.
 lessons (--lesson NAME):
   gil     CPU-bound pure Python on threads, processes and crew
   io      HTTP requests and file reads: threads overlap the waits
-  ipc     a large numpy array handed to a process worker: a copy vs shared memory
+  ipc     a large numpy array handed to a process worker: copy vs shared memory
   start   fork, spawn and forkserver: start-up cost and the fork trap
   crash   one task kills its worker: what each pool gives back"""
 
 EPILOG = """\
 examples:
-  python -m crew demo                          every lesson (about 40 s), charts in out/demo/
-  python -m crew demo --quick                  small sizes (about 20 s)
-  python -m crew demo -l gil -l crash          two lessons only
-  python -m crew demo --html report.html       also one self-contained page with tables and charts
-  python -m crew demo > demo.txt               the report alone (no progress text in the file)
+  python -m crew demo
+      every lesson (about 40 s), charts in out/demo/
+  python -m crew demo --quick
+      small sizes (about 20 s)
+  python -m crew demo -l gil -l crash
+      two lessons only
+  python -m crew demo --html report.html
+      also one self-contained page with the tables and charts
+  python -m crew demo > demo.txt
+      the report alone (no progress text in the file)
 """
 
 

@@ -20,9 +20,10 @@ crew's default, Python and library versions, and the shared-memory limits
 
 EPILOG = """\
 examples:
-  python -m crew info                    a table
-  python -m crew info --json             the same as one JSON object (usable_cpus, host_cpus, ...)
-  python -m crew info --json | python -c "import json,sys; print(json.load(sys.stdin)['usable_cpus'])"
+  python -m crew info
+      a table
+  python -m crew info --json
+      the same as one JSON object (usable_cpus, host_cpus, ...)
 """
 
 
