@@ -36,8 +36,8 @@ html_css_files = ["crew.css"]
 html_theme_options = {
     "description": "Thread and process pools for Python and C, behind one API",
     "fixed_sidebar": True,
-    "page_width": "1100px",
-    "sidebar_width": "240px",
+    "page_width": "1280px",
+    "sidebar_width": "230px",
     "extra_nav_links": {"Troubleshooting": "troubleshooting.html", "Python API": "reference/python.html"},
 }
 html_sidebars = {"**": ["about.html", "navigation.html", "searchbox.html"]}
