@@ -10,6 +10,7 @@
 #   make demo       the main job: build everything, then the live demo of threads vs
 #                   processes (python -m crew demo; charts in out/demo/)
 #   make demo-c     the C demo alone
+#   make docs       the documentation site into build/docs/html (warnings are errors)
 #
 # Objects go to build/<variant>/: `plain` (optimised), `asan`, `tsan` and `lockcheck`
 # (every lock asserts the written lock order: src/base/lockorder.h).
@@ -103,8 +104,8 @@ ifeq ($(FOUND_PYS),)
 $(error crew: none of Python $(PYS) here (with headers and venv); run scripts/find_python.sh 3.13)
 endif
 # the extras each venv gets: every one the tests need; the default venv also
-# gets the bench peers (python -m crew bench races them)
-EXTRAS      = test,demo$(if $(filter $(DEFAULT_PY),$*),$(comma)bench)
+# gets the bench peers (python -m crew bench races them) and Sphinx (make docs)
+EXTRAS      = test,demo$(if $(filter $(DEFAULT_PY),$*),$(comma)bench$(comma)docs)
 comma      := ,
 # what the compiled part is built from (an editable install sees .py edits itself)
 PY_SRCS    := setup.py include/crew.h $(SRCS) $(wildcard src/*/*.h) $(wildcard python/crew/*.c) $(wildcard python/crew/*.h)
@@ -176,8 +177,17 @@ demo: setup
 	@$(MAKE) --no-print-directory all PY=$(DEFAULT_PY)
 	.venv/bin/python -m crew demo
 
+# ------------------------------------------------------------------ docs
+# the documentation site (docs/, Sphinx + MyST) into build/docs/html; any
+# warning fails the build (-E: every page re-read, so none hides in a cache).
+# Its code examples run in make test
+# (tests/python/test_docs_examples.py).
+docs: .venv-$(DEFAULT_PY)/.crew-installed
+	.venv-$(DEFAULT_PY)/bin/python -m sphinx -E -W --keep-going -q -b html docs build/docs/html
+	@echo "docs: build/docs/html/index.html"
+
 clean:
 	rm -rf build
 
 .PRECIOUS: .venv-%/.deps .venv-%/.crew-installed
-.PHONY: bench-shared all lib tests setup test test-c python test-py lock bench bench-run examples demo demo-c clean
+.PHONY: bench-shared all lib tests setup test test-c python test-py lock bench bench-run examples demo demo-c clean docs

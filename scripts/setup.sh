@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent set-up of the Debian packages crew needs to build, test and benchmark (Debian 12 or 13).
 #
-# System tools only: compilers, sanitizer runtimes, clang, and for each Python
+# System tools only: compilers, sanitizer runtimes, clang, a headless browser
+# (chromium: the demo's --html report is opened by a test), and for each Python
 # crew supports that Debian ships (3.11 on Debian 12, 3.13 on Debian 13) its
 # headers, venv module and test suite (CPython's own concurrent.futures tests).
 # Python packages come from PyPI into the per-interpreter venvs (Makefile).
@@ -11,6 +12,7 @@ PKGS=(
   build-essential gcc clang make pkg-config util-linux gdb
   libasan8 libubsan1 libtsan2 liblsan0 libclang-rt-dev
   python3 python3-dev python3-venv python3-pip
+  chromium fonts-dejavu-core
 )
 # Debian's own builds of the interpreters crew supports, where this release has them
 for v in 3.11 3.12 3.13; do

@@ -11,7 +11,7 @@
  * Raises the exception for crew code rc and returns NULL. what, when not
  * NULL, says what failed ("cannot create the pool"). The mapping:
  *   -ENOMEM                  MemoryError
- *   -EINVAL                  ValueError (a bad argument)
+ *   -EINVAL, CREW_ETOOBIG    ValueError (a bad argument; one too big for the arena)
  *   CREW_ECLOSED             RuntimeError (the pool is closed)
  *   another -errno           OSError with .errno set (so FileNotFoundError,
  *                            PermissionError, ... as Python picks them)
@@ -22,8 +22,9 @@ static inline PyObject *crew_py_raise(int rc, const char *what)
     if (rc == -ENOMEM)
         return PyErr_NoMemory();
     const char *msg = crew_strerror(rc);
-    if (rc == -EINVAL || rc == CREW_ECLOSED || rc <= -4096 || rc >= 0) {
-        PyObject *type = rc == -EINVAL ? PyExc_ValueError : PyExc_RuntimeError;
+    if (rc == -EINVAL || rc == CREW_ETOOBIG || rc == CREW_ECLOSED || rc <= -4096 || rc >= 0) {
+        PyObject *type =
+            rc == -EINVAL || rc == CREW_ETOOBIG ? PyExc_ValueError : PyExc_RuntimeError;
         if (what)
             PyErr_Format(type, "crew: %s: %s", what, msg);
         else

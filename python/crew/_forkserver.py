@@ -122,7 +122,12 @@ def _ensure_running_locked(prep):
         if proc.poll() is not None:
             os.close(w)
             shutil.rmtree(d, ignore_errors=True)
-            raise RuntimeError(f"crew: the fork server exited with status {proc.returncode}")
+            main = getattr(sys.modules.get("__main__"), "__file__", None)
+            hint = (f" while it imported the main script {main} (its traceback is above). A "
+                    f"process worker imports the main script to find its functions: code that "
+                    f"starts a pool at the script's top level must sit under "
+                    f"if __name__ == \"__main__\": (the main guard)") if main else ""
+            raise RuntimeError(f"crew: the fork server exited with status {proc.returncode}{hint}")
         if time.monotonic() > deadline:
             proc.kill()
             proc.wait()

@@ -66,7 +66,7 @@ def test_info_table_and_json():
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    p = run_crew("demo", "--quick", "--out", str(out))
+    p = run_crew("demo", "--quick", "--out", str(out), "--html", str(out / "report.html"))
     with open(out / "summary.json") as f:
         summary = json.load(f)
     return p, out, summary
@@ -79,9 +79,78 @@ def test_demo_prints_every_lesson_and_a_summary(demo):
                  "== 5. Crashes", "== Summary"):
         assert head in text
     assert [x["lesson"] for x in summary["lessons"]] == ["gil", "io", "ipc", "start", "crash"]
-    # the progress bar went to stderr, the tables to stdout
-    assert "crew demo" in p.stderr and "%|" in p.stderr
-    assert "%|" not in text
+    # output to a pipe is the report alone: no progress text on either stream
+    # (the bar is for a terminal: test_demo_progress_on_a_terminal)
+    assert "%|" not in text and "%|" not in p.stderr and "\r" not in text + p.stderr
+    assert p.stderr == ""
+
+
+def test_demo_progress_on_a_terminal(tmp_path):
+    """stderr a terminal, stdout a pipe: the bar is drawn on the terminal only."""
+    import fcntl
+    import pty
+    import termios
+    master, slave = pty.openpty()
+    # a real terminal's size (a bare pty has 0 columns: tqdm draws nothing there)
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "crew", "demo", "--quick", "--lesson", "ipc",
+                              "--array-mb", "4", "--out", str(tmp_path)], cwd=REPO,
+                             stdout=subprocess.PIPE, stderr=slave, text=True)
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:          # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        out = p.stdout.read()
+        assert p.wait(timeout=120) == 0
+    finally:
+        os.close(master)
+    assert b"crew demo" in seen and b"%|" in seen
+    assert "%|" not in out and "== 3. IPC" in out
+
+
+def test_demo_html_report_renders_in_a_browser(demo, tmp_path):
+    """The --html page opened by headless Chromium: it renders, its five
+    charts load (inline images with real sizes), its tables are there."""
+    import shutil
+    p, out, summary = demo
+    page = (out / "report.html").read_text()
+    assert f"report: {out / 'report.html'}" in p.stdout
+    assert 'src="data:image/png;base64,' in page and "src=\"out/" not in page
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
+                    if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no headless browser (scripts/setup.sh installs Debian's chromium)")
+    probe = """<script>window.addEventListener("load", function () {
+      document.body.setAttribute("data-check", JSON.stringify({
+        images: Array.from(document.images).map(function (i) {
+          return [i.complete, i.naturalWidth, i.naturalHeight]; }),
+        h2: Array.from(document.querySelectorAll("h2")).map(function (h) { return h.textContent; }),
+        text: document.body.innerText.length}));
+    });</script>"""
+    assert page.count("</body>") == 1
+    checked = tmp_path / "checked.html"
+    checked.write_text(page.replace("</body>", probe + "</body>"))
+    r = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                        f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000",
+                        "--dump-dom", checked.as_uri()], capture_output=True, text=True, timeout=90)
+    m = re.search(r'data-check="([^"]*)"', r.stdout)
+    assert m, f"the page did not load in {browser}:\n{r.stderr[-2000:]}"
+    import html as html_mod
+    check = json.loads(html_mod.unescape(m.group(1)))
+    assert len(check["images"]) == 5
+    for complete, w, h in check["images"]:
+        assert complete and w >= 600 and h >= 250, check["images"]
+    assert check["h2"][0] == "Summary"
+    for head in ("1. The GIL", "3. IPC", "5. Crashes"):
+        assert any(h.startswith(head) for h in check["h2"]), check["h2"]
+    assert check["text"] > 2000
 
 
 def test_demo_charts_are_pictures(demo):
@@ -151,8 +220,17 @@ def test_demo_crash_lesson(demo):
     assert mp_["outcome"].startswith("HUNG") and mp_["finished"] == 0
     assert ppe["failed"] >= 1 and not ppe["usable_after"]
     assert cr["failed"] == 1 and cr["finished"] == 11 and cr["usable_after"]
-    assert rows["crew.Pool.map (multiprocessing's API)"]["outcome"].startswith(
-        "map raised WorkerCrashedError")
+    pool = rows["crew.Pool.map (multiprocessing's API)"]
+    assert pool["outcome"].startswith("map raised WorkerCrashedError")
+    assert pool["failed"] == 1 and pool["finished"] == 11
+    # every row accounts for every task of the batch
+    for r in rows.values():
+        assert r["finished"] + r["failed"] + r["lost"] == 12, r
+    crash_text = p.stdout.split("== 5. Crashes")[1]
+    for peer in rows:
+        cells = table_row(crash_text, peer)
+        assert int(cells[1]) + int(cells[2]) + int(cells[3]) == 12, cells
+    assert "finished (of 12)" in p.stdout
     assert "WorkerCrashedError: worker" in p.stdout and "killed by signal 9" in p.stdout
 
 
@@ -310,3 +388,55 @@ def test_bench_rejects_unknown_names():
     p = subprocess.run([sys.executable, "-m", "crew", "bench", "--peers", "nope"], cwd=REPO,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and "unknown peer nope" in p.stderr
+
+
+# ------------------------------------------------------------------ help --
+
+@pytest.mark.parametrize("cmd", [(), ("demo",), ("bench",), ("info",)])
+def test_help_is_plain_text_with_examples(cmd):
+    p = subprocess.run([sys.executable, "-m", "crew", *cmd, "--help"], cwd=REPO, capture_output=True,
+                       text=True, timeout=60, env=dict(os.environ, COLUMNS="80"))
+    out = p.stdout
+    assert p.returncode == 0 and "``" not in out and "`" not in out
+    long = [line for line in out.splitlines() if len(line) > 80]
+    assert not long, f"lines wider than an 80-column terminal: {long}"
+    assert "examples:" in out and "python -m crew " + " ".join(cmd) in out
+    # every example line names a real command and options the parser takes
+    for line in out.split("examples:")[1].splitlines():
+        line = line.strip()
+        if line.startswith("python -m crew ") and "|" not in line and ">" not in line:
+            argv = line.split("  ")[0].split()[3:]
+            from crew._cli import main
+            import contextlib
+            import io
+            with contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit) as e:
+                main([*argv, "--help"])       # parses the example's options, runs nothing
+            assert e.value.code == 0, line
+
+
+def test_bench_json(tmp_path):
+    p = run_crew("bench", "--quick", "--repeats", "1", "--workloads", "roundtrip", "--peers",
+                 "crew-processes,tpe", "--json", "--out", str(tmp_path))
+    d = json.loads(p.stdout)                  # stdout is the JSON alone
+    assert {(r["workload"], r["peer"]) for r in d["results"]} == {
+        ("roundtrip", "crew-processes"), ("roundtrip", "tpe")}
+    assert all(r["status"] == "ok" and r["median"] > 0 for r in d["results"])
+    assert "crew bench:" in p.stderr          # the table went to stderr
+    assert d == json.loads((tmp_path / "bench.json").read_text())
+
+
+def test_demo_and_bench_say_what_to_install(tmp_path):
+    """Without matplotlib (crew[full] has none), demo and bench say what to
+    install before measuring anything, instead of a traceback at the first chart."""
+    code = ("import importlib.util, sys\n"
+            "real = importlib.util.find_spec\n"
+            "importlib.util.find_spec = lambda n, *a: None if n == 'matplotlib' else real(n, *a)\n"
+            "from crew._cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    for cmd in (["demo", "--quick", "--out", str(tmp_path / "d")],
+                ["bench", "--quick", "--out", str(tmp_path / "b")]):
+        p = subprocess.run([sys.executable, "-c", code, *cmd], cwd=REPO, capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 2, p.stdout + p.stderr
+        assert "needs matplotlib" in p.stderr and f"pip install 'crew[{cmd[0]}]'" in p.stderr
+        assert "Traceback" not in p.stderr and p.stdout == ""

@@ -1,4 +1,4 @@
-"""crew's command line: ``python -m crew demo | bench | info``.
+"""crew's command line: python -m crew demo | bench | info.
 
     demo    the three lessons of threads vs processes (GIL, IPC, start
             methods) plus I/O and crashes, live on this machine, each with a
@@ -11,12 +11,31 @@
 import argparse
 import sys
 
+DESCRIPTION = """\
+crew's command line: threads vs processes live on this machine (demo), crew
+raced against Python's pools (bench), and the machine as crew sees it (info).
+Run python -m crew COMMAND --help for a command's options."""
+
+EPILOG = """\
+examples:
+  python -m crew demo
+      the five lessons, with tables and charts (about 40 s)
+  python -m crew demo --quick --html report.html
+      a quick run, plus a one-page report to open in a browser
+  python -m crew bench --quick
+      crew against the pools installed here (about a minute)
+  python -m crew info --json
+      usable CPUs, start methods, shared memory, as JSON
+
+Documentation: make docs builds the site (build/docs/html/index.html);
+its page "Command line" has every command's help."""
+
 
 def main(argv=None):
     from . import bench, demo, info
-    p = argparse.ArgumentParser(prog="python -m crew", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m crew", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", metavar="{demo,bench,info}")
+    sub = p.add_subparsers(dest="command", title="commands", metavar="COMMAND")
     demo.add_parser(sub)
     bench.add_parser(sub)
     info.add_parser(sub)

@@ -1,12 +1,15 @@
-"""``python -m crew bench``: crew beside Python's pools, in one run.
+"""python -m crew bench: crew beside Python's pools, in one run.
 
 Workloads (each on a fresh, warmed pool; median of the repeats):
-  roundtrip  submit one no-op, wait for its result               (us per call, lower is better)
-  submit     submit many no-ops, then wait for all of them       (tasks/s, higher is better)
-  map        a chunked map of a no-op (about 4 chunks per worker) (items/s, higher is better)
-  numpy8mb   one call with an 8 MB numpy array argument          (ms per call, lower is better)
-  cpu        pure-Python CPU batch: serial time / pool time       (speedup x, higher is better)
-  start      create a pool, first result, shut it down           (ms, lower is better)
+  roundtrip  submit one no-op, wait for its result    us per call, lower better
+  submit     submit many no-ops, wait for them all    tasks/s, higher better
+  map        a chunked map of a no-op (4 chunks       items/s, higher better
+             per worker)
+  numpy8mb   one call with an 8 MB numpy argument     ms per call, lower better
+  cpu        pure-Python CPU batch: serial time       speedup x, higher better
+             divided by pool time
+  start      create a pool, first result, shut down   ms, lower better
+
 Ratios compare each peer with the best process-pool peer (crew excluded) of
 the same run; above 1 is better than it.
 
@@ -163,10 +166,22 @@ def _debug():
 
 # ------------------------------------------------------------------ command --
 
+EPILOG = """\
+examples:
+  python -m crew bench --quick
+      every workload and installed peer (about a minute)
+  python -m crew bench -w roundtrip,numpy8mb -p crew-processes,mp-pool
+      two workloads, two peers
+  python -m crew bench --quick --json > bench.json
+      results as JSON on stdout (the table goes to stderr)
+
+Files: out/bench/bench.csv, bench.json and bench.png (--out: another folder)."""
+
 def add_parser(sub):
     p = sub.add_parser("bench", help="crew against multiprocessing, concurrent.futures, loky, pebble, "
                                      "mpire, Ray",
-                       description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                       description=__doc__, epilog=EPILOG,
+                       formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("--workloads", "-w", default=",".join(WORKLOADS),
                    help=f"comma-separated, from: {','.join(WORKLOADS)} (default: all)")
     p.add_argument("--peers", "-p", default=",".join(PEERS),
@@ -178,7 +193,10 @@ def add_parser(sub):
     p.add_argument("--quick", action="store_true", help="small counts and 3 repeats (about half a minute)")
     p.add_argument("--out", default=os.path.join("out", "bench"),
                    help="folder for bench.csv, bench.json and bench.png (default: out/bench)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (it is drawn on stderr, and only when that is a terminal)")
+    p.add_argument("--json", action="store_true",
+                   help="print bench.json's content on stdout (the table and notes go to stderr)")
     p.set_defaults(run=run)
     return p
 
@@ -201,6 +219,25 @@ NOT_RUN = "not installed"
 
 
 def run(args):
+    if not getattr(args, "json", False):
+        return _run(args)
+    import contextlib
+    # --json: stdout carries the JSON alone; what a person reads goes to stderr
+    with contextlib.redirect_stdout(sys.stderr):
+        rc = _run(args)
+    with open(os.path.join(args.out, "bench.json")) as f:
+        sys.stdout.write(f.read() + "\n")
+    return rc
+
+
+def _run(args):
+    from .demo import missing_modules
+    missing = missing_modules(("numpy", "matplotlib"))
+    if missing:
+        print(f"crew bench: needs {' and '.join(missing)} (the 8 MB workload, the chart), not "
+              f"installed here. Install them, and the peers to race, with: pip install "
+              f"'crew[bench]' (from a checkout: pip install '.[bench]')", file=sys.stderr)
+        return 2
     import numpy as np
     workloads = _pick(args.workloads, WORKLOADS, "workload")
     peer_names = _pick(args.peers, PEERS, "peer")
@@ -412,12 +449,13 @@ def write_outputs(out, results, targets, n, method, repeats, notes, workloads, s
                xlabel=f"{unit} ({'higher' if higher else 'lower'} is better"
                       f"{', log scale' if w != 'cpu' else ''})",
                title=label + (" (Ray: + ray.init, ray.shutdown)" if w == "start" and any(
-                   is_ray(r["peer"]) for r in rs) else ""), log=w != "cpu")
+                   is_ray(r["peer"]) for r in rs) else ""), log=w != "cpu",
+               inside=w == "cpu")     # values inside the bars: the ideal line never crosses one
         ax.tick_params(axis="y", labelsize=8)
         if w == "cpu":
             ax.set_xlim(0, max(ax.get_xlim()[1], n * 1.25))
-            ax.axvline(n, color="k", ls="--", lw=1, label=f"ideal: {n}x")
-            ax.legend(loc="upper right", fontsize=8)
+            ax.axvline(n, color="k", ls="--", lw=1)
+            ax.set_title(f"{label} (dashed line: ideal, {n}x)", fontsize=11)
     for ax in list(axes.flat)[len(workloads):]:
         ax.axis("off")
     fig.suptitle(f"crew vs Python's pools: {n} workers, {method} start, median of {repeats}",

@@ -83,9 +83,12 @@ class Reporter:
 
     def __init__(self, total, desc, enabled=True, stream=None):
         self.stream = stream or sys.stdout
+        self.lines = []         # everything printed, for the --html report
         self.bar = None
         self.tty = sys.stderr.isatty()
-        if enabled:
+        # progress goes to a terminal only: piped or redirected output (a
+        # file, a CI log, `| less`) gets the report alone, never bar text
+        if enabled and self.tty:
             try:
                 import tqdm
                 tqdm.tqdm.monitor_interval = 0   # no monitor thread: it would
@@ -99,6 +102,7 @@ class Reporter:
 
     def print(self, *parts, sep=" "):
         text = sep.join(str(p) for p in parts)
+        self.lines.append(text)
         if self.bar is not None and self.tty:
             self.bar.clear()
             self.stream.write(text + "\n")
@@ -140,8 +144,10 @@ def save(fig, path):
     return path
 
 
-def barh(ax, labels, values, colors=None, fmt=None, xlabel="", title="", log=False):
-    """Horizontal bars, first label on top, each with its value written beside it."""
+def barh(ax, labels, values, colors=None, fmt=None, xlabel="", title="", log=False, inside=False):
+    """Horizontal bars, first label on top, each with its value written beside
+    it (inside=True: inside the bar's end, so no reference line drawn across
+    the chart can run through a value)."""
     ys = list(range(len(labels)))[::-1]
     ax.barh(ys, values, color=colors or "#4C72B0", height=0.6)
     ax.set_yticks(ys)
@@ -155,7 +161,10 @@ def barh(ax, labels, values, colors=None, fmt=None, xlabel="", title="", log=Fal
     else:
         ax.set_xlim(0, hi * 1.3)
     for y, v in zip(ys, values):
-        if v == v:
+        if v == v and inside and not log:
+            ax.text(v - hi * 0.015, y, fmt(v) if fmt else f"{v:.3g}", va="center", ha="right",
+                    fontsize=9, color="white", fontweight="bold")
+        elif v == v:
             ax.text(v * (1.05 if log else 1) + (0 if log else hi * 0.01), y,
                     fmt(v) if fmt else f"{v:.3g}", va="center", fontsize=9)
     ax.set_xlabel(xlabel)

@@ -1,4 +1,5 @@
-"""``python -m crew info``: what this machine gives crew's workers."""
+"""python -m crew info: what this machine gives crew's workers."""
+import argparse
 import json
 import multiprocessing as mp
 import os
@@ -11,10 +12,26 @@ import crew
 from . import common as C
 
 
+DESCRIPTION = """\
+What this machine gives crew's workers: the CPUs this process may really use
+(affinity and cgroup quota: the default worker count), the start methods and
+crew's default, Python and library versions, and the shared-memory limits
+(/dev/shm, memfd) that large arguments and shared state live in."""
+
+EPILOG = """\
+examples:
+  python -m crew info
+      a table
+  python -m crew info --json
+      the same as one JSON object (usable_cpus, host_cpus, ...)
+"""
+
+
 def add_parser(sub):
     p = sub.add_parser("info", help="usable CPUs, start methods, versions, shared-memory limits",
-                       description=__doc__)
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+                       description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(run=run)
     return p
 

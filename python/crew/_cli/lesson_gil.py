@@ -82,16 +82,18 @@ def run(ctx):
                 "programs slowed the serial runs)")
 
     plt = C.pyplot()
-    fig, ax = plt.subplots(figsize=(8, 3.4))
+    fig, ax = plt.subplots(figsize=(8, 3.8))
     labels = [w for w, _ in rows]
     speed = [t_serial / t for _, t in rows]
     colors = [C.PEER, C.BAD, C.PEER, C.CREW]
     C.barh(ax, labels, speed, colors, fmt=lambda v: f"{v:.2f}x",
            xlabel="speedup vs serial (higher is better)",
-           title=f"CPU-bound pure Python, {tasks} tasks on {n} cores ({os.uname().nodename})")
+           title=f"CPU-bound pure Python, {tasks} tasks on {n} cores ({os.uname().nodename})",
+           inside=True)
     ax.set_xlim(0, max(n * 1.2, max(speed) * 1.3))
     ax.axvline(n, color="k", ls="--", lw=1, label=f"ideal: {n}x ({n} cores)")
-    ax.legend(loc="upper right", fontsize=8)
+    # the legend under the chart: inside, a long bar could run under it
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), fontsize=8, frameon=False)
     path = C.save(fig, os.path.join(ctx.out, "1_gil.png"))
     r.print(f"   chart: {path}")
     r.step("GIL: done")
