@@ -1079,6 +1079,17 @@ static PyObject *Pool_stats(PoolObject *self, PyObject *Py_UNUSED(a))
     return d;
 }
 
+static PyObject *Pool_on_worker_thread(PoolObject *self, PyObject *Py_UNUSED(a))
+{
+    if (!self->p)
+        Py_RETURN_FALSE;
+    bool r;
+    Py_BEGIN_ALLOW_THREADS /* it takes the pool's lock */
+    r = crew__pool_on_worker_thread(self->p);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(r);
+}
+
 static PyObject *Pool_workers(PoolObject *self, PyObject *Py_UNUSED(a))
 {
     return PyLong_FromLong(self->p ? crew_pool_workers(self->p) : 0);
@@ -1097,6 +1108,8 @@ static PyMethodDef Pool_methods[] = {
     {"free", (PyCFunction)Pool_free, METH_NOARGS, "Terminates and frees the pool."},
     {"stats", (PyCFunction)Pool_stats, METH_NOARGS, "A dict of the pool's counters."},
     {"workers", (PyCFunction)Pool_workers, METH_NOARGS, "The number of workers."},
+    {"on_worker_thread", (PyCFunction)Pool_on_worker_thread, METH_NOARGS,
+     "Whether the calling thread is one of this pool's thread workers."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -512,6 +512,16 @@ class Executor(cf.Executor):
         if cancel_futures:
             for f in list(self._pending.values()):
                 f.cancel()
+        if wait and self._kind == "threads" and self._pool.on_worker_thread():
+            # a task of this executor waiting for every task would wait for
+            # itself, forever (and so would interpreter exit): shut down
+            # without waiting and say so, as ThreadPoolExecutor raises
+            threading.Thread(target=self._pool.close, daemon=True).start()
+            raise RuntimeError(
+                "shutdown(wait=True) was called by a task running on this executor's own "
+                "thread worker: it would wait for itself forever. The executor is shut down "
+                "without waiting; call shutdown(wait=False) from a task, or shutdown(wait=True) "
+                "from outside the executor")
         if wait:
             pending = list(self._pending.values())
             while pending:       # interruptible, unlike a wait inside C

@@ -13,6 +13,10 @@
  * for p to close. Takes p's lock: call it holding none of crew's locks. */
 bool crew__pool_on_own_thread(crew_pool *p);
 
+/* Whether the calling thread is one of pool p's thread workers, i.e. a
+ * task of p runs on it. Takes p's lock, as above. */
+bool crew__pool_on_worker_thread(crew_pool *p);
+
 /* Threads crew runs itself in this process (collectors, supervisors, thread
  * workers, the fork server's keeper), to tell the program's own apart. */
 extern _Atomic int crew__internal_threads;

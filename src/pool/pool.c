@@ -781,3 +781,14 @@ bool crew__pool_on_own_thread(crew_pool *p)
     crew__unlock(&p->mu, CREW__LOCK_POOL);
     return own;
 }
+
+bool crew__pool_on_worker_thread(crew_pool *p)
+{
+    pthread_t me = pthread_self();
+    bool own = false;
+    crew__lock(&p->mu, CREW__LOCK_POOL);
+    for (int i = 0; !own && i < p->nworkers; i++)
+        own = p->w[i].has_thread && pthread_equal(me, p->w[i].thread);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
+    return own;
+}
