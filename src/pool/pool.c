@@ -124,18 +124,39 @@ static void send_locked(crew_pool *p, int i, crew_future *f)
         send_quit_locked(p, i); /* recycle: it leaves after this task */
 }
 
-void crew__dispatch_locked(crew_pool *p)
+/* Whether slot i takes tasks now (up, not leaving, not being killed). */
+static bool takes_tasks(const crew__wslot *ws)
 {
-    bool pushed[CREW__MAX_WORKERS] = {0};
-    bool any = false;
+    return ws->state == CREW__SLOT_LIVE && ws->ready && !ws->retiring && !ws->killing;
+}
+
+/* Whether slot i's request ring has room for another request: requests
+ * taken back still occupy it until the worker pops and drops them. */
+static bool ring_room(crew_pool *p, int i)
+{
+    crew__wslot *ws = &p->w[i];
+    if (!ws->ghost_end)
+        return true;
+    crew__ring *req = crew__slot_req(p->shm, &p->shm->slots[i]);
+    if (atomic_load_explicit(&req->head, memory_order_acquire) >= ws->ghost_end) {
+        ws->ghost_end = 0; /* all popped */
+        return true;
+    }
+    return crew__ring_count(req) < MAX_DEPTH;
+}
+
+/* Sends pending work to the least-loaded workers with room, never to
+ * `skip` (-1: none); marks the slots it pushed to. mu held. */
+static void dispatch_some(crew_pool *p, int skip, bool *pushed)
+{
     while (p->pending.head) {
         int best = -1;
         uint32_t bn = UINT32_MAX;
         for (int i = 0; i < p->nworkers; i++) {
             crew__wslot *ws = &p->w[i];
-            if (ws->state != CREW__SLOT_LIVE || !ws->ready || ws->retiring || ws->killing)
+            if (i == skip || !takes_tasks(ws))
                 continue;
-            if (ws->inflight.n < p->depth && ws->inflight.n < bn) {
+            if (ws->inflight.n < p->depth && ws->inflight.n < bn && ring_room(p, i)) {
                 best = i;
                 bn = ws->inflight.n;
             }
@@ -143,12 +164,100 @@ void crew__dispatch_locked(crew_pool *p)
         if (best < 0)
             break;
         send_locked(p, best, crew__fifo_pop(&p->pending));
-        pushed[best] = any = true;
+        pushed[best] = true;
     }
-    if (any)
-        for (int i = 0; i < p->nworkers; i++)
-            if (pushed[i])
-                wake_worker(p, i);
+}
+
+/*
+ * Takes back the requests in slot i's ring that its worker has not claimed
+ * yet (transport/shm.h: claimed) and puts them at the front of the queue,
+ * in order. Returns how many. The worker's claim counter is read from
+ * shared memory: a value outside what the parent sent is not acted on.
+ * mu held.
+ */
+static uint32_t recall_locked(crew_pool *p, int i)
+{
+    crew__wslot *ws = &p->w[i];
+    crew__slot *sl = &p->shm->slots[i];
+    if (!ws->inflight.head)
+        return 0;
+    uint64_t first = ws->inflight.head->ring_idx, end = ws->inflight.tail->ring_idx + 1;
+    uint64_t c = atomic_load(&sl->claimed);
+    if (c < first || c >= end)
+        return 0; /* all claimed (or a scribbled counter): nothing to take */
+    if (!atomic_compare_exchange_strong(&sl->claimed, &c, end))
+        return 0; /* it claimed one just now: leave it be */
+    /* the futures of indices [c, end) are the parent's again */
+    crew__fifo back = {0}, keep = {0};
+    crew_future *f;
+    while ((f = crew__fifo_pop(&ws->inflight)))
+        crew__fifo_push(f->ring_idx >= c ? &back : &keep, f);
+    ws->inflight = keep;
+    uint32_t n = back.n;
+    for (crew_future *g = back.head; g; g = g->next)
+        atomic_store_explicit(&g->state, CREW__F_QUEUED, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&p->inflight, n, memory_order_relaxed);
+    ws->sent -= n;
+    ws->given -= n;
+    ws->ghost_end = end;
+    if (back.head) { /* to the front of the queue, in order */
+        back.tail->next = p->pending.head;
+        if (!p->pending.head)
+            p->pending.tail = back.tail;
+        p->pending.head = back.head;
+        p->pending.n += back.n;
+    }
+    return n;
+}
+
+/*
+ * Head-of-line blocking: a worker with nothing to do while another's ring
+ * holds requests queued behind a task that has run for a while (longer than
+ * 1 ms and than twice the mean) takes those requests over. Rings hold up to
+ * ~200 us of short tasks, so one long task among them would otherwise hold
+ * back the rest while a worker idles. Returns the slot it took from, or -1.
+ * mu held.
+ */
+static int steal_locked(crew_pool *p)
+{
+    bool idle = false;
+    for (int i = 0; i < p->nworkers && !idle; i++)
+        idle = takes_tasks(&p->w[i]) && p->w[i].inflight.n == 0;
+    if (!idle)
+        return -1;
+    uint64_t now = crew__now_ns(), wait = 2 * p->avg_task_ns;
+    if (wait < 1000000)
+        wait = 1000000;
+    int victim = -1;
+    uint32_t most = 1;
+    for (int i = 0; i < p->nworkers; i++) {
+        crew__wslot *ws = &p->w[i];
+        crew__slot *sl = &p->shm->slots[i];
+        if (!takes_tasks(ws) || ws->inflight.n <= most || !atomic_load(&sl->cur_tag))
+            continue;
+        uint64_t t0 = atomic_load(&sl->cur_start_ns); /* a hint: shared memory */
+        if (t0 > now || now - t0 < wait)
+            continue;
+        victim = i;
+        most = ws->inflight.n;
+    }
+    if (victim < 0 || recall_locked(p, victim) == 0)
+        return -1;
+    return victim;
+}
+
+void crew__dispatch_locked(crew_pool *p)
+{
+    bool pushed[CREW__MAX_WORKERS] = {0};
+    dispatch_some(p, -1, pushed);
+    if (!p->pending.head) {
+        int victim = steal_locked(p);
+        if (victim >= 0)
+            dispatch_some(p, victim, pushed); /* not back behind its long task */
+    }
+    for (int i = 0; i < p->nworkers; i++)
+        if (pushed[i])
+            wake_worker(p, i);
 }
 
 /* ------------------------------------------------------------- collect -- */

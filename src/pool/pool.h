@@ -61,6 +61,8 @@ typedef struct crew__wslot {
     char errbuf[160];            /* how its last worker ended                 */
     crew_future *kill_tag;       /* the task whose deadline got it killed     */
     bool ready;                  /* the current worker said hello: tasks go to it */
+    uint64_t ghost_end;          /* requests taken back (recall) sit in its ring
+                                    below this index until it pops them: 0, none */
     uint32_t early_deaths;       /* workers in a row that died before they were up */
     uint64_t retry_at_ns;        /* no relaunch before this (backoff)          */
 } crew__wslot;

@@ -28,7 +28,9 @@ static int launch_prepare(crew_pool *p, int i, crew__launch_req *r)
     atomic_store(&sl->worker_sleeping, 0);
     atomic_store(&sl->quit, 0);
     atomic_store(&sl->cur_tag, 0);
+    atomic_store(&sl->claimed, 0);
     ws->given = 0;
+    ws->ghost_end = 0;
     ws->ready = false;
     ws->retiring = ws->killing = ws->broke_protocol = false;
     ws->kill_reason = 0;

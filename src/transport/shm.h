@@ -11,8 +11,9 @@
 
 /* "crew" plus the protocol's version in the top byte: a worker of another
  * libcrew (a stale build, another spawn_argv) refuses to map the region
- * rather than misread it. 1: workers say HELLO before they take tasks. */
-#define CREW__MAGIC (0x00726577u | (1u << 24))
+ * rather than misread it. 1: workers say HELLO before they take tasks;
+ * 2: workers claim each request before they run it (crew__slot.claimed). */
+#define CREW__MAGIC (0x00726577u | (2u << 24))
 #define CREW__RING_CAP 256u     /* messages per ring                          */
 #define CREW__MAX_WORKERS 256
 
@@ -36,6 +37,11 @@ typedef struct crew__slot {
     _Atomic uint64_t cur_start_ns;
     _Atomic uint64_t tasks;                       /* finished by this worker   */
     _Atomic uint64_t busy_ns;
+    /* the next request index the worker may run: it claims each request
+     * (CAS claimed from its index to the next) before running it, and the
+     * parent takes back requests not yet claimed by moving claimed past
+     * them (pool.c: recall), so a request runs once, here or elsewhere */
+    _Alignas(64) _Atomic uint64_t claimed;
     uint32_t req_off, resp_off;                   /* ring offsets from base    */
 } crew__slot;
 

@@ -175,14 +175,30 @@ static uint64_t resident_bytes(void)
     return rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
-/* Waits for the next request, spinning first, then sleeping on req_bell. */
+/* Pops the next request and claims it: true when this worker may run it,
+ * false when the parent took it back (it runs elsewhere: skip it). */
+static bool pop_claimed(crew__slot *sl, crew__ring *req, crew__msg *m, bool *popped)
+{
+    uint64_t j = atomic_load_explicit(&req->head, memory_order_relaxed); /* ours */
+    *popped = crew__ring_pop(req, m);
+    if (!*popped)
+        return false;
+    uint64_t c = j;
+    return atomic_compare_exchange_strong(&sl->claimed, &c, j + 1);
+}
+
+/* Waits for the next request it may run, spinning first, then sleeping on
+ * req_bell; requests the parent took back are dropped unread. */
 static void next_request(crew__shm *shm, crew__slot *sl, crew__ring *req, crew__msg *m)
 {
     bool shared = shm->shared_futex;
     uint64_t spin = crew__spin_ns(), t0 = 0;
     for (unsigned i = 0;; i++) {
-        if (crew__ring_pop(req, m))
+        bool popped;
+        if (pop_claimed(sl, req, m, &popped))
             return;
+        if (popped) /* taken back by the parent: look again at once */
+            continue;
         if (spin) {
             if ((i & 63) == 0) {
                 uint64_t now = crew__now_ns();

@@ -406,5 +406,6 @@ TEST(map_of_zero_items)
 }
 
 #include "pool_cases_life.h"
+#include "pool_cases_sched.h"
 
 #endif

@@ -1,0 +1,77 @@
+/* pool_cases_sched.h — scheduling cases shared by every pool kind: no task waits behind a long one while a worker idles. */
+#ifndef CREW_POOL_CASES_SCHED_H
+#define CREW_POOL_CASES_SCHED_H
+
+/* After many quick tasks (rings then hold ~200 us of work each), a long
+ * task with quick ones queued behind it in its worker's ring: the other
+ * worker, once idle, takes those over. Before, about half of them waited
+ * for the long task to end. */
+TEST(a_long_task_does_not_hold_back_the_tasks_queued_behind_it)
+{
+    crew_options o = pool_opts(2);
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    enum { WARM = 3000, QUICK = 40 };
+    static crew_future *warm[WARM];
+    for (int i = 0; i < WARM; i++)
+        CHECK_OK(submit_int(p, "echo", i, &warm[i]));
+    CHECK_OK(crew_wait_all(warm, WARM, 60));
+    for (int i = 0; i < WARM; i++)
+        crew_future_release(warm[i]);
+    crew_future *lng, *quick[QUICK];
+    CHECK_OK(submit_int(p, "sleep_ms", 1500, &lng));
+    for (int i = 0; i < QUICK; i++)
+        CHECK_OK(submit_int(p, "sleep_ms", 1, &quick[i]));
+    CHECK_OK(crew_wait_all(quick, QUICK, 30));
+    int still_running = crew_future_status(lng) == -EINPROGRESS;
+    for (int i = 0; i < QUICK; i++) {
+        const void *d;
+        size_t n;
+        CHECK_OK(crew_future_result(quick[i], &d, &n));
+        CHECK(n == sizeof(int) && *(const int *)d == 1);
+        crew_future_release(quick[i]);
+    }
+    CHECK_OK(crew_future_wait(lng, 30));
+    CHECK_EQ_INT(crew_future_status(lng), 0);
+    crew_future_release(lng);
+    crew_stats st;
+    CHECK_OK(crew_pool_stats(p, &st));
+    CHECK_EQ_INT(st.done, WARM + QUICK + 1); /* every task answered once */
+    CHECK_EQ_INT(st.failed, 0);
+    crew_pool_free(p);
+    CHECK(still_running); /* the quick ones did not wait for the long one */
+}
+
+/* Requests taken back and sent elsewhere run once: a burst of tasks of
+ * mixed lengths, many steals, every answer accounted for. */
+TEST(tasks_taken_back_run_exactly_once)
+{
+    crew_options o = pool_opts(3);
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    enum { N = 600 };
+    static crew_future *f[N];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++)
+            CHECK_OK(submit_int(p, i % 97 == 0 ? "sleep_ms" : "echo", i % 97 == 0 ? 30 : i,
+                                &f[i]));
+        CHECK_OK(crew_wait_all(f, N, 60));
+        for (int i = 0; i < N; i++) {
+            const void *d;
+            size_t n;
+            CHECK_OK(crew_future_result(f[i], &d, &n));
+            CHECK(n == sizeof(int) && *(const int *)d == (i % 97 == 0 ? 30 : i));
+            crew_future_release(f[i]);
+        }
+    }
+    crew_stats st;
+    CHECK_OK(crew_pool_stats(p, &st));
+    CHECK_EQ_INT(st.done, 3 * N);
+    uint64_t ran = 0;
+    for (int w = 0; w < st.workers; w++)
+        ran += st.worker[w].tasks;
+    CHECK_EQ_INT(ran, 3 * N); /* the workers ran each once: none twice */
+    crew_pool_free(p);
+}
+
+#endif
