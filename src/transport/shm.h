@@ -15,6 +15,7 @@
 #define CREW__MAGIC (0x00726577u | (1u << 24))
 #define CREW__RING_CAP 256u     /* messages per ring                          */
 #define CREW__MAX_WORKERS 256
+_Static_assert(CREW__RING_CAP == CREW__RING_MAXCAP, "shared rings have room for the largest");
 
 /* Slot states, written by the parent. */
 enum { CREW__SLOT_EMPTY = 0, CREW__SLOT_LIVE = 1, CREW__SLOT_DEAD = 2 };
