@@ -280,7 +280,14 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
     int n = 0;
     if (ws->broke_protocol)
         return 0; /* nothing more it says is read */
-    while (crew__ring_pop(resp, &r)) {
+    uint64_t waiting = crew__ring_count(resp); /* a worker never fills past cap */
+    if (waiting > CREW__RING_CAP) {
+        snprintf(why, sizeof why, "%llu answers in a ring of %u",
+                 (unsigned long long)waiting, CREW__RING_CAP);
+        broke_protocol_locked(p, i, why);
+        return 0;
+    }
+    while (n < (int)CREW__RING_CAP && crew__ring_pop(resp, &r)) { /* bounded: mu is held */
         n++;
         if (crew__bad_answer(p, ws, &r, why, sizeof why)) {
             broke_protocol_locked(p, i, why);
