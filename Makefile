@@ -186,7 +186,7 @@ test-py-%: .venv-%/.crew-installed
 # pools, once, on the default interpreter (CREW_CHAOS_SEED=N replays a run)
 test-chaos: .venv-$(DEFAULT_PY)/.crew-installed
 	@echo "== Python $(DEFAULT_PY): chaos suite"
-	timeout -k 10 600 .venv-$(DEFAULT_PY)/bin/python -m pytest -q -p no:cacheprovider tests/chaos
+	timeout -k 10 600 .venv-$(DEFAULT_PY)/bin/python -m pytest -q -s -p no:cacheprovider tests/chaos
 
 lock:
 	python3 scripts/lock.py $(foreach v,$(PYS),$$(scripts/find_python.sh $(v) || echo MISSING-$(v)))
