@@ -8,8 +8,7 @@ next seed). What must hold after each run:
 * every future is resolved (within a bound: nothing hangs);
 * failures are crashes only, at most one per SIGKILL a worker received
   (a worker runs one task at a time), and each failed task either never
-  logged its start or started in a worker that was killed and never ended
-  there;
+  logged its start or started in a worker that was killed;
 * no task ran twice unless every run but its last was in a worker that was
   killed while running it;
 * the results that came back are the tasks' own (large arguments too);
@@ -93,9 +92,10 @@ def _mixed_batch(rng, ex, log, first, n, kind):
 class Chaos(threading.Thread):
     """Signals workers (and the fork server) at random moments until stopped."""
 
-    def __init__(self, rng, ex, method):
+    def __init__(self, rng, ex, method, log):
         super().__init__(daemon=True)
-        self.rng, self.ex, self.method = rng, ex, method
+        self.rng, self.ex, self.method, self.log = rng, ex, method, log
+        self.up, self.log_at = set(), 0  # pids that ran a task: up, by crew's word
         self.stop = threading.Event()
         self.killed = set()        # worker pids SIGKILLed
         self.kills = self.stops = self.server_hits = 0
@@ -110,7 +110,10 @@ class Chaos(threading.Thread):
                     self._hit(servers[0], server=True, stop_only=True)
                     continue
             if pids:
-                self._hit(self.rng.choice(pids))
+                pid = self.rng.choice(pids)
+                # a worker still starting is only stopped: killing it before it
+                # is up counts as a start failure (test_kills_before_hello)
+                self._hit(pid, stop_only=pid not in self._up())
         for pid in list(self.stopped):
             self._cont(pid)
 
@@ -130,6 +133,20 @@ class Chaos(threading.Thread):
             self.server_hits += server
         except ProcessLookupError:
             self.killed.discard(pid)
+
+    def _up(self):
+        try:
+            with open(self.log) as f:
+                f.seek(self.log_at)
+                for line in f:
+                    if line.endswith("\n"):
+                        self.up.add(int(line.split()[2]))
+                        self.log_at += len(line)
+                    else:
+                        break
+        except FileNotFoundError:
+            pass
+        return self.up
 
     def _cont(self, pid):
         try:
@@ -165,7 +182,7 @@ def _one_run(kind, method, rnd, tmp_path):
     fds0, threads0, tmp0 = _fds(), _threads(), _tmp_crew()
 
     ex = crew.Executor(2, kind=kind, start_method=method)
-    chaos = Chaos(rng, ex, method) if kind == "processes" else None
+    chaos = Chaos(rng, ex, method, log) if kind == "processes" else None
     futs = {}
     t0 = time.monotonic()
     try:
@@ -200,8 +217,9 @@ def _one_run(kind, method, rnd, tmp_path):
                 assert isinstance(exc, crew.WorkerCrashedError), \
                     f"{say}: task {i} ({k}) failed with {exc!r}"
                 crashed.append(i)
-                dead_runs = [p for p in starts.get(i, []) if p in killed
-                             and p not in ends.get(i, [])]
+                # (its end logged or not: a worker killed after the task
+                # returned, before its answer was in the ring, fails it too)
+                dead_runs = [p for p in starts.get(i, []) if p in killed]
                 assert starts.get(i) is None or dead_runs, \
                     f"{say}: task {i} failed as crashed but ran only in live workers " \
                     f"(starts {starts.get(i)}, ends {ends.get(i)}, killed {sorted(killed)})"
@@ -214,7 +232,7 @@ def _one_run(kind, method, rnd, tmp_path):
                 s = starts.get(i, [])
                 assert s, f"{say}: task {i} has a result but never ran"
                 for p in s[:-1]:   # every earlier run: in a worker killed running it
-                    assert p in killed and p not in ends.get(i, []), \
+                    assert p in killed, \
                         f"{say}: task {i} ran twice (pids {s}, ended in {ends.get(i)}, " \
                         f"killed {sorted(killed)})"
         kills = chaos.kills if chaos else 0
@@ -286,4 +304,35 @@ def _pool_serves_after_forkserver_killed():
 def test_forkserver_killed():
     errs = _pool_serves_after_forkserver_killed()
     assert errs == [None] * 10, f"{sum(e is not None for e in errs)} of 10 failed: " \
+        f"{next(e for e in errs if e)!r}"
+
+
+def _kills_before_hello(n_kills):
+    """Each new worker of a spawn pool SIGKILLed as soon as it appears
+    (before it can say hello), n_kills times per slot, with tasks queued;
+    then the kills stop. How many of the tasks fail?"""
+    log = os.path.join(_TMP, "early")
+    with crew.Executor(2, start_method="spawn") as ex:
+        futs = [ex.submit(chaos_tasks.task, log, i, "fast") for i in range(40)]
+        seen, end = set(), time.monotonic() + 30
+        while len(seen) < 2 * n_kills and time.monotonic() < end:
+            for w in ex.stats()["workers"]:
+                if w["pid"] > 0 and w["pid"] not in seen and not os.path.exists(log):
+                    seen.add(w["pid"])
+                    try:
+                        os.kill(w["pid"], signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            time.sleep(0.002)
+        return [f.exception(timeout=120) for f in futs]
+
+
+@pytest.mark.xfail(strict=True, reason="issue 11 item 1, left: a worker SIGKILLed from outside "
+                   "before its HELLO counts as a start failure; three per slot and every queued "
+                   "task fails ('the pool's workers die as they start'), although nothing but "
+                   "the kills was wrong (src/pool/supervise.c: early deaths). When this passes, "
+                   "let Chaos kill workers still starting too")
+def test_kills_before_hello():
+    errs = _kills_before_hello(3)
+    assert errs == [None] * 40, f"{sum(e is not None for e in errs)} of 40 failed: " \
         f"{next(e for e in errs if e)!r}"
