@@ -110,7 +110,7 @@ test-fuzz: fuzz-build
 	  rc=0; $(FUZZ_ENV) build/fuzz/$$t -max_total_time=$(FUZZ_SMOKE) -timeout=10 -print_final_stats=1 \
 	    -artifact_prefix=build/fuzz/$$t- build/fuzz/smoke-$$t tests/fuzz/corpus/$$t \
 	    > build/fuzz/$$t.log 2>&1 || rc=$$?; \
-	  grep -E "^(#[0-9]+ +DONE|stat::number_of_executed_units)" build/fuzz/$$t.log || true; \
+	  grep -E "^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units)" build/fuzz/$$t.log || true; \
 	  if [ $$rc -ne 0 ]; then tail -60 build/fuzz/$$t.log; echo "$$t failed (build/fuzz/$$t.log)"; exit 1; fi; done
 
 fuzz: fuzz-build
