@@ -336,3 +336,20 @@ def test_kills_before_hello():
     errs = _kills_before_hello(3)
     assert errs == [None] * 40, f"{sum(e is not None for e in errs)} of 40 failed: " \
         f"{next(e for e in errs if e)!r}"
+
+
+def test_new_pool_after_forkserver_killed_gets_a_new_one():
+    """A fork server SIGKILLed from outside: the next pool starts a new one,
+    and the dead one's directory (its socket) leaves $TMPDIR."""
+    log = os.path.join(_TMP, "fs-new")
+    with crew.Executor(2, start_method="forkserver") as ex:
+        ex.submit(chaos_tasks.task, log, 0, "fast").result(timeout=120)
+    old_dirs = set(_forkserver_dirs())
+    for pid in _forkserver_pids():
+        os.kill(pid, signal.SIGKILL)
+    end = time.monotonic() + 10
+    while _forkserver_pids() and time.monotonic() < end:
+        time.sleep(0.01)
+    with crew.Executor(2, start_method="forkserver") as ex:
+        assert ex.submit(chaos_tasks.task, log, 1, "fast").result(timeout=120)[0] == 1
+    assert not old_dirs & set(_tmp_crew()), f"left in $TMPDIR: {sorted(old_dirs & set(_tmp_crew()))}"
