@@ -6,6 +6,9 @@
 #                   pool ones in the lock-order build;
 #                   then on Python 3.11, 3.12 and 3.13 (PY=3.12: one of them) the
 #                   Python suite and CPython's own concurrent.futures tests
+#   make fuzz       a long libFuzzer run of every target in tests/fuzz/ (FUZZ_SECONDS each;
+#                   make test runs each for a few seconds: test-fuzz); the chaos suite
+#                   alone: make test-chaos (docs/reliability.md)
 #   make bench      run the benchmarks (figures for the README)
 #   make demo       the main job: build everything, then the live demo of threads vs
 #                   processes (python -m crew demo; charts in out/demo/)
