@@ -115,6 +115,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     crew__drain_slot_locked(p, 0, &done);
     crew_future *f;
     while ((f = crew__fifo_pop(&done))) {
+        const char *err = crew_future_error(f); /* a failed task's text */
+        touch(err, strlen(err) + 1);
         if (f->res_arena) {
             touch(crew__arena_ptr(a, (int64_t)f->res_off), f->res_len);
             crew__arena_free(a, (int64_t)f->res_off, f->res_len);
