@@ -6,6 +6,9 @@
 #                   pool ones in the lock-order build;
 #                   then on Python 3.11, 3.12 and 3.13 (PY=3.12: one of them) the
 #                   Python suite and CPython's own concurrent.futures tests
+#   make fuzz       a long libFuzzer run of every target in tests/fuzz/ (FUZZ_SECONDS each;
+#                   make test runs each for a few seconds: test-fuzz); the chaos suite
+#                   alone: make test-chaos (docs/reliability.md)
 #   make bench      run the benchmarks (figures for the README)
 #   make demo       the main job: build everything, then the live demo of threads vs
 #                   processes (python -m crew demo; charts in out/demo/)
@@ -61,7 +64,9 @@ setup:
 test: setup
 	@python3 scripts/check_layers.py
 	@$(MAKE) --no-print-directory test-c
+	@$(MAKE) --no-print-directory test-fuzz
 	@$(MAKE) --no-print-directory test-py
+	@$(MAKE) --no-print-directory test-chaos
 
 # each C test binary runs under a time limit: a hang prints every thread's
 # stack (gdb) and fails the run instead of holding it
@@ -75,6 +80,48 @@ test-c: $(addprefix build/plain/,$(TESTS)) $(addprefix build/asan/,$(TESTS)) \
 	@set -e; for t in $(TSAN_TESTS); do echo "== $$t (tsan)"; \
 	  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 $(CTEST) setarch -R build/tsan/$$t; done
 	@set -e; for t in $(LOCK_TESTS); do echo "== $$t (lock order)"; $(CTEST) build/lockcheck/$$t; done
+
+# ------------------------------------------------------------- fuzzing
+# libFuzzer targets (tests/fuzz/) for what the parent reads from memory or a
+# socket a worker can write: answers and their ring, arena offsets, the fork
+# server's messages, shared dict and queue records. Built with clang,
+# ASan+UBSan; libcrew is compiled again for them (build/fuzz/).
+#   make test-fuzz     each target over its corpus plus a few seconds (in make test)
+#   make fuzz          a long run: FUZZ_SECONDS (600) per target; new inputs go
+#                      to build/fuzz/corpus-<target>/ (copy the ones worth keeping
+#                      into tests/fuzz/corpus/<target>/); crashes to build/fuzz/
+FUZZ_CC      ?= clang
+FUZZ_CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Isrc -Itests/fuzz -pthread \
+                -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_SMOKE   ?= 4
+FUZZ_SECONDS ?= 600
+FUZZ_ENV     := ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+
+build/fuzz/%.o: src/%.c $(wildcard src/*/*.h) include/crew.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build/fuzz/libcrew.a: $(patsubst src/%.c,build/fuzz/%.o,$(SRCS))
+	ar rcs $@ $^
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) build/fuzz/libcrew.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< build/fuzz/libcrew.a -o $@ -pthread
+
+fuzz-build: $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+
+test-fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do echo "== $$t (libFuzzer, $(FUZZ_SMOKE) s)"; \
+	  mkdir -p build/fuzz/smoke-$$t; \
+	  rc=0; $(FUZZ_ENV) build/fuzz/$$t -max_total_time=$(FUZZ_SMOKE) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/$$t- build/fuzz/smoke-$$t tests/fuzz/corpus/$$t \
+	    > build/fuzz/$$t.log 2>&1 || rc=$$?; \
+	  grep -E "^(#[0-9]+[[:space:]]+DONE|stat::number_of_executed_units)" build/fuzz/$$t.log || true; \
+	  if [ $$rc -ne 0 ]; then tail -60 build/fuzz/$$t.log; echo "$$t failed (build/fuzz/$$t.log)"; exit 1; fi; done
+
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do echo "== $$t (libFuzzer, $(FUZZ_SECONDS) s)"; \
+	  mkdir -p build/fuzz/corpus-$$t; \
+	  $(FUZZ_ENV) build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/$$t- build/fuzz/corpus-$$t tests/fuzz/corpus/$$t; done
 
 # ---------------------------------------------------------------- python
 # One virtual environment per interpreter crew supports: .venv-3.11, .venv-3.12
@@ -139,6 +186,12 @@ test-py-%: .venv-%/.crew-installed
 	@echo "== Python $*: CPython's own concurrent.futures tests on crew.Executor"
 	timeout -k 10 900 .venv-$*/bin/python tests/cpython/run_cf_tests.py
 
+# the chaos suite (tests/chaos/): seeded kills, stops and hangs against live
+# pools, once, on the default interpreter (CREW_CHAOS_SEED=N replays a run)
+test-chaos: .venv-$(DEFAULT_PY)/.crew-installed
+	@echo "== Python $(DEFAULT_PY): chaos suite"
+	timeout -k 10 600 .venv-$(DEFAULT_PY)/bin/python -m pytest -q -s -p no:cacheprovider tests/chaos
+
 lock:
 	python3 scripts/lock.py $(foreach v,$(PYS),$$(scripts/find_python.sh $(v) || echo MISSING-$(v)))
 
@@ -190,4 +243,4 @@ clean:
 	rm -rf build
 
 .PRECIOUS: .venv-%/.deps .venv-%/.crew-installed
-.PHONY: bench-shared all lib tests setup test test-c python test-py lock bench bench-run examples demo demo-c clean docs
+.PHONY: fuzz fuzz-build test-fuzz test-chaos bench-shared all lib tests setup test test-c python test-py lock bench bench-run examples demo demo-c clean docs

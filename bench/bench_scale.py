@@ -4,7 +4,8 @@
 
 Per worker count, every peer runs each workload in turn, repeated --reps times
 interleaved (crew, peer, peer, crew, ...); figures are medians. The CPU-bound
-speed-up is against one task run serially in the same run. Writes
+speed-up is against the same task run serially just before (3 runs, median),
+so a clock that changes speed over the run moves both sides. Writes
 scale.json and scale.png (three panels) to --out. Peers that are not
 installed are skipped with a note. Made for the 16-core machine
 (docs/benchmarks.md, "Scale"); on 2 cores it shows the first two points.
@@ -37,9 +38,13 @@ def cpu_once():
     return time.perf_counter() - t
 
 
+PER_WORKER = 4        # CPU tasks per worker (--per-worker)
+
+
 def cpu_workload(peer, p, w):
-    """Speed-up of 4 tasks per worker against the same tasks one after another."""
-    tasks = 4 * w
+    """Wall time of PER_WORKER tasks per worker (the speed-up divides the
+    same tasks run one after another by it)."""
+    tasks = PER_WORKER * w
     t = time.perf_counter()
     fs = [peer.submit(p, spin, CPU_LOOP) for _ in range(tasks)]
     for f in fs:
@@ -73,7 +78,10 @@ def main():
     ap.add_argument("--method", default="forkserver",
                     help="start method for every process pool (default forkserver)")
     ap.add_argument("--out", default="out/scale")
+    ap.add_argument("--per-worker", type=int, default=4, help="CPU tasks per worker (default 4)")
     a = ap.parse_args()
+    global PER_WORKER
+    PER_WORKER = a.per_worker
     ws = [int(x) for x in a.workers.split(",")]
     cores = os.cpu_count()
     peers = [P.CrewProcesses(), P.MpPool(), P.Loky(), P.Mpire()]
@@ -81,6 +89,7 @@ def main():
     for pe in peers:
         ok, why = pe.available()
         (use.append(pe) if ok else skipped.__setitem__(pe.name, why))
+    cpu_once()                                                    # warm
     serial = statistics.median(cpu_once() for _ in range(5))
     res = {"cores": cores, "python": sys.version.split()[0], "method": a.method,
            "serial_task_s": serial, "skipped": skipped, "rows": []}
@@ -99,7 +108,8 @@ def main():
             for pe in order:
                 p = pools[pe.key]
                 s = samples[pe.key]
-                s["cpu"].append(serial * 4 * w / cpu_workload(pe, p, w))
+                base = statistics.median(cpu_once() for _ in range(3))  # this moment's serial
+                s["cpu"].append(base * PER_WORKER * w / cpu_workload(pe, p, w))
                 s["submit"].append(submit_workload(pe, p, a.submits))
                 s["map"].append(map_workload(pe, p, a.items, w))
         for pe in use:

@@ -99,6 +99,13 @@ def _ensure_running_locked(prep):
     s = _servers.get(key)
     if s is not None and s[0].poll() is None:
         return s[1]
+    if s is not None:  # it died (killed from outside): its directory goes with it
+        _servers.pop(prelude_hex)
+        try:
+            os.close(s[2])
+        except OSError:
+            pass
+        shutil.rmtree(s[3], ignore_errors=True)
     d = tempfile.mkdtemp(prefix="crew-fs-")
     os.chmod(d, 0o700)
     path = os.path.join(d, "sock")

@@ -71,16 +71,31 @@ static int recv_msg(int sock, int *value, int *fd)
     do
         n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
-    if (n == 0)
-        return -EPIPE;
-    if (n != (ssize_t)sizeof *value)
-        return n < 0 ? -errno : -EPROTO;
-    if (fd) {
-        *fd = -1;
-        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-        if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-            memcpy(fd, CMSG_DATA(c), sizeof *fd);
+    if (n < 0)
+        return -errno;
+    /* a descriptor that came is closed here unless it is handed back, and
+     * only a whole message is one (tests/fuzz/fuzz_forkserver.c) */
+    int got = -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        for (size_t k = 0; CMSG_LEN((k + 1) * sizeof(int)) <= c->cmsg_len; k++) {
+            int one;
+            memcpy(&one, CMSG_DATA(c) + k * sizeof(int), sizeof one);
+            if (got < 0)
+                got = one;
+            else
+                close(one); /* one descriptor per message: the rest are not ours */
+        }
     }
+    if (n != (ssize_t)sizeof *value || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+        (got >= 0 && !fd)) {
+        if (got >= 0)
+            close(got);
+        return n == 0 ? -EPIPE : -EPROTO;
+    }
+    if (fd)
+        *fd = got;
     return 0;
 }
 

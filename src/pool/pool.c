@@ -339,15 +339,17 @@ static void join_retired(crew_pool *p)
  * answer is read from shared memory a task can scribble on: its length and
  * arena offset are checked against the parent's own copy of the arena's
  * bounds, its tag against the task the parent sent first. why: room for it. */
-static const char *bad_answer(const crew_pool *p, const crew__wslot *ws, const crew__msg *r,
-                              char *why, size_t n)
+const char *crew__bad_answer(const crew_pool *p, const crew__wslot *ws, const crew__msg *r,
+                             char *why, size_t n)
 {
     const uint32_t known = CREW__MSG_ARENA | CREW__MSG_CHUNK | CREW__MSG_QUIT | CREW__MSG_INIT |
                            CREW__MSG_KEEP | CREW__MSG_HELLO;
     if (r->flags & ~known)
         snprintf(why, n, "unknown flags 0x%x", (unsigned)r->flags);
-    else if (r->flags & (CREW__MSG_HELLO | CREW__MSG_QUIT))
+    else if (r->flags == CREW__MSG_HELLO || r->flags == CREW__MSG_QUIT)
         return NULL; /* carry nothing */
+    else if (r->flags & (CREW__MSG_HELLO | CREW__MSG_QUIT)) /* never with another */
+        snprintf(why, n, "flags 0x%x together", (unsigned)r->flags);
     else if (!(r->flags & CREW__MSG_ARENA) && r->len > CREW__INLINE)
         snprintf(why, n, "an inline answer of %llu bytes, more than %u",
                  (unsigned long long)r->len, CREW__INLINE);
@@ -393,9 +395,16 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
     int n = 0;
     if (ws->broke_protocol)
         return 0; /* nothing more it says is read */
-    while (crew__ring_pop(resp, &r)) {
+    uint64_t waiting = crew__ring_count(resp); /* a worker never fills past cap */
+    if (waiting > CREW__RING_CAP) {
+        snprintf(why, sizeof why, "%llu answers in a ring of %u",
+                 (unsigned long long)waiting, CREW__RING_CAP);
+        broke_protocol_locked(p, i, why);
+        return 0;
+    }
+    while (n < (int)CREW__RING_CAP && crew__ring_pop(resp, &r)) { /* bounded: mu is held */
         n++;
-        if (bad_answer(p, ws, &r, why, sizeof why)) {
+        if (crew__bad_answer(p, ws, &r, why, sizeof why)) {
             broke_protocol_locked(p, i, why);
             return n;
         }

@@ -160,6 +160,10 @@ void crew__pool_unref(crew_pool *p);
 void crew__dispatch_locked(crew_pool *p);
 /* Drains every response ring; returns the number of responses. */
 int crew__collect(crew_pool *p);
+/* Why answer r (read from worker ws's response ring) breaks crew's protocol
+ * (into why, n bytes), or NULL when the parent may use it (pool.c). */
+const char *crew__bad_answer(const crew_pool *p, const crew__wslot *ws, const crew__msg *r,
+                             char *why, size_t n);
 
 /* Handles slot i's answers under mu; done futures go to `done`. */
 int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/sync.h"
 #include "shared/region.h"
 
 /*
@@ -39,8 +40,12 @@ typedef struct entry {
     unsigned char kv[];
 } entry;
 
+/* A process's handle: the region, and its own copy of the layout, taken at
+ * create or checked at open and never read from the region again (any
+ * holder can write the region; tests/fuzz/fuzz_shared.c does). */
 struct crew_dict {
     crew__sh sh;
+    uint64_t nslots, heap_bytes, idx_off[2], heap_off[2];
 };
 
 static dict_body *body(const crew_dict *d)
@@ -48,9 +53,15 @@ static dict_body *body(const crew_dict *d)
     return crew__sh_body(&d->sh);
 }
 
-static _Atomic uint64_t *slots(dict_body *b, uint32_t a)
+static _Atomic uint64_t *slots(const crew_dict *d, uint32_t a)
 {
-    return (_Atomic uint64_t *)((char *)b + b->idx_off[a]);
+    return (_Atomic uint64_t *)((char *)body(d) + d->idx_off[a & 1]);
+}
+
+/* The active table and heap: 0 or 1, whatever the region says. */
+static uint32_t active(dict_body *b, memory_order mo)
+{
+    return atomic_load_explicit(&b->active, mo) & 1;
 }
 
 static uint64_t rec_bytes(uint64_t klen, uint64_t vlen)
@@ -102,6 +113,10 @@ int crew_dict_create(crew_dict **out, size_t max_items, size_t max_bytes)
     b->idx_off[1] = 4096 + idx;
     b->heap_off[0] = 4096 + 2 * idx;
     b->heap_off[1] = 4096 + 2 * idx + heap;
+    d->nslots = ns;
+    d->heap_bytes = heap;
+    memcpy(d->idx_off, b->idx_off, sizeof d->idx_off);
+    memcpy(d->heap_off, b->heap_off, sizeof d->heap_off);
     if ((rc = crew__rmutex_init(&b->mu, true)) != 0) {
         crew_dict_free(d);
         return rc;
@@ -113,12 +128,13 @@ int crew_dict_create(crew_dict **out, size_t max_items, size_t max_bytes)
 /* --------------------------------------------------------------- writers */
 
 /* After a writer died: counts again (the one field it may have left stale). */
-static void repair(dict_body *b)
+static void repair(crew_dict *d)
 {
-    uint32_t a = atomic_load(&b->active);
-    _Atomic uint64_t *s = slots(b, a);
+    dict_body *b = body(d);
+    uint32_t a = active(b, memory_order_seq_cst);
+    _Atomic uint64_t *s = slots(d, a);
     uint64_t n = 0, t = 0;
-    for (uint64_t i = 0; i < b->nslots; i++) {
+    for (uint64_t i = 0; i < d->nslots; i++) {
         uint64_t v = atomic_load_explicit(&s[i], memory_order_relaxed);
         n += v > DELETED;
         t += v == DELETED;
@@ -129,11 +145,11 @@ static void repair(dict_body *b)
         atomic_fetch_add(&b->gseq, 1); /* it died in a rebuild: that one is void */
 }
 
-static int wlock(dict_body *b, uint64_t deadline)
+static int wlock(crew_dict *d, uint64_t deadline)
 {
-    int rc = crew__rmutex_lock(&b->mu, deadline);
+    int rc = crew__rmutex_lock(&body(d)->mu, deadline);
     if (rc == CREW_EOWNERDEAD)
-        repair(b);
+        repair(d);
     return rc;
 }
 
@@ -147,15 +163,38 @@ static entry *entry_at(dict_body *b, uint64_t off)
     return (entry *)((char *)b + off);
 }
 
+/* Reads the header of the entry at slot value v of table a into *h (once:
+ * the entry may be torn) and returns the entry, or NULL when it would not
+ * lie wholly in heap a (or is misaligned). */
+static entry *read_entry(const crew_dict *d, uint32_t a, uint64_t v, entry *h)
+{
+    uint64_t lo = d->heap_off[a & 1], hi = lo + d->heap_bytes;
+    if (v < lo || v % 8 || v > hi || hi - v < sizeof(entry))
+        return NULL;
+    entry *e = entry_at(body(d), v);
+    h->hash = __atomic_load_n(&e->hash, __ATOMIC_RELAXED);
+    h->klen = __atomic_load_n(&e->klen, __ATOMIC_RELAXED);
+    h->vlen = __atomic_load_n(&e->vlen, __ATOMIC_RELAXED);
+    return rec_bytes(h->klen, h->vlen) <= hi - v ? e : NULL;
+}
+
+/* Whether heap a has room for rb more bytes after `used` (a writer's
+ * count, in the region: checked, not trusted). */
+static bool heap_room(const crew_dict *d, dict_body *b, uint32_t a, uint64_t rb)
+{
+    uint64_t used = b->used[a];
+    return used % 8 == 0 && used <= d->heap_bytes && rb <= d->heap_bytes - used;
+}
+
 /* Writer's probe (locked): the slot holding key, or -1 with *free_at the
  * first reusable slot (-1 when the table is full). */
-static int64_t find(dict_body *b, uint32_t a, uint64_t h, const void *key, size_t klen,
+static int64_t find(crew_dict *d, uint32_t a, uint64_t h, const void *key, size_t klen,
                     int64_t *free_at)
 {
-    _Atomic uint64_t *s = slots(b, a);
-    uint64_t mask = b->nslots - 1;
+    _Atomic uint64_t *s = slots(d, a);
+    uint64_t mask = d->nslots - 1;
     *free_at = -1;
-    for (uint64_t i = h & mask, n = 0; n < b->nslots; i = (i + 1) & mask, n++) {
+    for (uint64_t i = h & mask, n = 0; n < d->nslots; i = (i + 1) & mask, n++) {
         uint64_t v = atomic_load_explicit(&s[i], memory_order_relaxed);
         if (v == EMPTY) {
             if (*free_at < 0)
@@ -167,8 +206,8 @@ static int64_t find(dict_body *b, uint32_t a, uint64_t h, const void *key, size_
                 *free_at = (int64_t)i;
             continue;
         }
-        entry *e = entry_at(b, v);
-        if (e->hash == h && e->klen == klen && !memcmp(e->kv, key, klen))
+        entry eh, *e = read_entry(d, a, v, &eh);
+        if (e && eh.hash == h && eh.klen == klen && !memcmp(e->kv, key, klen))
             return (int64_t)i;
     }
     return -1;
@@ -176,11 +215,12 @@ static int64_t find(dict_body *b, uint32_t a, uint64_t h, const void *key, size_
 
 static void punch(crew_dict *d, uint32_t a, uint64_t bytes)
 {
-    dict_body *b = body(d);
+    if (bytes > d->heap_bytes)
+        bytes = d->heap_bytes; /* never past its own heap */
     bytes = (bytes + 4095) & ~(uint64_t)4095;
     if (bytes)
         (void)fallocate(d->sh.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                        (off_t)(CREW__SH_BODY + b->heap_off[a]), (off_t)bytes);
+                        (off_t)(CREW__SH_BODY + d->heap_off[a & 1]), (off_t)bytes);
 }
 
 /* Copies the live entries into the other table and heap and flips to them
@@ -188,20 +228,26 @@ static void punch(crew_dict *d, uint32_t a, uint64_t bytes)
 static void rebuild(crew_dict *d, bool empty)
 {
     dict_body *b = body(d);
-    uint32_t a = atomic_load(&b->active), nb = 1 - a;
+    uint32_t a = active(b, memory_order_seq_cst), nb = 1 - a;
     atomic_fetch_add(&b->gseq, 1); /* odd: memory about to be reused */
-    _Atomic uint64_t *from = slots(b, a), *to = slots(b, nb);
-    memset((void *)to, 0, b->nslots * 8);
-    uint64_t used = 0, n = 0, mask = b->nslots - 1;
-    for (uint64_t i = 0; i < b->nslots && !empty; i++) {
+    _Atomic uint64_t *from = slots(d, a), *to = slots(d, nb);
+    memset((void *)to, 0, d->nslots * 8);
+    uint64_t used = 0, n = 0, mask = d->nslots - 1;
+    for (uint64_t i = 0; i < d->nslots && !empty; i++) {
         uint64_t v = atomic_load_explicit(&from[i], memory_order_relaxed);
         if (v <= DELETED)
             continue;
-        entry *e = entry_at(b, v);
-        uint64_t rb = rec_bytes(e->klen, e->vlen), off = b->heap_off[nb] + used;
+        entry eh, *e = read_entry(d, a, v, &eh);
+        if (!e) /* not an entry of this heap: the region was overwritten */
+            continue;
+        uint64_t rb = rec_bytes(eh.klen, eh.vlen), off = d->heap_off[nb] + used;
+        if (rb > d->heap_bytes - used || n + 1 >= d->nslots)
+            break;
         memcpy(entry_at(b, off), e, rb);
+        entry_at(b, off)->klen = eh.klen; /* the sizes checked, whatever e says now */
+        entry_at(b, off)->vlen = eh.vlen;
         used += rb;
-        uint64_t j = e->hash & mask;
+        uint64_t j = eh.hash & mask;
         while (atomic_load_explicit(&to[j], memory_order_relaxed) != EMPTY)
             j = (j + 1) & mask;
         atomic_store_explicit(&to[j], off, memory_order_relaxed);
@@ -223,26 +269,26 @@ int crew_dict_set(crew_dict *d, const void *key, size_t klen, const void *val, s
         return -EINVAL;
     dict_body *b = body(d);
     uint64_t h = hash_bytes(key, klen), rb = rec_bytes(klen, vlen);
-    if (rb > b->heap_bytes)
+    if (rb > d->heap_bytes)
         return -ENOSPC;
-    int rc = wlock(b, UINT64_MAX);
+    int rc = wlock(d, UINT64_MAX);
     if (rc < 0 && rc != CREW_EOWNERDEAD)
         return rc;
-    uint32_t a = atomic_load(&b->active);
-    int64_t fr, at = find(b, a, h, key, klen, &fr);
-    uint64_t limit = b->nslots * 7 / 10;
+    uint32_t a = active(b, memory_order_seq_cst);
+    int64_t fr, at = find(d, a, h, key, klen, &fr);
+    uint64_t limit = d->nslots * 7 / 10;
     bool grows = at < 0 && (fr < 0 || atomic_load(&b->count) + b->tombs + 1 > limit);
-    if (grows || b->used[a] + rb > b->heap_bytes) {
+    if (grows || !heap_room(d, b, a, rb)) {
         rebuild(d, false);
-        a = atomic_load(&b->active);
-        at = find(b, a, h, key, klen, &fr);
+        a = active(b, memory_order_seq_cst);
+        at = find(d, a, h, key, klen, &fr);
         if ((at < 0 && (fr < 0 || atomic_load(&b->count) + 1 > limit)) ||
-            b->used[a] + rb > b->heap_bytes) {
+            !heap_room(d, b, a, rb)) {
             wunlock(b);
             return -ENOSPC;
         }
     }
-    uint64_t off = b->heap_off[a] + b->used[a];
+    uint64_t off = d->heap_off[a] + b->used[a];
     entry *e = entry_at(b, off);
     e->hash = h;
     e->klen = (uint32_t)klen;
@@ -252,7 +298,7 @@ int crew_dict_set(crew_dict *d, const void *key, size_t klen, const void *val, s
         memcpy(e->kv + klen, val, vlen);
     b->used[a] += rb;
     crew__hook("dict.set.written");
-    _Atomic uint64_t *s = slots(b, a);
+    _Atomic uint64_t *s = slots(d, a);
     if (at >= 0) {
         atomic_store_explicit(&s[at], off, memory_order_release); /* publish */
     } else {
@@ -271,13 +317,13 @@ int crew_dict_delete(crew_dict *d, const void *key, size_t klen)
     if (!d || !key || !klen)
         return -EINVAL;
     dict_body *b = body(d);
-    int rc = wlock(b, UINT64_MAX);
+    int rc = wlock(d, UINT64_MAX);
     if (rc < 0 && rc != CREW_EOWNERDEAD)
         return rc;
-    uint32_t a = atomic_load(&b->active);
-    int64_t fr, at = find(b, a, hash_bytes(key, klen), key, klen, &fr);
+    uint32_t a = active(b, memory_order_seq_cst);
+    int64_t fr, at = find(d, a, hash_bytes(key, klen), key, klen, &fr);
     if (at >= 0) {
-        atomic_store_explicit(&slots(b, a)[at], DELETED, memory_order_release);
+        atomic_store_explicit(&slots(d, a)[at], DELETED, memory_order_release);
         atomic_fetch_sub(&b->count, 1);
         b->tombs++;
     }
@@ -290,7 +336,7 @@ int crew_dict_clear(crew_dict *d)
     if (!d)
         return -EINVAL;
     dict_body *b = body(d);
-    int rc = wlock(b, UINT64_MAX);
+    int rc = wlock(d, UINT64_MAX);
     if (rc < 0 && rc != CREW_EOWNERDEAD)
         return rc;
     rebuild(d, true);
@@ -302,7 +348,7 @@ int crew_dict_lock(crew_dict *d, double timeout)
 {
     if (!d)
         return -EINVAL;
-    return wlock(body(d), crew__deadline(timeout));
+    return wlock(d, crew__deadline(timeout));
 }
 
 int crew_dict_unlock(crew_dict *d)
@@ -339,39 +385,46 @@ static int sink_put(sink *k, const void *src, size_t len)
     return 0;
 }
 
-/* Reads the header of the entry at slot value v of table a into *h (once:
- * the entry may be torn) and returns the entry, or NULL when it would not
- * lie wholly in heap a. */
-static entry *read_entry(dict_body *b, uint32_t a, uint64_t v, entry *h)
+
+/* A reader saw a torn entry while gseq stayed at odd g (a rebuild under
+ * way): after a while it takes the writers' lock, which waits for a live
+ * rebuilder and repairs a dead one's (gseq even again). Still g then: no
+ * rebuild runs, the region's bytes are not the dict's: true. */
+static bool rebuild_stuck(crew_dict *d, uint64_t g, unsigned *spins)
 {
-    uint64_t lo = b->heap_off[a], hi = lo + b->heap_bytes;
-    if (v < lo || v + sizeof(entry) > hi)
-        return NULL;
-    entry *e = entry_at(b, v);
-    h->hash = __atomic_load_n(&e->hash, __ATOMIC_RELAXED);
-    h->klen = __atomic_load_n(&e->klen, __ATOMIC_RELAXED);
-    h->vlen = __atomic_load_n(&e->vlen, __ATOMIC_RELAXED);
-    return v + rec_bytes(h->klen, h->vlen) <= hi ? e : NULL;
+    if (++*spins < 1000) {
+        crew__cpu_relax();
+        return false;
+    }
+    *spins = 0;
+    dict_body *b = body(d);
+    int rc = wlock(d, crew__deadline(1.0));
+    if (rc < 0 && rc != CREW_EOWNERDEAD)
+        return false; /* a writer holds it: look again */
+    bool stuck = atomic_load(&b->gseq) == g;
+    wunlock(b);
+    return stuck;
 }
 
 /* Looks key up without a lock: 0 (value into k, *vlen), -ENOENT, -EMSGSIZE. */
 static int lookup(crew_dict *d, const void *key, size_t klen, sink *k, size_t *vlen)
 {
     dict_body *b = body(d);
-    uint64_t h = hash_bytes(key, klen), mask = b->nslots - 1;
+    uint64_t h = hash_bytes(key, klen), mask = d->nslots - 1;
+    unsigned spins = 0;
     for (;;) {
         uint64_t g = atomic_load_explicit(&b->gseq, memory_order_acquire);
-        uint32_t a = atomic_load_explicit(&b->active, memory_order_acquire);
-        _Atomic uint64_t *s = slots(b, a);
+        uint32_t a = active(b, memory_order_acquire);
+        _Atomic uint64_t *s = slots(d, a);
         int rc = -ENOENT;
         bool torn = false;
-        for (uint64_t i = h & mask, n = 0; n < b->nslots; i = (i + 1) & mask, n++) {
+        for (uint64_t i = h & mask, n = 0; n < d->nslots; i = (i + 1) & mask, n++) {
             uint64_t v = atomic_load_explicit(&s[i], memory_order_acquire);
             if (v == EMPTY)
                 break;
             if (v == DELETED)
                 continue;
-            entry eh, *e = read_entry(b, a, v, &eh);
+            entry eh, *e = read_entry(d, a, v, &eh);
             if (!e) {
                 torn = true;
                 break;
@@ -383,8 +436,12 @@ static int lookup(crew_dict *d, const void *key, size_t klen, sink *k, size_t *v
             break;
         }
         atomic_thread_fence(memory_order_acquire);
-        if (!torn && atomic_load_explicit(&b->gseq, memory_order_relaxed) == g)
-            return rc;
+        if (atomic_load_explicit(&b->gseq, memory_order_relaxed) == g) {
+            if (!torn)
+                return rc;
+            if (!(g & 1) || rebuild_stuck(d, g, &spins)) /* not an entry at all */
+                return -EBADMSG;
+        }
     }
 }
 
@@ -431,18 +488,19 @@ int crew_dict_next(crew_dict *d, uint64_t *cursor, void *kbuf, size_t kcap, size
     if (!d || !cursor || !klen || !vlen || (kcap && !kbuf) || (vcap && !vbuf))
         return -EINVAL;
     dict_body *b = body(d);
+    unsigned spins = 0;
     for (;;) {
         uint64_t g = atomic_load_explicit(&b->gseq, memory_order_acquire);
-        uint32_t a = atomic_load_explicit(&b->active, memory_order_acquire);
-        _Atomic uint64_t *s = slots(b, a);
+        uint32_t a = active(b, memory_order_acquire);
+        _Atomic uint64_t *s = slots(d, a);
         int rc = -ENOENT;
         bool torn = false;
         uint64_t i = *cursor;
-        for (; i < b->nslots; i++) {
+        for (; i < d->nslots; i++) {
             uint64_t v = atomic_load_explicit(&s[i], memory_order_acquire);
             if (v <= DELETED)
                 continue;
-            entry eh, *e = read_entry(b, a, v, &eh);
+            entry eh, *e = read_entry(d, a, v, &eh);
             if (!e) {
                 torn = true;
                 break;
@@ -460,14 +518,72 @@ int crew_dict_next(crew_dict *d, uint64_t *cursor, void *kbuf, size_t kcap, size
             break;
         }
         atomic_thread_fence(memory_order_acquire);
+        if (torn && atomic_load_explicit(&b->gseq, memory_order_relaxed) == g &&
+            (!(g & 1) || rebuild_stuck(d, g, &spins)))
+            return -EBADMSG; /* not torn by a rebuild: not an entry at all */
         if (!torn && atomic_load_explicit(&b->gseq, memory_order_relaxed) == g) {
             if (rc == 0)
                 *cursor = i + 1;
             else if (rc == -ENOENT)
-                *cursor = b->nslots;
+                *cursor = d->nslots;
             return rc;
         }
     }
 }
 
-CREW__SH_BOILERPLATE(dict, crew_dict, CREW_SHARED_DICT)
+int crew_dict_ref(const crew_dict *d, crew_shared_ref *ref)
+{
+    if (!d || !ref)
+        return -EINVAL;
+    crew__sh_ref(&d->sh, ref);
+    return 0;
+}
+
+/* Takes this handle's copy of the layout from the region it just mapped,
+ * checked against the layout crew_dict_create makes and the mapping's size:
+ * 0 or -EINVAL. */
+static int take_layout(crew_dict *d)
+{
+    dict_body *b = body(d);
+    uint64_t ns = b->nslots, heap = b->heap_bytes;
+    if (ns < 16 || ns > (1ull << 32) || (ns & (ns - 1)) || heap % 4096 || heap > (1ull << 41))
+        return -EINVAL;
+    uint64_t idx = (ns * 8 + 4095) & ~(uint64_t)4095;
+    if (b->idx_off[0] != 4096 || b->idx_off[1] != 4096 + idx || b->heap_off[0] != 4096 + 2 * idx ||
+        b->heap_off[1] != 4096 + 2 * idx + heap ||
+        CREW__SH_BODY + 4096 + 2 * idx + 2 * heap > d->sh.size)
+        return -EINVAL;
+    d->nslots = ns;
+    d->heap_bytes = heap;
+    d->idx_off[0] = 4096;
+    d->idx_off[1] = 4096 + idx;
+    d->heap_off[0] = 4096 + 2 * idx;
+    d->heap_off[1] = 4096 + 2 * idx + heap;
+    return 0;
+}
+
+int crew_dict_open(crew_dict **out, const crew_shared_ref *ref)
+{
+    if (!out)
+        return -EINVAL;
+    crew_dict *d = calloc(1, sizeof *d);
+    if (!d)
+        return -ENOMEM;
+    int rc = crew__sh_open(&d->sh, ref, CREW_SHARED_DICT);
+    if (rc == 0 && (rc = take_layout(d)) != 0)
+        crew__sh_close(&d->sh);
+    if (rc) {
+        free(d);
+        return rc;
+    }
+    *out = d;
+    return 0;
+}
+
+void crew_dict_free(crew_dict *d)
+{
+    if (!d)
+        return;
+    crew__sh_close(&d->sh);
+    free(d);
+}

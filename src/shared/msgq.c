@@ -28,28 +28,51 @@ int crew__mq_init(crew__mq *q, size_t cap, size_t max_items)
     return crew__rmutex_init(&q->mu, false);
 }
 
-/* Counts the messages between head and tail (repair after a death). */
-static void recount(crew__mq *q)
+uint64_t crew__mq_cap(const crew__mq *q, const crew__sh *sh)
+{
+    uint64_t at = (uint64_t)((const char *)q - (const char *)sh->hdr);
+    uint64_t cap = __atomic_load_n(&q->cap, __ATOMIC_RELAXED);
+    if (at % 8 || at > sh->size || sh->size - at < sizeof(crew__mq) || cap < 64 || cap % 8 ||
+        cap > sh->size - at - sizeof(crew__mq))
+        return 0;
+    return cap;
+}
+
+/* Whether head and tail can be a queue's of cap bytes (locked): any process
+ * that maps the region can write them. */
+static bool sane(const crew__mq *q, uint64_t cap)
+{
+    uint64_t h = atomic_load(&q->head), t = atomic_load(&q->tail);
+    return h <= t && t - h <= cap && h % 8 == 0 && t % 8 == 0;
+}
+
+/* Counts the messages between head and tail (repair after a death); a
+ * record that cannot be one ends the count. */
+static void recount(crew__mq *q, uint64_t cap)
 {
     uint64_t pos = atomic_load(&q->head), tail = atomic_load(&q->tail), n = 0;
+    if (!sane(q, cap))
+        tail = pos;
     while (pos < tail) {
         uint64_t len;
-        memcpy(&len, q->data + pos % q->cap, 8);
+        memcpy(&len, q->data + pos % cap, 8);
         if (len == WRAP) {
-            pos = (pos / q->cap + 1) * q->cap;
+            pos = (pos / cap + 1) * cap;
             continue;
         }
+        if (len > cap / 2 - 16)
+            break;
         pos += rec_bytes(len);
         n++;
     }
     q->items = n;
 }
 
-static int lock(crew__mq *q)
+static int lock(crew__mq *q, uint64_t cap)
 {
     int rc = crew__rmutex_lock(&q->mu, UINT64_MAX);
     if (rc == CREW_EOWNERDEAD) {
-        recount(q);
+        recount(q, cap);
         rc = 0;
     }
     return rc;
@@ -70,19 +93,19 @@ static bool peer_gone(crew__mq_side s)
 
 /* Bytes a put of a len-byte message needs at the current tail (with the
  * wrap padding), and the position its record starts at. */
-static uint64_t need_at(const crew__mq *q, uint64_t len, uint64_t *start)
+static uint64_t need_at(const crew__mq *q, uint64_t cap, uint64_t len, uint64_t *start)
 {
     uint64_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
-    uint64_t off = tail % q->cap, rec = rec_bytes(len);
-    *start = off + rec > q->cap ? tail + (q->cap - off) : tail;
+    uint64_t off = tail % cap, rec = rec_bytes(len);
+    *start = off + rec > cap ? tail + (cap - off) : tail;
     return *start - tail + rec;
 }
 
-static bool fits(const crew__mq *q, uint64_t len)
+static bool fits(const crew__mq *q, uint64_t cap, uint64_t len)
 {
     uint64_t start;
     uint64_t used = atomic_load(&q->tail) - atomic_load(&q->head);
-    return (!q->max_items || q->items < q->max_items) && need_at(q, len, &start) <= q->cap - used;
+    return (!q->max_items || q->items < q->max_items) && need_at(q, cap, len, &start) <= cap - used;
 }
 
 /*
@@ -97,11 +120,15 @@ static int wait_until(crew__mq *q, crew__mq_side side, bool for_get, uint64_t le
     bool spun = false;
     uint64_t t0 = crew__now_ns(), next_check = t0 + PEER_SLICE_NS;
     for (;;) {
+        if (!sane(q, side.cap)) {
+            unlock(q);
+            return -EBADMSG;
+        }
         if (atomic_load(&q->closed) && (!for_get || q->items == 0)) {
             unlock(q);
             return for_get ? -EPIPE : CREW_ECLOSED;
         }
-        if (for_get ? q->items > 0 : fits(q, len))
+        if (for_get ? q->items > 0 : fits(q, side.cap, len))
             return 0;
         if (crew__remaining(deadline) == 0) {
             unlock(q);
@@ -113,7 +140,7 @@ static int wait_until(crew__mq *q, crew__mq_side side, bool for_get, uint64_t le
             if (peer_gone(side))
                 return -EPIPE;
             next_check = crew__now_ns() + PEER_SLICE_NS;
-            int rc = lock(q);
+            int rc = lock(q, side.cap);
             if (rc)
                 return rc;
             continue;
@@ -129,7 +156,7 @@ static int wait_until(crew__mq *q, crew__mq_side side, bool for_get, uint64_t le
                    !atomic_load_explicit(&q->closed, memory_order_relaxed))
                 for (int i = 0; i < 32; i++)
                     crew__cpu_relax();
-            int rc = lock(q);
+            int rc = lock(q, side.cap);
             if (rc)
                 return rc;
             continue;
@@ -140,7 +167,7 @@ static int wait_until(crew__mq *q, crew__mq_side side, bool for_get, uint64_t le
         uint64_t slice = next_check > now ? next_check - now : 1;
         crew__sh_wait(seq, s, deadline, slice);
         atomic_fetch_sub(waiters, 1);
-        int rc = lock(q);
+        int rc = lock(q, side.cap);
         if (rc)
             return rc;
     }
@@ -162,31 +189,33 @@ int crew__mq_put(crew__mq *q, crew__mq_side side, size_t n, const struct iovec *
     size_t done = 0;
     int rc = 0;
     crew__sh_check_fork(side.sh);
-    if ((rc = lock(q)) != 0)
+    if (!side.cap)
+        return -EBADMSG;
+    if ((rc = lock(q, side.cap)) != 0)
         return rc;
     while (done < n) {
         uint64_t len = 0;
         for (int i = 0; i < iovcnt[done]; i++)
             len += iovs[done][i].iov_len;
-        if (len > crew__mq_max_msg(q)) {
+        if (len > side.cap / 2 - 16) {
             rc = CREW_ETOOBIG;
             break;
         }
-        if (done && !fits(q, len) && ring(&q->get_seq, &q->get_waiters))
+        if (done && !fits(q, side.cap, len) && ring(&q->get_seq, &q->get_waiters))
             crew__futex_wake(&q->get_seq, INT_MAX, true); /* let them make room */
         rc = wait_until(q, side, false, len, deadline);
         if (rc) {
-            if (!done || lock(q))
+            if (!done || lock(q, side.cap))
                 goto out_unlocked;
             break;
         }
         uint64_t start, tail = atomic_load(&q->tail);
-        uint64_t need = need_at(q, len, &start);
+        uint64_t need = need_at(q, side.cap, len, &start);
         if (start != tail) {
             uint64_t w = WRAP;
-            memcpy(q->data + tail % q->cap, &w, 8);
+            memcpy(q->data + tail % side.cap, &w, 8);
         }
-        unsigned char *p = q->data + start % q->cap;
+        unsigned char *p = q->data + start % side.cap;
         memcpy(p, &len, 8);
         p += 8;
         for (int i = 0; i < iovcnt[done]; i++) {
@@ -208,16 +237,24 @@ out_unlocked:
     return rc;
 }
 
-/* Length of the message at head (items > 0, locked); moves head past a wrap. */
-static uint64_t head_len(crew__mq *q, uint64_t *pos)
+/* Length of the message at head (items > 0, locked); moves head past a
+ * wrap. WRAP when no whole record lies between head and tail: the bytes are
+ * not a queue's (any process that maps the region can write them). */
+static uint64_t head_len(crew__mq *q, uint64_t cap, uint64_t *pos)
 {
-    uint64_t h = atomic_load(&q->head), len;
-    memcpy(&len, q->data + h % q->cap, 8);
+    uint64_t h = atomic_load(&q->head), t = atomic_load(&q->tail), len;
+    if (t - h < 8)
+        return WRAP;
+    memcpy(&len, q->data + h % cap, 8);
     if (len == WRAP) {
-        h = (h / q->cap + 1) * q->cap;
-        memcpy(&len, q->data + h % q->cap, 8);
+        h = (h / cap + 1) * cap;
+        if (h > t || t - h < 8)
+            return WRAP;
+        memcpy(&len, q->data + h % cap, 8);
     }
     *pos = h;
+    if (len > cap / 2 - 16 || rec_bytes(len) > t - h || h % cap + rec_bytes(len) > cap)
+        return WRAP;
     return len;
 }
 
@@ -225,7 +262,9 @@ int crew__mq_get(crew__mq *q, crew__mq_side side, size_t max, void *buf, size_t 
                  size_t *lens, void **alloc, uint64_t deadline)
 {
     crew__sh_check_fork(side.sh);
-    int rc = lock(q);
+    if (!side.cap)
+        return -EBADMSG;
+    int rc = lock(q, side.cap);
     if (rc)
         return rc;
     rc = wait_until(q, side, true, 0, deadline);
@@ -233,8 +272,13 @@ int crew__mq_get(crew__mq *q, crew__mq_side side, size_t max, void *buf, size_t 
         return rc;
     size_t n = 0, used = 0;
     while (q->items > 0 && n < max) {
-        uint64_t pos, len = head_len(q, &pos);
+        uint64_t pos, len = head_len(q, side.cap, &pos);
         void *dst;
+        if (len == WRAP) { /* corrupt: no message to give */
+            if (n == 0)
+                rc = -EBADMSG;
+            break;
+        }
         if (alloc) {
             dst = malloc(len ? len : 1);
             if (!dst) {
@@ -251,7 +295,7 @@ int crew__mq_get(crew__mq *q, crew__mq_side side, size_t max, void *buf, size_t 
         } else {
             dst = (char *)buf + used;
         }
-        memcpy(dst, q->data + pos % q->cap + 8, len);
+        memcpy(dst, q->data + pos % side.cap + 8, len);
         crew__hook("queue.get.copied");
         atomic_store_explicit(&q->head, pos + rec_bytes(len), memory_order_release); /* consume */
         q->items--;
@@ -270,7 +314,9 @@ int crew__mq_get(crew__mq *q, crew__mq_side side, size_t max, void *buf, size_t 
 int crew__mq_poll(crew__mq *q, crew__mq_side side, uint64_t deadline)
 {
     crew__sh_check_fork(side.sh);
-    int rc = lock(q);
+    if (!side.cap)
+        return -EBADMSG;
+    int rc = lock(q, side.cap);
     if (rc)
         return rc;
     rc = wait_until(q, side, true, 0, deadline);
@@ -279,9 +325,9 @@ int crew__mq_poll(crew__mq *q, crew__mq_side side, uint64_t deadline)
     return rc == 0 ? 1 : rc == -EAGAIN ? 0 : rc;
 }
 
-void crew__mq_close(crew__mq *q)
+void crew__mq_close(crew__mq *q, crew__mq_side side)
 {
-    if (lock(q))
+    if (!side.cap || lock(q, side.cap))
         return;
     atomic_store(&q->closed, 1);
     atomic_fetch_add(&q->get_seq, 1);
@@ -291,9 +337,9 @@ void crew__mq_close(crew__mq *q)
     crew__futex_wake(&q->put_seq, INT_MAX, true);
 }
 
-size_t crew__mq_items(crew__mq *q)
+size_t crew__mq_items(crew__mq *q, crew__mq_side side)
 {
-    if (lock(q))
+    if (!side.cap || lock(q, side.cap))
         return 0;
     size_t n = q->items;
     unlock(q);

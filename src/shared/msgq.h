@@ -35,19 +35,23 @@ size_t crew__mq_bytes(size_t cap);
 /* Initialises in zeroed shared memory; cap a multiple of 8 (>= 64). */
 int crew__mq_init(crew__mq *q, size_t cap, size_t max_items);
 
-/* The largest message. */
-static inline size_t crew__mq_max_msg(const crew__mq *q)
-{
-    return q->cap / 2 - 16;
-}
+/* The queue's data bytes, read once from q (in sh's region) and checked
+ * against this process's own copy of the region's size; 0 when q cannot
+ * be a queue there (its bytes were overwritten). The largest message is
+ * cap / 2 - 16. */
+uint64_t crew__mq_cap(const crew__mq *q, const crew__sh *sh);
 
 /*
+ * Every call below reads the queue's size from the side (never again from
+ * shared memory) and answers -EBADMSG when head, tail or a record cannot
+ * be the queue's: the region is memory any holder can write.
  * Who is on the other side, for -EPIPE: peer_tag < 0 (queue): any other
  * process, once one has held the region; >= 0 (pipe): holders of that tag.
  */
 typedef struct crew__mq_side {
     crew__sh *sh;
     int peer_tag;
+    uint64_t cap;                  /* crew__mq_cap(), 0: corrupt (-EBADMSG) */
 } crew__mq_side;
 
 /* Puts n messages; message i is iovs[i], iovcnt[i] pieces. Returns how many
@@ -65,8 +69,8 @@ int crew__mq_get(crew__mq *q, crew__mq_side side, size_t max, void *buf, size_t 
 int crew__mq_poll(crew__mq *q, crew__mq_side side, uint64_t deadline);
 
 /* Closes for everyone: puts fail, gets drain then fail; wakes all. */
-void crew__mq_close(crew__mq *q);
+void crew__mq_close(crew__mq *q, crew__mq_side side);
 
-size_t crew__mq_items(crew__mq *q);
+size_t crew__mq_items(crew__mq *q, crew__mq_side side);
 
 #endif

@@ -13,15 +13,21 @@ struct crew_pipe {
     crew__sh sh;                   /* sh.tag: which end this is */
 };
 
+/* Ring `end`, or NULL when its offset (in the region: any holder can write
+ * it) points outside this process's mapping of the region. */
 static crew__mq *ring_to(const crew_pipe *p, uint32_t end)
 {
     pipe_body *b = crew__sh_body(&p->sh);
-    return (crew__mq *)((char *)b + b->ring_off[end]);
+    uint64_t off = __atomic_load_n(&b->ring_off[end], __ATOMIC_RELAXED);
+    if (off % 64 || off >= p->sh.size - CREW__SH_BODY)
+        return NULL;
+    return (crew__mq *)((char *)b + off);
 }
 
-static crew__mq_side side(crew_pipe *p)
+/* cap 0 (a NULL ring, or one whose bytes are not a queue's): -EBADMSG */
+static crew__mq_side side(crew_pipe *p, const crew__mq *q)
 {
-    return (crew__mq_side){&p->sh, (int)(1 - p->sh.tag)};
+    return (crew__mq_side){&p->sh, (int)(1 - p->sh.tag), q ? crew__mq_cap(q, &p->sh) : 0};
 }
 
 int crew_pipe_create(crew_pipe **end0, crew_pipe **end1, size_t bytes)
@@ -67,7 +73,7 @@ int crew_pipe_send(crew_pipe *p, const void *data, size_t len, double timeout)
     const struct iovec *iovs = &iov;
     int one = 1;
     crew__mq *q = ring_to(p, 1 - p->sh.tag);
-    int rc = crew__mq_put(q, side(p), 1, &iovs, &one, crew__deadline(timeout));
+    int rc = crew__mq_put(q, side(p, q), 1, &iovs, &one, crew__deadline(timeout));
     return rc > 0 ? 0 : rc == CREW_ECLOSED ? -EPIPE : rc;
 }
 
@@ -75,8 +81,8 @@ int crew_pipe_recv(crew_pipe *p, void *buf, size_t cap, size_t *len, double time
 {
     if (!p || !len || (cap && !buf))
         return -EINVAL;
-    int rc = crew__mq_get(ring_to(p, p->sh.tag), side(p), 1, buf, cap, len, NULL,
-                          crew__deadline(timeout));
+    crew__mq *q = ring_to(p, p->sh.tag);
+    int rc = crew__mq_get(q, side(p, q), 1, buf, cap, len, NULL, crew__deadline(timeout));
     return rc > 0 ? 0 : rc;
 }
 
@@ -84,8 +90,8 @@ int crew_pipe_recv_alloc(crew_pipe *p, void **data, size_t *len, double timeout)
 {
     if (!p || !data || !len)
         return -EINVAL;
-    int rc = crew__mq_get(ring_to(p, p->sh.tag), side(p), 1, NULL, 0, len, data,
-                          crew__deadline(timeout));
+    crew__mq *q = ring_to(p, p->sh.tag);
+    int rc = crew__mq_get(q, side(p, q), 1, NULL, 0, len, data, crew__deadline(timeout));
     return rc > 0 ? 0 : rc;
 }
 
@@ -93,7 +99,8 @@ int crew_pipe_poll(crew_pipe *p, double timeout)
 {
     if (!p)
         return -EINVAL;
-    return crew__mq_poll(ring_to(p, p->sh.tag), side(p), crew__deadline(timeout));
+    crew__mq *q = ring_to(p, p->sh.tag);
+    return crew__mq_poll(q, side(p, q), crew__deadline(timeout));
 }
 
 CREW__SH_BOILERPLATE(pipe, crew_pipe, CREW_SHARED_PIPE)

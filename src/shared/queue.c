@@ -16,7 +16,7 @@ static crew__mq *mq(const crew_queue *q)
 
 static crew__mq_side side(crew_queue *q)
 {
-    return (crew__mq_side){&q->sh, -1};
+    return (crew__mq_side){&q->sh, -1, crew__mq_cap(mq(q), &q->sh)};
 }
 
 int crew_queue_create(crew_queue **out, size_t max_items, size_t bytes)
@@ -111,14 +111,14 @@ int crew_queue_get_many(crew_queue *q, size_t max, void *buf, size_t cap, size_t
 
 size_t crew_queue_size(const crew_queue *q)
 {
-    return q ? crew__mq_items(mq(q)) : 0;
+    return q ? crew__mq_items(mq(q), side((crew_queue *)q)) : 0;
 }
 
 int crew_queue_close(crew_queue *q)
 {
     if (!q)
         return -EINVAL;
-    crew__mq_close(mq(q));
+    crew__mq_close(mq(q), side(q));
     return 0;
 }
 

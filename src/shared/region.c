@@ -183,6 +183,7 @@ static int map_fd(crew__sh *h, int fd, uint32_t kind)
     h->hdr = hd;
     h->fd = fd;
     h->kind = kind;
+    h->size = (uint64_t)st.st_size;
     return 0;
 }
 
@@ -219,6 +220,7 @@ int crew__sh_create(crew__sh *h, uint32_t kind, size_t body, uint32_t tag)
     h->fd = fd;
     h->kind = kind;
     h->tag = tag;
+    h->size = size;
     rc = attach(h);
     if (rc) {
         munmap(p, size);
@@ -288,7 +290,7 @@ int crew__sh_open(crew__sh *h, const crew_shared_ref *ref, uint32_t kind)
     h->tag = ref->sub;
     rc = attach(h);
     if (rc) {
-        munmap(h->hdr, h->hdr->size);
+        munmap(h->hdr, h->size);
         close(fd);
     }
     return rc;
@@ -307,7 +309,7 @@ int crew__sh_dup(crew__sh *h, const crew__sh *from, uint32_t tag)
     h->tag = tag;
     rc = attach(h);
     if (rc) {
-        munmap(h->hdr, h->hdr->size);
+        munmap(h->hdr, h->size);
         close(fd);
     }
     return rc;
@@ -320,7 +322,7 @@ void crew__sh_ref(const crew__sh *h, crew_shared_ref *ref)
     ref->sub = h->tag;
     ref->owner_pid = getpid();
     ref->fd = h->fd;
-    ref->size = h->hdr->size;
+    ref->size = h->size;
     ref->id = h->hdr->ino;
     ref->dev = h->hdr->dev;
 }
@@ -330,7 +332,7 @@ void crew__sh_close(crew__sh *h)
     if (!h->hdr)
         return;
     detach(h);
-    munmap(h->hdr, h->hdr->size);
+    munmap(h->hdr, h->size);
     close(h->fd);
     h->hdr = NULL;
     h->fd = -1;

@@ -43,6 +43,9 @@ typedef struct crew__sh {
     int fd;
     uint32_t kind, tag;
     uint64_t gen;                   /* fork generation it was attached in */
+    uint64_t size;                  /* bytes mapped: this process's own copy,
+                                       never re-read from the region (hdr->size
+                                       is memory any holder can write) */
 } crew__sh;
 
 static inline void *crew__sh_body(const crew__sh *h)

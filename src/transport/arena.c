@@ -82,7 +82,7 @@ static int64_t alloc_large(crew__arena *a, uint64_t n, uint64_t start)
     uint64_t nw = (n + 63) / 64;
     uint64_t last = low_bits((unsigned)(n - (nw - 1) * 64));
     uint64_t w = start;
-    while (w + nw <= a->nwords) {
+    while (nw <= a->nwords && w <= a->nwords - nw) { /* no wrap, whatever start is */
         uint64_t k;
         for (k = 0; k < nw; k++) {
             uint64_t want = k + 1 == nw ? last : ~0ull, zero = 0;
@@ -107,6 +107,8 @@ int64_t crew__arena_alloc(crew__arena *a, size_t len)
     if (n == 0)
         n = 1;
     uint64_t start = atomic_load_explicit(&a->low, memory_order_relaxed);
+    if (start >= a->nwords) /* a hint in shared memory: any process may have written it */
+        start = 0;
     int64_t c = n <= 64 ? alloc_small(a, (unsigned)n, start) : alloc_large(a, n, start);
     if (c < 0 && start > 0) /* the hint can run ahead of a racing free: look again */
         c = n <= 64 ? alloc_small(a, (unsigned)n, 0) : alloc_large(a, n, 0);

@@ -16,13 +16,20 @@ void crew__ring_init(crew__ring *r, uint32_t cap)
     r->mask = cap - 1;
 }
 
+/* Slot of index i: r->mask lives in shared memory, so it is bounded by the
+ * largest ring (tests/fuzz/fuzz_answer.c forges it). */
+static inline uint32_t slot_of(const crew__ring *r, uint64_t i)
+{
+    return (uint32_t)(i & r->mask & (CREW__RING_MAXCAP - 1));
+}
+
 bool crew__ring_push(crew__ring *r, const crew__msg *m)
 {
     uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
     if (t - h >= r->cap)
         return false;
-    memcpy(&r->msgs[t & r->mask], m, sizeof *m);
+    memcpy(&r->msgs[slot_of(r, t)], m, sizeof *m);
     atomic_store_explicit(&r->tail, t + 1, memory_order_release);
     return true;
 }
@@ -33,7 +40,7 @@ bool crew__ring_pop(crew__ring *r, crew__msg *m)
     uint64_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
     if (h == t)
         return false;
-    memcpy(m, &r->msgs[h & r->mask], sizeof *m);
+    memcpy(m, &r->msgs[slot_of(r, h)], sizeof *m);
     atomic_store_explicit(&r->head, h + 1, memory_order_release);
     return true;
 }

@@ -7,6 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The largest ring. Indices are masked with this too, whatever the ring's
+ * own mask (in shared memory, where a task can overwrite it) says: a ring in
+ * shared memory is laid out with room for this many messages, so no index a
+ * worker forges can reach past it. */
+#define CREW__RING_MAXCAP 256u
+
 /* Bytes of payload carried inside a message; larger payloads go to the arena. */
 #define CREW__INLINE 88
 
@@ -49,7 +55,8 @@ typedef struct crew__ring {
 /* Bytes a ring of cap messages occupies. */
 size_t crew__ring_bytes(uint32_t cap);
 
-/* Initialises a ring in place; cap must be a power of two. */
+/* Initialises a ring in place; cap must be a power of two, at most
+ * CREW__RING_MAXCAP. */
 void crew__ring_init(crew__ring *r, uint32_t cap);
 
 /* Producer: copies m in; returns false when full. */

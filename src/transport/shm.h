@@ -16,6 +16,7 @@
 #define CREW__MAGIC (0x00726577u | (2u << 24))
 #define CREW__RING_CAP 256u     /* messages per ring                          */
 #define CREW__MAX_WORKERS 256
+_Static_assert(CREW__RING_CAP == CREW__RING_MAXCAP, "shared rings have room for the largest");
 
 /* Slot states, written by the parent. */
 /* parent-side slot states (STARTING: its launcher runs, outside the pool lock) */
