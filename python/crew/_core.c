@@ -317,6 +317,8 @@ typedef struct launcher {
     char *sock_path; /* forkserver: the server's socket */
     char *fs_extra;  /* forkserver: sent after the slot in every request */
     size_t fs_extra_len;
+    PyObject *fs_restart; /* forkserver: () -> the socket path of a running
+                             server (a new one when this one died) */
 } launcher;
 
 static void launcher_free(launcher *L)
@@ -330,6 +332,11 @@ static void launcher_free(launcher *L)
     }
     free(L->sock_path);
     free(L->fs_extra);
+    if (L->fs_restart && !Py_IsFinalizing()) { /* any thread: take the GIL */
+        PyGILState_STATE g = PyGILState_Ensure();
+        Py_DECREF(L->fs_restart);
+        PyGILState_Release(g);
+    }
     if (L->prelude_fd >= 0)
         close(L->prelude_fd);
     free(L);
@@ -422,7 +429,46 @@ static pid_t launch_spawn(launcher *L, int shm_fd, int slot)
     return rc ? -rc : pid;
 }
 
-static pid_t launch_forkserver(launcher *L, int shm_fd, int slot)
+static char *dup_utf8(PyObject *o)
+{
+    const char *s = PyUnicode_AsUTF8(o);
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        PyErr_NoMemory();
+    return d;
+}
+
+/*
+ * The fork server is gone (its socket refuses, or is no more): asks Python
+ * for a running one (crew._forkserver.ensure_running starts another) and
+ * keeps its socket path. Called by the supervisor thread, which holds no
+ * crew lock (launches run outside the pool lock), so taking the GIL is in
+ * the lock order. 0, or -ENOTCONN when no server could be had.
+ */
+static int forkserver_restart(launcher *L)
+{
+    if (!L->fs_restart || Py_IsFinalizing())
+        return -ENOTCONN;
+    PyGILState_STATE g = PyGILState_Ensure();
+    int rc = -ENOTCONN;
+    PyObject *path = PyObject_CallNoArgs(L->fs_restart);
+    char *p = path ? dup_utf8(path) : NULL;
+    if (p) {
+        free(L->sock_path);
+        L->sock_path = p; /* only this pool's supervisor reads it */
+        rc = 0;
+    } else {
+        PyErr_WriteUnraisable(L->fs_restart); /* says why no server started */
+    }
+    Py_XDECREF(path);
+    PyGILState_Release(g);
+    return rc;
+}
+
+/* Connects to the fork server: the socket, or a negative errno. */
+static int forkserver_connect(const launcher *L)
 {
     int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (s < 0)
@@ -431,9 +477,22 @@ static pid_t launch_forkserver(launcher *L, int shm_fd, int slot)
     memset(&sa, 0, sizeof sa);
     sa.sun_family = AF_UNIX;
     snprintf(sa.sun_path, sizeof sa.sun_path, "%s", L->sock_path);
+    if (connect(s, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        int e = -errno;
+        close(s);
+        return e;
+    }
+    return s;
+}
+
+static pid_t launch_forkserver(launcher *L, int shm_fd, int slot)
+{
+    int s = forkserver_connect(L);
+    if ((s == -ECONNREFUSED || s == -ENOENT) && forkserver_restart(L) == 0)
+        s = forkserver_connect(L); /* the server died: a new one, once */
+    if (s < 0)
+        return s == -ECONNREFUSED || s == -ENOENT ? -ENOTCONN : s;
     pid_t result = -ENOTCONN;
-    if (connect(s, (struct sockaddr *)&sa, sizeof sa) < 0)
-        goto out;
     int32_t msg = slot;
     struct iovec iov[2] = {{&msg, sizeof msg}, {L->fs_extra, L->fs_extra_len}};
     union {
@@ -768,31 +827,21 @@ static PyObject *raise_crew(int rc, const char *what)
     return crew_py_raise(rc, what);
 }
 
-static char *dup_utf8(PyObject *o)
-{
-    const char *s = PyUnicode_AsUTF8(o);
-    if (!s)
-        return NULL;
-    char *d = strdup(s);
-    if (!d)
-        PyErr_NoMemory();
-    return d;
-}
 
 static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"kind", "workers", "start", "task_timeout", "max_tasks",
                              "init", "spawn_argv", "sock_path", "arena_size", "prelude_fd",
-                             "fs_extra", NULL};
+                             "fs_extra", "fs_restart", NULL};
     int kind, workers = 0, start = 0, prelude_fd = -1;
     double task_timeout = 0;
     unsigned long max_tasks = 0;
     Py_buffer init = {0}, extra = {0};
-    PyObject *argv_obj = Py_None, *sock_obj = Py_None;
+    PyObject *argv_obj = Py_None, *sock_obj = Py_None, *restart = Py_None;
     unsigned long long arena = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "i|iidkz*OOKiz*", kwlist, &kind, &workers,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "i|iidkz*OOKiz*O", kwlist, &kind, &workers,
                                      &start, &task_timeout, &max_tasks, &init, &argv_obj,
-                                     &sock_obj, &arena, &prelude_fd, &extra))
+                                     &sock_obj, &arena, &prelude_fd, &extra, &restart))
         return NULL;
     PoolObject *self = (PoolObject *)type->tp_alloc(type, 0);
     launcher *L = NULL;
@@ -856,6 +905,13 @@ static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kw)
                 if (!PyErr_Occurred())
                     PyErr_SetString(PyExc_ValueError, "forkserver needs sock_path");
                 goto fail;
+            }
+            if (restart != Py_None) {
+                if (!PyCallable_Check(restart)) {
+                    PyErr_SetString(PyExc_TypeError, "fs_restart must be callable");
+                    goto fail;
+                }
+                L->fs_restart = Py_NewRef(restart);
             }
             if (extra.buf && extra.len) {
                 if (extra.len > 8192) {
@@ -1118,8 +1174,8 @@ static PyType_Slot Pool_slots[] = {
     {Py_tp_new, Pool_new},
     {Py_tp_methods, Pool_methods},
     {Py_tp_doc, "Pool(kind, workers=0, start=0, task_timeout=0.0, max_tasks=0, init=None, "
-                "spawn_argv=None, sock_path=None, arena_size=0, prelude_fd=-1, fs_extra=None): a libcrew "
-                "pool (private)."},
+                "spawn_argv=None, sock_path=None, arena_size=0, prelude_fd=-1, fs_extra=None, "
+                "fs_restart=None): a libcrew pool (private)."},
     {0, NULL},
 };
 

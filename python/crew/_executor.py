@@ -2,6 +2,7 @@
 import atexit
 import collections
 import concurrent.futures as cf
+import functools
 import itertools
 import math
 import os
@@ -315,6 +316,7 @@ class Executor(cf.Executor):
         spawn_argv = sock = None
         spawn_prep = None     # spawn: the parent's preparation data (sent in a memfd)
         fs_extra = None       # forkserver: what each fork request carries
+        fs_restart = None     # forkserver: () -> a running server's socket path
         self._start_method = None
         if kind == "processes":
             method = start_method or get_start_method()
@@ -343,6 +345,8 @@ class Executor(cf.Executor):
                     from . import _forkserver
                     start, sock = _core.START_FORKSERVER, _forkserver.ensure_running(prep)
                     fs_extra = _forkserver.request_extra(prep)
+                    # a server killed from outside is replaced when a worker next starts
+                    fs_restart = functools.partial(_forkserver.ensure_running, prep)
         init = None
         if initializer is not None:
             # a thread pool shares the initializer; a fork pool's workers inherit
@@ -369,7 +373,7 @@ class Executor(cf.Executor):
             self._pool = _core.Pool(1 if kind == "threads" else 2, max_workers, start,
                                     float(task_timeout or 0), int(max_tasks_per_child or 0),
                                     init, spawn_argv, sock, int(arena_size or 0), prelude,
-                                    fs_extra)
+                                    fs_extra, fs_restart)
         finally:
             if prelude >= 0:
                 os.close(prelude)   # the pool's launcher holds its own copy

@@ -100,7 +100,7 @@ def _ensure_running_locked(prep):
     if s is not None and s[0].poll() is None:
         return s[1]
     if s is not None:  # it died (killed from outside): its directory goes with it
-        _servers.pop(prelude_hex)
+        _servers.pop(key)
         try:
             os.close(s[2])
         except OSError:

@@ -296,12 +296,10 @@ def _pool_serves_after_forkserver_killed():
         return [f.exception(timeout=120) for f in futs]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11: a SIGKILLed fork server is never replaced; "
-                   "once the workers it forked die, every task fails with 'could not be "
-                   "started (Transport endpoint is not connected)' (python/crew/_core.c "
-                   "launch_forkserver keeps the dead server's socket path). When this "
-                   "passes, drop the mark and let Chaos SIGKILL the server too")
 def test_forkserver_killed():
+    """A SIGKILLed fork server is replaced when a worker next has to start
+    (before, every task then failed 'could not be started (Transport
+    endpoint is not connected)')."""
     errs = _pool_serves_after_forkserver_killed()
     assert errs == [None] * 10, f"{sum(e is not None for e in errs)} of 10 failed: " \
         f"{next(e for e in errs if e)!r}"

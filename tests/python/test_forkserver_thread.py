@@ -68,10 +68,10 @@ DEAD_SERVER = textwrap.dedent("""
 """)
 
 
-def test_a_dead_fork_server_fails_tasks_instead_of_hanging(tmp_path):
+def test_a_dead_fork_server_is_replaced_when_a_worker_must_start(tmp_path):
     script = tmp_path / "dead_server.py"
     script.write_text(DEAD_SERVER)
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("failed:") and "could not be started" in out.stdout, out.stdout
+    assert out.stdout.strip() == "ran", out.stdout
