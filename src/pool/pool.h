@@ -64,6 +64,8 @@ typedef struct crew__wslot {
     uint64_t ghost_end;          /* requests taken back (recall) sit in its ring
                                     below this index until it pops them: 0, none */
     uint32_t early_deaths;       /* workers in a row that died before they were up */
+    uint32_t early_kills;        /* ... of them SIGKILLed (from outside: an operator,
+                                    the OOM killer), which alone mean no start loop */
     uint64_t retry_at_ns;        /* no relaunch before this (backoff)          */
 } crew__wslot;
 
@@ -188,7 +190,7 @@ void *crew__supervisor_main(void *arg);
  * the slot's kill reason (or CREW_ECRASHED), requeues the unstarted ones,
  * starts a replacement unless the pool is closing. mu held. Fills
  * `done` with futures whose callbacks must run unlocked. */
-void crew__worker_died(crew_pool *p, int i, int wstatus, crew__fifo *done);
+void crew__worker_died(crew_pool *p, int i, bool sigkilled, crew__fifo *done);
 
 /* --- start.c: the pool's side of the launcher seam --- */
 /* Makes slot i fresh and starts its worker: 0 (slot LIVE) or a negative

@@ -54,6 +54,16 @@ static void fail_pending(crew_pool *p, int i, crew__fifo *done)
     }
 }
 
+/* Whether slot ws's early deaths say its workers cannot start: three in a
+ * row that were not SIGKILLs (an exit, a crash, a failed start), or six in a
+ * row whatever they were. A SIGKILL is what an operator or the OOM killer
+ * sends: a few of them to workers still starting are no start loop, and
+ * fail no queued task (they only slow restarts down). */
+static bool start_loop(const crew__wslot *ws)
+{
+    return ws->early_deaths - ws->early_kills >= 3 || ws->early_deaths >= 6;
+}
+
 /* Puts slot i on its restart pause after a death (or a failed start) that
  * answered nothing; once every slot is there, queued tasks fail. mu held. */
 static void start_backoff(crew_pool *p, int i, crew__fifo *done)
@@ -62,7 +72,7 @@ static void start_backoff(crew_pool *p, int i, crew__fifo *done)
     bool all = true;
     for (int k = 0; k < p->nworkers; k++)
         if (p->w[k].state == CREW__SLOT_LIVE || p->w[k].state == CREW__SLOT_STARTING ||
-            p->w[k].early_deaths < 3)
+            !start_loop(&p->w[k]))
             all = false;
     if (all)
         fail_pending(p, i, done);
@@ -87,9 +97,8 @@ static void relaunch(crew_pool *p, int i, crew__fifo *done)
         start_backoff(p, i, done);
 }
 
-void crew__worker_died(crew_pool *p, int i, int wstatus, crew__fifo *done)
+void crew__worker_died(crew_pool *p, int i, bool sigkilled, crew__fifo *done)
 {
-    (void)wstatus;
     crew__wslot *ws = &p->w[i];
     crew__shm *shm = p->shm;
     crew__ring *req = crew__slot_req(shm, &shm->slots[i]);
@@ -146,6 +155,7 @@ void crew__worker_died(crew_pool *p, int i, int wstatus, crew__fifo *done)
      * is no sign of a start loop, however early it came */
     bool early = !ws->ready && ws->kill_reason == 0;
     ws->early_deaths = early ? ws->early_deaths + 1 : 0;
+    ws->early_kills = early ? ws->early_kills + (sigkilled ? 1 : 0) : 0;
     ws->state = CREW__SLOT_DEAD;
     ws->kill_reason = 0;
     ws->kill_tag = NULL;
@@ -184,7 +194,7 @@ static void reap(crew_pool *p, int i, crew__fifo *done)
                  "waitpid(-1) in the program)");
     else
         describe_exit(&si, ws->errbuf, sizeof ws->errbuf);
-    crew__worker_died(p, i, si.si_status, done);
+    crew__worker_died(p, i, r == 0 && si.si_code == CLD_KILLED && si.si_status == SIGKILL, done);
 }
 
 /* Kills (processes) or fails (threads) tasks past their deadline; returns

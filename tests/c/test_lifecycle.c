@@ -308,6 +308,42 @@ TEST(workers_that_die_as_they_start_fail_the_queue_without_a_restart_storm)
     crew_pool_free(p);
 }
 
+/* A launcher whose every worker is SIGKILLed as it starts (an OOM killer
+ * at start-up, say). */
+static pid_t killed_at_start(int shm_fd, int slot, void *ud)
+{
+    (void)shm_fd, (void)slot, (void)ud;
+    pid_t pid = fork();
+    if (pid == 0) {
+        raise(SIGKILL);
+        _exit(0);
+    }
+    return pid;
+}
+
+/* SIGKILLs of workers still starting are taken for kills from outside: a
+ * few only slow restarts down (chaos: test_kills_before_hello), but a slot
+ * whose every start is killed is a start loop too, and the queue fails. */
+TEST(workers_killed_at_every_start_still_fail_the_queue)
+{
+    crew_options o;
+    crew_options_init(&o);
+    o.kind = CREW_PROCESSES;
+    o.workers = 2;
+    o.launch = killed_at_start;
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    crew_future *f;
+    int one = 1;
+    CHECK_OK(crew_submit(p, "add1", &one, sizeof one, &f));
+    CHECK_OK(crew_future_wait(f, 30));
+    CHECK_EQ_INT(crew_future_status(f), CREW_ECRASHED);
+    CHECK(strstr(crew_future_error(f), "die as they start") != NULL);
+    CHECK(strstr(crew_future_error(f), "signal 9") != NULL);
+    crew_future_release(f);
+    crew_pool_free(p);
+}
+
 TEST(a_worker_reaped_by_someone_else_still_fails_only_its_task)
 {
     struct sigaction old, ign = {.sa_handler = SIG_IGN};
