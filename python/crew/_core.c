@@ -1243,17 +1243,31 @@ static PyObject *m_fork_worker(PyObject *m, PyObject *args)
 static PyObject *m_other_threads(PyObject *m, PyObject *Py_UNUSED(a))
 {
     (void)m;
-    FILE *f = fopen("/proc/self/status", "r");
-    int n = 0;
-    if (f) {
-        char line[256];
-        while (fgets(line, sizeof line, f))
-            if (sscanf(line, "Threads: %d", &n) == 1)
-                break;
-        fclose(f);
+    return PyLong_FromLong(crew__other_threads()); /* libcrew's own counter */
+}
+
+/* The default start method, kept by libcrew for C and Python alike. */
+static PyObject *m_get_start_method(PyObject *m, PyObject *Py_UNUSED(a))
+{
+    (void)m;
+    return PyUnicode_FromString(crew_start_method_name(crew_get_start_method()));
+}
+
+static PyObject *m_set_start_method(PyObject *m, PyObject *arg)
+{
+    (void)m;
+    const char *name = PyUnicode_AsUTF8(arg);
+    if (!name)
+        return NULL;
+    crew_start_method sm = !strcmp(name, "fork")         ? CREW_START_FORK
+                           : !strcmp(name, "spawn")      ? CREW_START_SPAWN
+                           : !strcmp(name, "forkserver") ? CREW_START_FORKSERVER
+                                                         : CREW_START_DEFAULT;
+    if (sm == CREW_START_DEFAULT || crew_set_start_method(sm) < 0) {
+        PyErr_Format(PyExc_ValueError, "unknown start method %R", arg);
+        return NULL;
     }
-    n -= 1 + atomic_load(&crew__internal_threads);
-    return PyLong_FromLong(n > 0 ? n : 0);
+    Py_RETURN_NONE;
 }
 
 static PyObject *m_strerror(PyObject *m, PyObject *arg)
@@ -1312,6 +1326,10 @@ static PyMethodDef module_methods[] = {
     {"fork_worker", m_fork_worker, METH_VARARGS,
      "fork_worker(fd, slot, clone_parent=True) -> pid: forks a process worker."},
     {"strerror", m_strerror, METH_O, "crew_strerror(code)."},
+    {"get_start_method", m_get_start_method, METH_NOARGS,
+     "The default start method (libcrew's, shared with C code in this process)."},
+    {"set_start_method", m_set_start_method, METH_O,
+     "Sets libcrew's default start method: 'fork', 'spawn' or 'forkserver'."},
     {"other_threads", m_other_threads, METH_NOARGS,
      "Threads of this process besides the caller and crew's own."},
     {NULL, NULL, 0, NULL},

@@ -38,13 +38,16 @@ def set_start_method(method, force=False):
     if _default_start is not None and not force and method != _default_start:
         raise RuntimeError("context has already been set")
     _default_start = method
+    # one default for the process: libcrew keeps it (C pools in this process
+    # see it too); None goes back to the default, forkserver
+    _core.set_start_method(method or "forkserver")
 
 
 def get_start_method(allow_none=False):
     """The default start method of process workers ("forkserver" unless set)."""
-    if _default_start is None and not allow_none:
-        return "forkserver"
-    return _default_start
+    if _default_start is None and allow_none:
+        return None
+    return _core.get_start_method()
 
 
 class _LazyCondition:

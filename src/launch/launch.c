@@ -50,9 +50,15 @@ static int thread_count(void)
     return n;
 }
 
+int crew__other_threads(void)
+{
+    int n = thread_count() - 1 - atomic_load(&crew__internal_threads);
+    return n > 0 ? n : 0;
+}
+
 void crew__warn_fork_with_threads(void)
 {
-    int others = thread_count() - 1 - atomic_load(&crew__internal_threads);
+    int others = crew__other_threads();
     if (others > 0)
         fprintf(stderr,
                 "crew: warning: the fork start method is used while this process runs %d other "

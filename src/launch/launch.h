@@ -56,6 +56,9 @@ int crew__launch_worker(const crew__launch_req *r, crew__launched *out);
 
 /* Whether crew_main() ran, so that exec'ing this program again is safe. */
 bool crew__can_reexec(void);
+/* Threads of this process besides the caller and crew's own (from
+ * /proc/self/status; 0 when unknown): what a fork would copy the locks of. */
+int crew__other_threads(void);
 /* Prints the fork-with-threads warning when threads other than crew's own run. */
 void crew__warn_fork_with_threads(void);
 /* Threads crew runs itself (collectors, supervisors, thread workers). */

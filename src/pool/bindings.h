@@ -21,6 +21,10 @@ bool crew__pool_on_worker_thread(crew_pool *p);
  * workers, the fork server's keeper), to tell the program's own apart. */
 extern _Atomic int crew__internal_threads;
 
+/* Threads of this process besides the caller and crew's own: the one
+ * counter behind both fork-with-threads warnings (launch/launch.c). */
+int crew__other_threads(void);
+
 /* fork() whose child is a sibling of the caller, reaped by the caller's
  * parent (launch/forkserver.h says how; fork servers only). */
 pid_t crew__fork_parented(void);
