@@ -40,3 +40,40 @@ def test_a_python_import_upward_is_caught(tmp_path):
     r = run(root)
     assert r.returncode == 1
     assert "_runtime (runtime) imports _executor (public API)" in r.stdout
+
+
+def _state_symbols(path):
+    """Names of the writable data (data, bss) a shared object defines."""
+    import subprocess as sp
+    out = sp.run(["nm", "--defined-only", str(path)], capture_output=True, text=True,
+                 check=True).stdout
+    names = set()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] in "bBdD":
+            names.add(parts[2].split(".")[0])   # a function's static: name.N
+    return names
+
+
+def test_no_libcrew_state_lives_twice_in_one_process():
+    """libcrew is compiled once and linked into both extension modules; the
+    linker takes into each only the objects it uses, so no piece of
+    libcrew's state (the fork server's socket, the task registry, the
+    shared objects' fork generation...) exists in both."""
+    import shutil
+    import crew._core
+    import crew._shared
+    if not shutil.which("nm"):
+        import pytest
+        pytest.skip("nm (binutils) is not installed")
+    core = _state_symbols(crew._core.__file__)
+    shared = _state_symbols(crew._shared.__file__)
+    own = {"module_methods", "module_slots", "_DYNAMIC", "_GLOBAL_OFFSET_TABLE_",
+           "__dso_handle", "__TMC_END__", "completed", "__data_start", "data_start",
+           "__bss_start", "_edata", "_end", "__FRAME_END__"}
+    # known and harmless: PyArg keyword tables (one per function, constant)
+    # and crew__spin_ns's cache of a figure each copy works out the same
+    # (from the CPU count)
+    own |= {"kwlist", "cached"}
+    both = sorted(n for n in core & shared if n not in own and not n.startswith("__"))
+    assert both == [], both
