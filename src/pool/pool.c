@@ -212,8 +212,8 @@ static uint32_t recall_locked(crew_pool *p, int i)
 
 /*
  * Head-of-line blocking: a worker with nothing to do while another's ring
- * holds requests queued behind a task that has run for a while (longer than
- * 1 ms and than twice the mean) takes those requests over. Rings hold up to
+ * holds requests queued behind a task that has run for a while (1 ms) takes
+ * those requests over. Rings hold up to
  * ~200 us of short tasks, so one long task among them would otherwise hold
  * back the rest while a worker idles. Returns the slot it took from, or -1.
  * mu held.
@@ -225,9 +225,11 @@ static int steal_locked(crew_pool *p)
         idle = takes_tasks(&p->w[i]) && p->w[i].inflight.n == 0;
     if (!idle)
         return -1;
-    uint64_t now = crew__now_ns(), wait = 2 * p->avg_task_ns;
-    if (wait < 1000000)
-        wait = 1000000;
+    /* 1 ms, whatever the mean: tasks of even length (a CPU-bound batch,
+     * whose rings were filled deep by quick tasks before) are worth taking
+     * over at the end of a batch too, while a ring of microsecond tasks,
+     * none of which runs that long, is never churned */
+    uint64_t now = crew__now_ns(), wait = 1000000;
     int victim = -1;
     uint32_t most = 1;
     for (int i = 0; i < p->nworkers; i++) {
