@@ -67,6 +67,7 @@ test: setup
 	@$(MAKE) --no-print-directory test-fuzz
 	@$(MAKE) --no-print-directory test-py
 	@$(MAKE) --no-print-directory test-chaos
+	@$(MAKE) --no-print-directory docs
 
 # each C test binary runs under a time limit: a hang prints every thread's
 # stack (gdb) and fails the run instead of holding it
