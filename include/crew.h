@@ -292,6 +292,8 @@ typedef struct crew_worker_stats {
 typedef struct crew_stats {
     crew_kind kind;
     int workers;
+    /* submitted = done + failed + cancelled + those still running or queued;
+     * crashed and timed_out are kinds of failed */
     uint64_t submitted, done, failed, crashed, timed_out, cancelled;
     crew_worker_stats worker[256]; /* the first `workers` entries are set    */
 } crew_stats;

@@ -29,6 +29,7 @@ import logging
 import operator
 import os
 import pickle
+import reprlib
 import signal
 import struct
 import sys
@@ -463,9 +464,71 @@ def decode(mv):
     return flags, pickle.loads(mv[start:start + plen], buffers=bufs)
 
 
+_short = reprlib.Repr()
+_short.maxlevel, _short.maxstring, _short.maxother = 3, 60, 60
+
+
 def _describe(obj):
-    r = repr(obj)
+    """A short repr for an error message: bounded in depth and length, and
+    never an error itself (a list nested 100,000 deep, a __repr__ that
+    raises)."""
+    try:
+        r = _short.repr(obj)
+    except Exception:
+        r = f"<{type(obj).__qualname__} object>"
     return r if len(r) <= 80 else r[:77] + "..."
+
+
+_both_types = {}
+
+
+def _serialization_error(msg, cause):
+    """A SerializationError that is also an instance of the type of `cause`
+    (the error pickling raised), so that code catching that type (a
+    RuntimeError from a __reduce__, say) still catches it, as it would from
+    multiprocessing; a plain SerializationError where the two cannot be
+    combined (incompatible layouts)."""
+    t = type(cause)
+    if issubclass(SerializationError, t) or not issubclass(t, Exception):
+        return SerializationError(msg)
+    cls = _both_types.get(t)
+    if cls is None:
+        try:
+            cls = type("SerializationError", (SerializationError, t),
+                       {"__module__": SerializationError.__module__,
+                        "__doc__": SerializationError.__doc__,
+                        "__init__": Exception.__init__, "__str__": Exception.__str__})
+            cls(msg)   # constructible with one message, as raised below
+        except TypeError:
+            cls = SerializationError
+        _both_types[t] = cls
+    return cls(msg)
+
+
+# a file object pickles by crew's cloudpickle path as a copy of its contents
+# (cloudpickle reads a text file into a StringIO): refused instead, as
+# multiprocessing refuses it
+_FILE_TYPES = (io.IOBase,)
+
+
+def _is_open_file(a):
+    """An open file (in-memory BytesIO/StringIO excepted, which pickle as
+    data), or tempfile's wrapper around one."""
+    if isinstance(a, (io.BytesIO, io.StringIO)):
+        return False
+    if isinstance(a, _FILE_TYPES):
+        return True
+    return type(a).__module__ == "tempfile" and isinstance(getattr(a, "file", None), _FILE_TYPES)
+
+
+def _refuse_files(args, kwargs):
+    for i, a in enumerate(args):
+        if _is_open_file(a):
+            return f"argument {i}", a
+    for k, v in (kwargs or {}).items():
+        if _is_open_file(v):
+            return f"keyword argument {k!r}", v
+    return None
 
 
 # arguments that never carry an out-of-band buffer: no buffer callback needed
@@ -496,6 +559,17 @@ def encode_call(fn, args, kwargs, flags):
                     pass
                 else:
                     return (HDR.pack(b"P", flags, 0, len(data)), data)
+    if flags in (F_CALL, F_INIT):
+        f = _refuse_files(args, kwargs)
+        if f is not None:
+            name = getattr(f[1], "name", None)
+            raise _serialization_error(
+                f"crew cannot send {f[0]} ({_describe(f[1])}) to a process worker: an open "
+                f"file does not cross to another process (a copy of its contents would, "
+                f"silently). Fix: pass its path"
+                + (f" ({name!r})" if isinstance(name, str) else "")
+                + " and open it in the task, or use kind='threads'.",
+                TypeError(f"cannot pickle {type(f[1]).__name__!r} object"))
     if flags == F_CALL:  # a chunk's items are wrapped by no one: sent in band
         args = _wrap_big(args)
     try:
@@ -531,14 +605,15 @@ def encode_call(fn, args, kwargs, flags):
                       f"importable module, so it would have to cross by value)")
         init = (", or use start_method='fork' (its workers inherit the initializer)"
                 if flags == F_INIT else "")
-        raise SerializationError(
+        raise _serialization_error(
             f"crew cannot send {where or 'the call'} ({_describe(obj)}) to a process "
-            f"worker{method}: {type(e).__name__}: {e}. Fix: pass only picklable objects "
+            f"worker{method}: {type(e).__name__}: {str(e).rstrip('.')}. Fix: pass only "
+            f"picklable objects "
             f"(module-level functions and classes, plain data; lambdas and closures work "
             f"through cloudpickle; a method of a global of an importable module crosses by "
             f"reference, each worker calling it on its own object of that name), create the "
             f"resource (lock, file, connection, generator) inside the task or in the "
-            f"executor's initializer{init}, or use kind='threads'.") from e
+            f"executor's initializer{init}, or use kind='threads'.", e) from e
 
 
 # -------------------------------------------------------- thread tokens --
@@ -763,7 +838,10 @@ def _picklable_outcome(out, logs, chunk=False):
         if out[0] == 0 and not chunk:
             err = SerializationError(
                 f"crew cannot send the task's result ({_describe(out[1])}) back: "
-                f"{type(e).__name__}: {e}")
+                f"{type(e).__name__}: {str(e).rstrip('.')}. Fix: return only picklable values (plain data, "
+                f"module-level classes; numpy arrays cross by shared memory); turn an open "
+                f"resource (file, socket, lock, generator) into data before returning it, or "
+                f"use kind='threads'.")
             return encode((1, err, "", logs))
         if out[0] == 1:
             return encode((1, RemoteError(repr(out[1])), out[2], logs))

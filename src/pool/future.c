@@ -39,7 +39,9 @@ bool crew__future_finish(crew_future *f, int status)
     f->status = status;
     atomic_store(&f->state, CREW__F_DONE); /* seq_cst: pairs with crew_future_on_done */
     crew_pool *p = f->pool;
-    atomic_fetch_add_explicit(status == 0 ? &p->done : &p->failed, 1, memory_order_relaxed);
+    /* a cancelled task did not fail: it counts as cancelled only */
+    if (status != -ECANCELED)
+        atomic_fetch_add_explicit(status == 0 ? &p->done : &p->failed, 1, memory_order_relaxed);
     if (status == CREW_ECRASHED)
         atomic_fetch_add_explicit(&p->crashed, 1, memory_order_relaxed);
     else if (status == -ETIMEDOUT)

@@ -1,0 +1,81 @@
+"""test_bad_inputs.py — bad input gets a clear error that says what to do (issue 11 item 7), and the error types code written for multiprocessing catches (item 8)."""
+import tempfile
+import time
+
+import pytest
+
+import crew
+
+
+def ident(x):
+    return x
+
+
+class RaisesRuntimeError:
+    def __reduce__(self):
+        raise RuntimeError("no pickling for you")
+
+
+class Unpicklable:
+    def __reduce__(self):
+        raise TypeError("cannot pickle this result")
+
+
+def unpicklable_result(_):
+    return Unpicklable()
+
+
+@pytest.fixture(scope="module")
+def ex():
+    with crew.Executor(1) as e:
+        yield e
+
+
+def test_an_argument_nested_100000_deep_gets_crews_error_not_a_raw_recursionerror(ex):
+    x = []
+    for _ in range(100_000):
+        x = [x]
+    with pytest.raises(crew.SerializationError) as ei:
+        ex.submit(ident, x)
+    msg = str(ei.value)
+    assert "argument 0" in msg and "Fix:" in msg and len(msg) < 2000
+
+
+def test_an_argument_whose_pickling_raises_runtimeerror_is_still_a_runtimeerror(ex):
+    with pytest.raises(RuntimeError) as ei:       # as multiprocessing's would be
+        ex.submit(ident, RaisesRuntimeError())
+    assert isinstance(ei.value, crew.SerializationError)
+    assert "no pickling for you" in str(ei.value)
+
+
+def test_an_unpicklable_result_says_what_to_do(ex):
+    with pytest.raises(crew.SerializationError, match="Fix: return only picklable values"):
+        ex.submit(unpicklable_result, 0).result(timeout=60)
+
+
+def test_an_open_file_is_refused_with_its_path_not_copied(ex):
+    with tempfile.NamedTemporaryFile("w+") as f:
+        with pytest.raises(TypeError) as ei:      # multiprocessing: TypeError
+            ex.submit(ident, f)
+        assert isinstance(ei.value, crew.SerializationError)
+        assert "pass its path" in str(ei.value) and f.name in str(ei.value)
+
+
+def test_an_open_file_is_fine_for_threads():
+    with crew.Executor(1, kind="threads") as t, tempfile.TemporaryFile("w+") as f:
+        assert t.submit(ident, f).result(timeout=60) is f
+
+
+def test_stats_count_cancelled_tasks_apart_from_failed(ex):
+    before = ex.stats()
+    fs = [ex.submit(time.sleep, 0.3) for _ in range(5)]
+    cancelled = sum(f.cancel() for f in fs[1:])
+    for f in fs:
+        try:
+            f.result(timeout=60)
+        except Exception:
+            pass
+    st = ex.stats()
+    assert cancelled >= 1
+    assert st["cancelled"] - before["cancelled"] == cancelled
+    assert st["failed"] - before["failed"] == 0
