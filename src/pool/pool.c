@@ -664,6 +664,18 @@ int crew_submit_ex(crew_pool *p, const char *name, const void *arg, size_t len,
 
 /* -------------------------------------------------------------- stop -- */
 
+/* A closed pool's descriptors go back at once (its memory stays mapped
+ * while futures hold results in it): nothing starts a worker or wakes the
+ * supervisor any more, whose threads are joined. mu held. */
+static void release_fds_locked(crew_pool *p)
+{
+    if (p->evfd >= 0)
+        close(p->evfd);
+    if (p->shm_fd >= 0)
+        close(p->shm_fd);
+    p->evfd = p->shm_fd = -1;
+}
+
 static void stop_threads(crew_pool *p)
 {
     crew__lock(&p->mu, CREW__LOCK_POOL); /* close and terminate may both get here */
@@ -759,6 +771,7 @@ int crew_pool_close(crew_pool *p)
     join_retired(p); /* the collector may have left some */
     crew__lock(&p->mu, CREW__LOCK_POOL);
     p->closed = true;
+    release_fds_locked(p);
     pthread_cond_broadcast(&p->cv);
     crew__unlock(&p->mu, CREW__LOCK_POOL);
     return 0;
@@ -849,6 +862,7 @@ int crew_pool_terminate_signal(crew_pool *p, int sig)
         }
     }
     p->closed = true;
+    release_fds_locked(p);
     pthread_cond_broadcast(&p->cv);
     crew__unlock(&p->mu, CREW__LOCK_POOL);
     return 0;

@@ -1,4 +1,4 @@
-"""test_bad_inputs.py — bad input gets a clear error that says what to do (issue 11 item 7), and the error types code written for multiprocessing catches (item 8)."""
+"""test_bad_inputs.py — bad input gets a clear error that says what to do (issue 11 items 7, 8), and a stopped pool holds nothing back (item 6)."""
 import tempfile
 import time
 
@@ -79,3 +79,30 @@ def test_stats_count_cancelled_tasks_apart_from_failed(ex):
     assert cancelled >= 1
     assert st["cancelled"] - before["cancelled"] == cancelled
     assert st["failed"] - before["failed"] == 0
+
+
+def _fds():
+    import os
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_terminated_pool_gives_its_descriptors_back_before_garbage_collection():
+    """Pool.terminate()/__exit__ used to hold the pool's memfd and eventfd
+    until the garbage collector freed the pool (issue 11 item 6)."""
+    import gc
+    with crew.Pool(2) as p:                 # warm: a fork server, imports
+        p.map(abs, [1, 2])
+    gc.collect()
+    gc.disable()
+    try:
+        n0 = _fds()
+        for _ in range(10):
+            p = crew.Pool(2)
+            p.map(abs, [1, 2])
+            p.terminate()
+            p.join()
+            with crew.Pool(2) as q:
+                q.map(abs, [1, 2])
+        assert _fds() - n0 <= 2
+    finally:
+        gc.enable()
