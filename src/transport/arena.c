@@ -1,4 +1,6 @@
 /* arena.c — bitmap chunk allocation with compare-and-swap: runs within a word, or whole words. */
+#include <sys/mman.h>
+
 #include "transport/arena.h"
 
 #include <stdbool.h>
@@ -118,11 +120,23 @@ int64_t crew__arena_alloc(crew__arena *a, size_t len)
     return (int64_t)a->data_off + c * (int64_t)CREW__CHUNK;
 }
 
+/* Runs at least this long go back to the system when freed: a pool that
+ * once carried a 512 MiB argument would otherwise keep 512 MiB resident
+ * until it closes. Smaller runs stay (their pages are reused warm). */
+#define RETURN_BYTES (64u << 20)
+
 void crew__arena_free(crew__arena *a, int64_t off, size_t len)
 {
     uint64_t n = (len + CREW__CHUNK - 1) / CREW__CHUNK;
     if (n == 0)
         n = 1;
+    if (n * CREW__CHUNK >= RETURN_BYTES) {
+        /* before the chunks are marked free: no new owner's bytes yet.
+         * A memfd's pages go back to the system from every mapping */
+        char *p = (char *)a + off;
+        if (((uintptr_t)p & (CREW__CHUNK - 1)) == 0)
+            (void)madvise(p, n * CREW__CHUNK, MADV_REMOVE);
+    }
     uint64_t c = (uint64_t)(off - (int64_t)a->data_off) / CREW__CHUNK;
     uint64_t w = c / 64;
     if (n <= 64) {
