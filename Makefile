@@ -44,7 +44,7 @@ build/$(1)/%.o: src/%.c $$(wildcard src/*/*.h) include/crew.h
 	@mkdir -p $$(@D)
 	$$(CC) $$(CFLAGS_COMMON) $$(CFLAGS_$(1)) -c $$< -o $$@
 build/$(1)/libcrew.a: $$(patsubst src/%.c,build/$(1)/%.o,$$(SRCS))
-	ar rcs $$@ $$^
+	rm -f $$@ && ar rcs $$@ $$^
 build/$(1)/test_%: tests/c/test_%.c $$(wildcard tests/c/*.h) build/$(1)/libcrew.a
 	$$(CC) $$(CFLAGS_COMMON) $$(CFLAGS_$(1)) -Itests/c $$< build/$(1)/libcrew.a -o $$@ $$(LDLIBS)
 endef
@@ -103,7 +103,7 @@ build/fuzz/%.o: src/%.c $(wildcard src/*/*.h) include/crew.h
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 build/fuzz/libcrew.a: $(patsubst src/%.c,build/fuzz/%.o,$(SRCS))
-	ar rcs $@ $^
+	rm -f $@ && ar rcs $@ $^
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) build/fuzz/libcrew.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< build/fuzz/libcrew.a -o $@ -pthread
 

@@ -668,6 +668,14 @@ static PyObject *Handle_others(Handle *self, PyObject *Py_UNUSED(unused))
     return PyLong_FromLong(n);
 }
 
+/* _opens(): how many handles have been attached to the object so far. */
+static PyObject *Handle_opens(Handle *self, PyObject *Py_UNUSED(unused))
+{
+    if (!self->h)
+        return PyLong_FromLong(0);
+    return PyLong_FromUnsignedLongLong(crew__sh_opens((crew__sh *)self->h));
+}
+
 static PyObject *Handle_get_closed(Handle *self, void *Py_UNUSED(c))
 {
     return PyBool_FromLong(self->h == NULL);
@@ -1632,6 +1640,7 @@ static PyMethodDef Handle_methods[] = {
     M("_key", Handle_key, METH_NOARGS),
     M("_free", Handle_free, METH_NOARGS),
     M("_others", Handle_others, METH_NOARGS),
+    M("_opens", Handle_opens, METH_NOARGS),
     M("_lock_acquire", Handle_lock_acquire, METH_O),
     M("_lock_release", Handle_lock_release, METH_NOARGS),
     M("_sem_acquire", Handle_sem_acquire, METH_O),

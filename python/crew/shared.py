@@ -62,8 +62,9 @@ _shared.set_errors(_queue.Full, _queue.Empty, BrokenQueueError, LockOwnerDiedErr
 
 _REF = struct.Struct("<IIiiQQQ")  # kind, sub, owner_pid, fd, size, id(inode), dev
 _cache = weakref.WeakValueDictionary()  # (kind, sub, dev, ino) -> this process's object
-_strong = {}   # queues opened from a ref: kept for the life of the process (see below)
-_keep = {}     # id(handle) -> [handle, time pickled, other holders then]
+_strong = collections.OrderedDict()  # queues opened from a ref, most recent last (see below)
+STRONG_QUEUES = 64   # a worker keeps at most this many queues it was given
+_keep = {}     # id(handle) -> [handle, time pickled, its opens count then]
 _keep_lock = threading.Lock()
 _last_prune = [0.0]
 
@@ -84,8 +85,10 @@ def _prune(now, force=False):
     drop = []
     with _keep_lock:
         for k, e in list(_keep.items()):
-            h, t, others = e
-            if h._closed or now - t > KEEPALIVE or h._others() > others:
+            h, t, opens = e
+            # kept until a receiver has opened it (or KEEPALIVE): even one that
+            # has let go again since, which the holders table alone misses
+            if h._closed or now - t > KEEPALIVE or h._opens() > opens:
                 drop.append(_keep.pop(k))
     for h, _t, _o in drop:
         if h.__dict__.get("_close_pending"):
@@ -96,7 +99,7 @@ def _sent(h):
     """Called when h is pickled: keep this process's handle a while."""
     now = time.monotonic()
     with _keep_lock:
-        _keep[id(h)] = [h, now, h._others()]
+        _keep[id(h)] = [h, now, h._opens()]
     _prune(now)
 
 
@@ -123,6 +126,8 @@ def _rebuild(cls, ref, state):
     key = _ref_key(ref)
     obj = _cache.get(key)
     if obj is not None and not obj._closed and not obj.__dict__.get("_close_pending"):
+        if key in _strong:
+            _strong.move_to_end(key)
         return obj
     obj = cls.__new__(cls)
     obj._open(ref)
@@ -130,8 +135,12 @@ def _rebuild(cls, ref, state):
     _cache[key] = obj
     if obj._kind == _shared.QUEUE:
         # a queue's peers are its holders: a worker keeps the queues it was
-        # given, so that a consumer does not see "nobody left" between tasks
+        # given, so that a consumer does not see "nobody left" between tasks;
+        # the most recent STRONG_QUEUES of them, so that a long-lived worker
+        # given thousands does not run out of descriptors
         _strong[key] = obj
+        while len(_strong) > STRONG_QUEUES:
+            _strong.popitem(last=False)
     _prune(time.monotonic())
     return obj
 

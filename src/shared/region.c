@@ -109,6 +109,8 @@ static int attach(crew__sh *h)
     }
     if (rc == 0 && me != hd->creator)
         __atomic_store_n(&hd->peer_seen, 1, __ATOMIC_RELEASE);
+    if (rc == 0)
+        __atomic_add_fetch(&hd->opens, 1, __ATOMIC_RELEASE);
     crew__rmutex_unlock(&hd->hmu);
     h->gen = atomic_load(&fork_gen);
     return rc;
@@ -336,4 +338,9 @@ void crew__sh_close(crew__sh *h)
     close(h->fd);
     h->hdr = NULL;
     h->fd = -1;
+}
+
+uint64_t crew__sh_opens(const crew__sh *h)
+{
+    return __atomic_load_n(&h->hdr->opens, __ATOMIC_ACQUIRE);
 }

@@ -33,6 +33,8 @@ typedef struct crew__shhdr {
     pthread_mutex_t hmu;            /* robust: guards holders[] */
     uint32_t peer_seen;             /* some process other than the creator held it */
     int32_t creator;
+    uint64_t opens;                 /* handles attached so far, creation included:
+                                       a sender sees that a receiver opened it */
     crew__holder holders[CREW__SH_HOLDERS];
 } crew__shhdr;
 _Static_assert(sizeof(crew__shhdr) <= CREW__SH_BODY, "header too big");
@@ -75,6 +77,9 @@ void crew__sh_check_fork(crew__sh *h);
 /* Live holders other than this process (tag < 0: any tag; else that tag
  * only, this process included). Prunes dead ones. Returns the count. */
 int crew__sh_live_peers(crew__sh *h, int tag);
+/* How many handles have been attached to the object so far (any process,
+ * its creation included): grows when a receiver opens a ref. */
+uint64_t crew__sh_opens(const crew__sh *h);
 
 /* Whether a peer rule applies: the queue's "some other process held it". */
 static inline bool crew__sh_peer_seen(const crew__sh *h)
