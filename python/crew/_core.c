@@ -356,6 +356,9 @@ static void call_runtime_hook(const char *name)
 /* In a forked worker (GIL held): runs the worker loop and never returns. */
 static void forked_child_run(int shm_fd, int slot)
 {
+    char name[16];
+    snprintf(name, sizeof name, "crew:worker%d", slot);
+    crew__name_thread(name); /* what ps and top show */
     sigset_t none;
     sigemptyset(&none);
     pthread_sigmask(SIG_SETMASK, &none, NULL);
@@ -770,6 +773,7 @@ typedef struct {
 
 static void *free_thread(void *arg)
 {
+    crew__name_thread("crew:free");
     free_job *j = arg;
     crew_pool_free(j->p);
     launcher_free(j->L);

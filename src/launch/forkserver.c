@@ -24,6 +24,7 @@
 #include <linux/sched.h>
 
 #include "launch/forkserver.h"
+#include "launch/launch.h"
 #include "base/lockorder.h"
 
 #define SERVER_ENV "CREW_FORKSERVER"
@@ -119,6 +120,7 @@ extern _Atomic int crew__internal_threads;
 
 static void *keeper_main(void *arg)
 {
+    crew__name_thread("crew:keeper");
     keeper_req *kr = arg;
     atomic_fetch_add(&crew__internal_threads, 1);
     int rc = spawn_server();

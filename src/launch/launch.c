@@ -1,5 +1,6 @@
 /* launch.c — the launcher seam's implementations: a worker starts as a thread, or as a process by fork, spawn, the fork server or a custom launcher. */
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -50,10 +51,36 @@ static int thread_count(void)
     return n;
 }
 
+void crew__name_thread(const char *name)
+{
+    (void)prctl(PR_SET_NAME, name, 0, 0, 0);
+}
+
 int crew__other_threads(void)
 {
-    int n = thread_count() - 1 - atomic_load(&crew__internal_threads);
-    return n > 0 ? n : 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d) { /* no /proc/self/task: count them, less crew's own */
+        int n = thread_count() - 1 - atomic_load(&crew__internal_threads);
+        return n > 0 ? n : 0;
+    }
+    pid_t me = (pid_t)syscall(SYS_gettid);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] < '0' || e->d_name[0] > '9' || atoi(e->d_name) == me)
+            continue;
+        char path[64], comm[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%d/comm", atoi(e->d_name));
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* gone meanwhile */
+        ssize_t r = read(fd, comm, sizeof comm - 1);
+        close(fd);
+        if (r > 0 && strncmp(comm, "crew:", 5) != 0)
+            n++;
+    }
+    closedir(d);
+    return n;
 }
 
 void crew__warn_fork_with_threads(void)
@@ -94,6 +121,7 @@ typedef struct thread_arg {
 
 static void *thread_main(void *arg)
 {
+    crew__name_thread("crew:worker");
     thread_arg ta = *(thread_arg *)arg;
     free(arg);
     atomic_fetch_add(&crew__internal_threads, 1);
@@ -175,6 +203,9 @@ static int launch_process(const crew__launch_req *r, crew__launched *out)
         return -errno;
     if (pid == 0) {
         child_setup(parent);
+        char name[16];
+        snprintf(name, sizeof name, "crew:worker%d", r->slot);
+        crew__name_thread(name); /* what ps and top show (not its parent thread's name) */
         if (r->start == CREW_START_SPAWN) {
             fcntl(r->shm_fd, F_SETFD, 0); /* the shared region crosses exec */
             putenv(env);

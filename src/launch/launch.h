@@ -56,9 +56,13 @@ int crew__launch_worker(const crew__launch_req *r, crew__launched *out);
 
 /* Whether crew_main() ran, so that exec'ing this program again is safe. */
 bool crew__can_reexec(void);
-/* Threads of this process besides the caller and crew's own (from
- * /proc/self/status; 0 when unknown): what a fork would copy the locks of. */
+/* Threads of this process besides the caller and crew's own: what a fork
+ * would copy the locks of. crew's threads are told by their names ("crew:",
+ * crew__name_thread), which stay while one exits; 0 when unknown. */
 int crew__other_threads(void);
+/* Names the calling thread (at most 15 characters), so that crew's own
+ * threads are known as such in /proc and in a debugger. */
+void crew__name_thread(const char *name);
 /* Prints the fork-with-threads warning when threads other than crew's own run. */
 void crew__warn_fork_with_threads(void);
 /* Threads crew runs itself (collectors, supervisors, thread workers). */

@@ -24,6 +24,8 @@ extern _Atomic int crew__internal_threads;
 /* Threads of this process besides the caller and crew's own: the one
  * counter behind both fork-with-threads warnings (launch/launch.c). */
 int crew__other_threads(void);
+/* Names the calling thread "crew:..." (see launch/launch.h). */
+void crew__name_thread(const char *name);
 
 /* fork() whose child is a sibling of the caller, reaped by the caller's
  * parent (launch/forkserver.h says how; fork servers only). */

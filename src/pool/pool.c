@@ -492,6 +492,7 @@ int crew__collect(crew_pool *p)
  * sleeping on the doorbell when there is none. */
 static void *collector_main(void *arg)
 {
+    crew__name_thread("crew:collect");
     crew_pool *p = arg;
     crew__shm *shm = p->shm;
     uint64_t spin = crew__spin_ns(), last = crew__now_ns();

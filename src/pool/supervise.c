@@ -250,6 +250,7 @@ static uint64_t check_deadlines(crew_pool *p, crew_future **late, int *nlate)
 
 void *crew__supervisor_main(void *arg)
 {
+    crew__name_thread("crew:supervise");
     crew_pool *p = arg;
     crew__lock(&p->mu, CREW__LOCK_POOL);
     int rc = 0;
