@@ -565,8 +565,8 @@ typedef struct crew_pipe crew_pipe;
  * reads EOF (-EPIPE). */
 int crew_pipe_create(crew_pipe **end0, crew_pipe **end1, size_t bytes);
 /* Sends a copy of len bytes: 0, -EAGAIN (full until the timeout),
- * CREW_ETOOBIG (> bytes/2 - 16), -EPIPE (the other end is gone; noticed
- * while waiting for room). */
+ * CREW_ETOOBIG (> bytes/2 - 16), -EPIPE (the other end has no holder left:
+ * freed everywhere: seen at once; or its processes died: within 100 ms). */
 int crew_pipe_send(crew_pipe *p, const void *data, size_t len, double timeout);
 /* Receives the next message like crew_queue_get(); -EPIPE once the other
  * end has no holder left (freed, or its processes died: noticed within

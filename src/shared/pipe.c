@@ -1,8 +1,10 @@
-/* shared_pipe.c — crew_pipe: two connected ends, one message ring per direction, in one region. */
+/* pipe.c — crew_pipe: two connected ends, one message ring per direction, in one region. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <sys/uio.h>
 
+#include "base/sync.h"
 #include "shared/msgq.h"
 
 typedef struct pipe_body {
@@ -11,7 +13,27 @@ typedef struct pipe_body {
 
 struct crew_pipe {
     crew__sh sh;                   /* sh.tag: which end this is */
+    uint64_t peer_checked_ns;      /* when send last saw the other end held */
+    uint64_t peer_closes;          /* the region's close count then */
 };
+
+/* Whether the other end still has a holder (any process, this one
+ * included). The holders table (a locked scan) is read again when a handle
+ * was closed since the last look, else at most every 100 ms (a holder that
+ * died closes nothing): a send to an end closed everywhere fails with
+ * -EPIPE at once, to one whose last holder died within 100 ms. */
+static bool peer_held(crew_pipe *p)
+{
+    uint64_t now = crew__now_ns(), closes = crew__sh_closes(&p->sh);
+    if (p->peer_checked_ns && closes == p->peer_closes &&
+        now - p->peer_checked_ns < 100000000ull)
+        return true;
+    if (crew__sh_live_peers(&p->sh, (int)(1 - p->sh.tag)) == 0)
+        return false;
+    p->peer_checked_ns = now;
+    p->peer_closes = closes;
+    return true;
+}
 
 /* Ring `end`, or NULL when its offset (in the region: any holder can write
  * it) points outside this process's mapping of the region. */
@@ -72,6 +94,8 @@ int crew_pipe_send(crew_pipe *p, const void *data, size_t len, double timeout)
     struct iovec iov = {(void *)data, len};
     const struct iovec *iovs = &iov;
     int one = 1;
+    if (!peer_held(p))
+        return -EPIPE; /* nobody could ever read it */
     crew__mq *q = ring_to(p, 1 - p->sh.tag);
     int rc = crew__mq_put(q, side(p, q), 1, &iovs, &one, crew__deadline(timeout));
     return rc > 0 ? 0 : rc == CREW_ECLOSED ? -EPIPE : rc;

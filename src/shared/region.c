@@ -129,6 +129,7 @@ static void detach(crew__sh *h)
         if (e->pid == me && e->tag == h->tag) {
             if (--e->count == 0)
                 __atomic_store_n(&e->pid, 0, __ATOMIC_RELEASE);
+            __atomic_add_fetch(&hd->closes, 1, __ATOMIC_RELEASE);
             break;
         }
     }
@@ -343,4 +344,9 @@ void crew__sh_close(crew__sh *h)
 uint64_t crew__sh_opens(const crew__sh *h)
 {
     return __atomic_load_n(&h->hdr->opens, __ATOMIC_ACQUIRE);
+}
+
+uint64_t crew__sh_closes(const crew__sh *h)
+{
+    return __atomic_load_n(&h->hdr->closes, __ATOMIC_ACQUIRE);
 }

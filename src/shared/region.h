@@ -35,6 +35,8 @@ typedef struct crew__shhdr {
     int32_t creator;
     uint64_t opens;                 /* handles attached so far, creation included:
                                        a sender sees that a receiver opened it */
+    uint64_t closes;                /* handles detached so far: a cached view of
+                                       who holds it is stale once this moves */
     crew__holder holders[CREW__SH_HOLDERS];
 } crew__shhdr;
 _Static_assert(sizeof(crew__shhdr) <= CREW__SH_BODY, "header too big");
@@ -80,6 +82,8 @@ int crew__sh_live_peers(crew__sh *h, int tag);
 /* How many handles have been attached to the object so far (any process,
  * its creation included): grows when a receiver opens a ref. */
 uint64_t crew__sh_opens(const crew__sh *h);
+/* How many handles have been detached from the object so far. */
+uint64_t crew__sh_closes(const crew__sh *h);
 
 /* Whether a peer rule applies: the queue's "some other process held it". */
 static inline bool crew__sh_peer_seen(const crew__sh *h)

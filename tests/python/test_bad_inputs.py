@@ -134,3 +134,27 @@ def test_a_huge_argument_gives_its_memory_back_once_it_is_done():
         del big
         ex.submit(abs, 1).result(timeout=60)    # the argument's chunks are freed by now
         assert _pool_rss_bytes() < 64 << 20
+
+
+def test_pipe_send_to_an_end_closed_everywhere_raises_brokenpipeerror():
+    a, b = crew.Pipe()
+    a.send("before")
+    assert b.recv() == "before"
+    b.close()
+    with pytest.raises(BrokenPipeError):     # was: silently accepted
+        a.send(1)
+    a.close()
+
+
+def _hold_then_exit(conn):
+    return conn.recv()
+
+
+def test_pipe_send_succeeds_while_a_worker_holds_the_other_end():
+    a, b = crew.Pipe()
+    with crew.Executor(1) as ex:
+        fut = ex.submit(_hold_then_exit, b)
+        b.close()                               # the worker has it (or will)
+        a.send("hello")
+        assert fut.result(timeout=60) == "hello"
+    a.close()
