@@ -19,6 +19,7 @@ How it measures and decides is in docs/placement.md; in short:
   processes that now waits) with hysteresis: a move needs a full new window
   of runs, and each move of a function doubles that window.
 """
+import collections
 import concurrent.futures as cf
 import functools
 import itertools
@@ -34,9 +35,12 @@ from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED
 
 from . import _runtime as rt
 
+GIL_BUSY = 1e-3       # the probe waited this long for the GIL on average: others hold it
+MAX_DEFERS = 4         # trial windows a function may restart because the GIL was busy
 TRIAL_WIDTH = 2        # a function's calls on trial in flight at once (2: enough to see the GIL)
 TRIAL_MIN_RUNS = 8     # runs before a decision on short tasks ...
 TRIAL_MIN_BUSY = 0.03  # ... or this many seconds of them running
+GAIN = 1.25            # processes must run calls this much faster than threads to win
 WAITS_EFF = 0.2        # efficiency below this: the thread mostly waits (I/O)
 SCALES_EFF = 0.75      # efficiency from this, two at once: it runs in parallel on threads
 SMALL_HOPS = 4         # CPU per run below this many process round trips: too small to move
@@ -110,14 +114,34 @@ def _noop():
     return None
 
 
+COPY_RATE = 4e9   # bytes/s assumed for the copy into shared memory (memcpy-class)
+
+
+def _pickle_check(fn, args, kwargs, flags, out):
+    """(error or None, bytes, seconds): whether a call and its result could
+    cross to a process worker, and what that costs (pickling, plus the copy
+    of out-of-band buffers into shared memory). Run once per trial."""
+    try:
+        t0 = time.perf_counter()
+        parts = list(rt.encode_call(fn, args, kwargs, flags))
+        if out[0] == 0 and type(out[1]) not in rt._PLAIN:
+            parts += rt.encode(out[1])
+        cost = time.perf_counter() - t0
+    except Exception as e:
+        return str(e).split(". Fix")[0], 0, 0.0
+    nbytes = sum(memoryview(p).nbytes for p in parts)
+    return None, nbytes, cost + nbytes / COPY_RATE
+
+
 # ------------------------------------------------------------ figures --
 
 class _Window:
     """What a function's runs on one kind cost since the window began."""
-    __slots__ = ("n", "cpu", "wall", "queued", "iv", "peak")
+    __slots__ = ("n", "cpu", "wall", "queued", "iv", "t0")
 
     def __init__(self):
-        self.n, self.cpu, self.wall, self.queued, self.iv, self.peak = 0, 0.0, 0.0, 0.0, [], 0
+        self.n, self.cpu, self.wall, self.queued, self.iv = 0, 0.0, 0.0, 0.0, []
+        self.t0 = time.perf_counter()
 
     def add(self, cpu, wall, queued, t0, t1):
         self.n += 1
@@ -168,13 +192,16 @@ class _Rec:
         self.pinned = None
         self.runs = {"threads": 0, "processes": 0}
         self.win = _Window()           # the current window (trial or revisit)
-        self.trial_in = 0              # trial runs in flight
+        self.trial_in = 0              # trial runs in flight on threads
+        self.ptrial_in = 0             # ... and on processes (second phase, "trial-p")
+        self.speed_t = None            # efficiency of its calls on threads (first phase)
         self.backlog = []              # calls waiting for the trial's decision
         self.live = {}                 # token -> (start, native tid, cpu0, queued0)
         self.moves = 0
         self.unpicklable = None
-        self.sample = None             # (fn, args, kwargs) of a trial run: to test pickling
-        self.sample_value = None
+        self.check = None              # (error or None, bytes, seconds) of pickling a trial call
+        self.defers = 0                # trial windows restarted: the GIL was busy with others
+        self.alone = False
         self.cpu_at_decision = None
         self.f = {}                    # figures shown by placement()
         self.threads_fig = None        # last figures on threads (for the reason text)
@@ -316,8 +343,7 @@ def _on_done(inner):
         else:
             out, cpu, wall, q, t0, t1 = inner.result()
             if ex is not None:
-                ex._ended(rec, kind, trial, (cpu, wall, q, t0, t1),
-                          out[1] if trial and out[0] == 0 else None)
+                ex._ended(rec, kind, trial, (cpu, wall, q, t0, t1))
             if out[0] == 0:
                 outer.set_result(out[1])
             else:
@@ -397,6 +423,7 @@ class AutoExecutor(Executor):
         self._hop_measured = False
         self._no_gil = not gil_enabled()
         self._placer = None
+        self._gil = collections.deque(maxlen=400)   # (time, seconds the probe waited for the GIL)
         self._ref = weakref.ref(self)
         self._conf = dict(start_method=start_method, initializer=initializer,
                           initargs=initargs, max_tasks_per_child=max_tasks_per_child,
@@ -512,16 +539,23 @@ class AutoExecutor(Executor):
             target = kind or rec.pinned
             if target is None:
                 if rec.kind == "trial":
+                    self._wake_placer()
                     if rec.trial_in < TRIAL_WIDTH or getattr(_local, "auto", None) is self:
                         rec.trial_in += 1
-                        target, trial = "threads", True
-                        if rec.sample is None:
-                            rec.sample = (fn, args, kwargs, flags)
+                        target, trial = "threads", "t"
                     else:
                         self._pending[id(fut)] = fut
                         fut._item = item
                         rec.backlog.append(item)
-                        self._wake_placer()
+                        return fut
+                elif rec.kind == "trial-p":
+                    if rec.ptrial_in < TRIAL_WIDTH:
+                        rec.ptrial_in += 1
+                        target, trial = "processes", "p"
+                    else:
+                        self._pending[id(fut)] = fut
+                        fut._item = item
+                        rec.backlog.append(item)
                         return fut
                 else:
                     target = rec.kind
@@ -532,9 +566,16 @@ class AutoExecutor(Executor):
             self._pending.pop(id(fut), None)
             if trial:
                 with self._lock:
-                    rec.trial_in -= 1
+                    self._untrial(rec, trial)
             raise
         return fut
+
+    @staticmethod
+    def _untrial(rec, trial):
+        if trial == "t":
+            rec.trial_in -= 1
+        elif trial == "p":
+            rec.ptrial_in -= 1
 
     def _dispatch(self, item, kind, trial, explicit=False):
         fut, rec, fn, args, kwargs, timeout, flags = item
@@ -552,6 +593,10 @@ class AutoExecutor(Executor):
                     raise e from None
                 self._unpicklable(rec, str(e).split(". Fix")[0])
                 kind = "threads"
+                if trial == "p":
+                    with self._lock:
+                        rec.ptrial_in -= 1
+                    trial = False
             else:
                 rec.sends += 1
                 inner._auto = (fut, rec, kind, trial)
@@ -576,7 +621,10 @@ class AutoExecutor(Executor):
                 tid = threading.get_native_id()
                 s = _task_schedstat(tid) or (time.thread_time(), 0.0)
                 rec.live[token] = (time.perf_counter(), tid, s[0], s[1])
-            return measured(flags, fn, args, kwargs)
+            r = measured(flags, fn, args, kwargs)
+            if trial and rec.check is None:
+                rec.check = _pickle_check(fn, args, kwargs, flags, r[0])
+            return r
         finally:
             if token is not None:
                 rec.live.pop(token, None)
@@ -618,7 +666,7 @@ class AutoExecutor(Executor):
             run = (fut, inner._auto[1]) + inner._crew_args
             if trial:
                 with self._lock:
-                    inner._auto[1].trial_in -= 1
+                    self._untrial(inner._auto[1], trial)
         fut_, rec, fn, args, kwargs, timeout, flags = run
         r = measured(flags, fn, args, kwargs)
         out = r[0]
@@ -634,25 +682,22 @@ class AutoExecutor(Executor):
 
     # --------------------------------------------------------- deciding --
 
-    def _ended(self, rec, kind, trial, fig, value=None):
+    def _ended(self, rec, kind, trial, fig):
         """A run of rec's function on kind ended (fig: cpu, wall, queued,
         start, end; None when it failed in crew's hands or was cancelled)."""
         go = []
         with self._lock:
-            if trial:
-                rec.trial_in -= 1
+            self._untrial(rec, trial)
             if fig is not None:
                 rec.runs[kind] += 1
                 tot = rec.f.setdefault(kind, _Window())
                 tot.add(*fig)
                 if kind == "threads" and rec.kind in ("trial", "threads"):
                     rec.win.add(*fig)
-                elif kind == "processes" and rec.kind == "processes":
+                elif kind == "processes" and rec.kind in ("processes", "trial-p"):
                     rec.win.add(*fig)
-                if trial and value is not None:
-                    rec.sample_value = (value,)
             if rec.pinned is None:
-                if rec.kind == "trial":
+                if rec.kind in ("trial", "trial-p"):
                     if not self._judge_trial(rec, go) and rec.backlog:
                         self._feed_trial(rec, go)
                 elif fig is not None:
@@ -660,9 +705,14 @@ class AutoExecutor(Executor):
         self._send(go)
 
     def _feed_trial(self, rec, go):
+        if rec.kind == "trial-p":
+            while rec.backlog and rec.ptrial_in < TRIAL_WIDTH:
+                rec.ptrial_in += 1
+                go.append((rec.backlog.pop(0), "processes", "p"))
+            return
         while rec.backlog and rec.trial_in < TRIAL_WIDTH:
             rec.trial_in += 1
-            go.append((rec.backlog.pop(0), "threads", True))
+            go.append((rec.backlog.pop(0), "threads", "t"))
 
     def _send(self, go):
         for item, kind, trial in go:
@@ -674,7 +724,7 @@ class AutoExecutor(Executor):
             except BaseException as e:   # e.g. the executor broke meanwhile
                 if trial:
                     with self._lock:
-                        item[1].trial_in -= 1
+                        self._untrial(item[1], trial)
                 self._pending.pop(id(fut), None)
                 try:
                     fut.set_exception(e)
@@ -683,7 +733,14 @@ class AutoExecutor(Executor):
 
     def _judge_trial(self, rec, go, live=False):
         """Decides a function on trial if its runs so far say enough; moves its
-        backlog to the chosen kind (appended to go). Lock held."""
+        backlog to the chosen kind (appended to go). Lock held.
+
+        First phase, on threads: a call that waits, is too small, cannot be
+        pickled or never overlaps another stays on threads; else the second
+        phase runs a few calls on processes, and the kind whose calls made
+        more progress per second (CPU/wall) wins, by a margin."""
+        if rec.kind == "trial-p":
+            return self._judge_processes(rec, go)
         lv = []
         if live:
             for t0, tid, c0, q0 in list(rec.live.values()):
@@ -699,29 +756,72 @@ class AutoExecutor(Executor):
         conc = wall / busy
         par = cpu / busy
         per = cpu / n if n else None
-        rec.threads_fig = dict(eff=eff, conc=conc, par=par, per=per)
+        rec.threads_fig = dict(eff=eff, conc=conc, par=par, per=per, speed=cpu / wall)
         hop = self._hop
         if eff < WAITS_EFF:
+            # starved, not waiting? Its threads may have waited for a GIL that
+            # other functions' threads held: measure again once that settles
+            lat = self._gil_latency(rec.win.t0)
+            if (lat is not None and lat >= GIL_BUSY and rec.defers < MAX_DEFERS
+                    and eff >= WAITS_EFF / 4):
+                rec.defers += 1
+                rec.win = _Window()
+                rec.reason = (f"measuring again: the GIL was busy with other work "
+                              f"({_ms(lat)} to get it)")
+                return False
             kind, why = "threads", (f"waits (I/O or a lock): on a CPU {eff:.0%} of its time; "
                                     f"threads cost nothing to hand work to")
         elif per is not None and n >= 2 and per < SMALL_HOPS * hop:
             kind, why = "threads", (f"too small for a process hop: {_ms(per)} of CPU per call "
                                     f"vs a {_ms(hop)} round trip")
-        elif conc >= 1.5 and eff >= SCALES_EFF:
-            kind, why = "threads", (f"runs in parallel on threads (releases the GIL): "
-                                    f"{conc:.1f} at once, each on a CPU {eff:.0%} of its time")
         elif conc >= 1.5:
-            kind, why = "processes", (f"holds the GIL: {conc:.1f} threads at once, each on a "
-                                      f"CPU only {eff:.0%} of its time")
-        elif n >= 16:
+            kind, why = "processes", None
+        elif n >= 16 and not rec.backlog:
             kind, why = "threads", ("ran one call at a time: nothing to gain from processes "
                                     "(measured again once calls overlap)")
             rec.alone = True
+        elif n >= 64:
+            kind, why = "threads", ("its calls never overlapped on threads although more "
+                                    "waited: left on threads")
         else:
             return False
         if kind == "processes":
             kind, why = self._check_hop(rec, kind, why, per)
+        if kind == "processes":   # second phase: try it on processes
+            rec.speed_t = eff
+            rec.kind = "trial-p"
+            rec.reason = (f"measuring on processes (on {conc:.1f} threads at once each was on "
+                          f"a CPU {eff:.0%} of its time)")
+            rec.win = _Window()
+            self._feed_trial(rec, go)
+            return False
         self._decide(rec, kind, why, go)
+        return True
+
+    def _judge_processes(self, rec, go):
+        """Second phase: processes against threads. Each side's figure is the
+        share of a call's time on a CPU, not counting time spent waiting for a
+        core (so a machine that gets busier between the phases does not
+        decide), the process hop and copy added to the process side."""
+        n, cpu, wall, q, busy = rec.win.figures()
+        if n < TRIAL_WIDTH + 1:
+            return False
+        over = self._hop + (rec.check[2] if rec.check else 0.0)
+        speed_p = cpu / max(wall - q + n * over, 1e-9)
+        speed_t = rec.speed_t or 1e-9
+        gain = speed_p / max(speed_t, 1e-9)
+        tf = rec.threads_fig or {}
+        conc = tf.get("conc", 0.0)
+        if gain >= GAIN:
+            why = (f"holds the GIL: calls ran {gain:.2f}x faster on processes (on {conc:.1f} "
+                   f"threads at once each was on a CPU {speed_t:.0%} of its time, on processes "
+                   f"{min(speed_p, 1):.0%})")
+            self._decide(rec, "processes", why, go)
+        else:
+            why = (f"runs as fast on threads (releases the GIL): processes ran its calls only "
+                   f"{gain:.2f}x as fast (on a CPU {min(speed_t, 1):.0%} of the time on threads, "
+                   f"{min(speed_p, 1):.0%} on processes, hop included)")
+            self._decide(rec, "threads", why, go)
         return True
 
     def _check_hop(self, rec, kind, why, per):
@@ -731,33 +831,27 @@ class AutoExecutor(Executor):
             return "threads", "no GIL on this interpreter: threads run Python in parallel"
         if rec.unpicklable:
             return "threads", rec.unpicklable
-        if rec.sample is None:
+        if rec.check is None:
             return kind, why
-        fn, args, kwargs, flags = rec.sample
-        try:
-            t0 = time.perf_counter()
-            parts = rt.encode_call(fn, args, kwargs, flags)
-            if rec.sample_value is not None:
-                parts = list(parts) + rt.encode(rec.sample_value[0])
-            cost = time.perf_counter() - t0
-        except Exception as e:
-            msg = str(e).split(". Fix")[0]
-            return "threads", f"cannot be pickled, so it stays on threads ({msg})"
-        nbytes = sum(memoryview(p).nbytes for p in parts)
+        err, nbytes, cost = rec.check
+        if err:
+            rec.unpicklable = f"cannot be pickled, so it stays on threads ({err})"
+            return "threads", rec.unpicklable
         rec.f["bytes"] = nbytes
         if per is not None and per < SMALL_HOPS * (self._hop + cost):
             return "threads", (f"too small for a process hop: {_ms(per)} of CPU per call vs "
                                f"{_ms(self._hop)} round trip + {_ms(cost)} to pickle {nbytes} bytes")
         return kind, why
 
-    def _decide(self, rec, kind, why, go):
+    def _decide(self, rec, kind, why, go, per=None):
         old = rec.kind
         if old in KINDS and old != kind:
             rec.moves += 1
         rec.kind, rec.reason = kind, why
-        rec.sample = rec.sample_value = None
-        n, cpu, wall, q, busy = rec.win.figures()
-        rec.cpu_at_decision = cpu / n if n else None
+        if per is None:
+            n, cpu, wall, q, busy = rec.win.figures()
+            per = cpu / n if n else None
+        rec.cpu_at_decision = per
         rec.win = _Window()
         for item in rec.backlog:
             go.append((item, kind, False))
@@ -782,11 +876,11 @@ class AutoExecutor(Executor):
         if rec.kind == "processes":
             if eff < WAITS_EFF:
                 self._decide(rec, "threads", f"moved back: now waits (on a CPU {eff:.0%} of its "
-                                             f"time on processes)", [])
+                                             f"time on processes)", [], per)
             elif per < SMALL_HOPS * self._hop / 2:
                 self._decide(rec, "threads", f"moved back: now too small for a process hop "
                                              f"({_ms(per)} of CPU per call vs a {_ms(self._hop)} "
-                                             f"round trip)", [])
+                                             f"round trip)", [], per)
             return
         # on threads: the CPU a call takes changed a lot, or calls now overlap
         if before is not None and per >= SMALL_HOPS * self._hop and (
@@ -812,17 +906,24 @@ class AutoExecutor(Executor):
                                             name="crew-auto-placer")
             self._placer.start()
 
-    def _placer_step(self):
+    def _placer_step(self, lat):
         go = []
         busy = False
         with self._lock:
+            self._gil.append((time.perf_counter(), lat))
             for rec in list(self._recs.values()):
-                if rec.kind == "trial" and rec.backlog:
+                if rec.kind.startswith("trial"):
                     busy = True
-                    if rec.live:
+                    if rec.kind == "trial" and rec.live and rec.backlog:
                         self._judge_trial(rec, go, live=True)
         self._send(go)
         return busy
+
+    def _gil_latency(self, since):
+        """Mean time the placer thread waited for the GIL since then (None:
+        too few samples): high while other threads hold it."""
+        v = [lat for t, lat in self._gil if t >= since]
+        return sum(v) / len(v) if len(v) >= 3 else None
 
     # ------------------------------------------------------------- map --
 
@@ -850,7 +951,7 @@ class AutoExecutor(Executor):
             recs = list(self._recs.values())
             for rec in recs:
                 d = {"function": rec.name, "runs": rec.runs["threads"] + rec.runs["processes"],
-                     "kind": "measuring" if rec.kind == "trial" else rec.kind,
+                     "kind": "measuring" if rec.kind.startswith("trial") else rec.kind,
                      "reason": rec.reason, "runs_threads": rec.runs["threads"],
                      "runs_processes": rec.runs["processes"]}
                 n = cpu = wall = q = 0.0
@@ -941,14 +1042,23 @@ class AutoExecutor(Executor):
         return self._max_threads
 
 
+PROBE = 0.005   # the placer's nap: how late it wakes (less its wait for a core) is GIL wait
+
+
 def _placer_loop(ref):
+    """While functions are on trial: probes the GIL (how long a thread waits
+    to run Python again after a short sleep) and decides long trials from
+    the live figures of their running calls."""
     idle = 0
     while idle < 50:
-        time.sleep(0.01)
+        q0 = _queued()
+        t0 = time.perf_counter()
+        time.sleep(PROBE)
+        lat = max(0.0, time.perf_counter() - t0 - PROBE - (_queued() - q0))
         ex = ref()
         if ex is None or ex._shutdown:
             return
-        idle = 0 if ex._placer_step() else idle + 1
+        idle = 0 if ex._placer_step(lat) else idle + 1
         ex = None
 
 
