@@ -40,6 +40,7 @@ MAX_DEFERS = 4         # trial windows a function may restart because the GIL wa
 TRIAL_WIDTH = 2        # a function's calls on trial in flight at once (2: enough to see the GIL)
 TRIAL_MIN_RUNS = 8     # runs before a decision on short tasks ...
 TRIAL_MIN_BUSY = 0.03  # ... or this many seconds of them running
+GAIN_WITH_PROBE = 1.1  # ... or this much when the GIL probe saw the GIL busy meanwhile
 GAIN = 1.25            # processes must run calls this much faster than threads to win
 WAITS_EFF = 0.2        # efficiency below this: the thread mostly waits (I/O)
 SCALES_EFF = 0.75      # efficiency from this, two at once: it runs in parallel on threads
@@ -137,10 +138,11 @@ def _pickle_check(fn, args, kwargs, flags, out):
 
 class _Window:
     """What a function's runs on one kind cost since the window began."""
-    __slots__ = ("n", "cpu", "wall", "queued", "iv", "t0")
+    __slots__ = ("n", "cpu", "wall", "queued", "iv", "t0", "lat")
 
     def __init__(self):
         self.n, self.cpu, self.wall, self.queued, self.iv = 0, 0.0, 0.0, 0.0, []
+        self.lat = 0.0    # trial runs: summed time from dispatch to end
         self.t0 = time.perf_counter()
 
     def add(self, cpu, wall, queued, t0, t1):
@@ -195,9 +197,12 @@ class _Rec:
         self.trial_in = 0              # trial runs in flight on threads
         self.ptrial_in = 0             # ... and on processes (second phase, "trial-p")
         self.speed_t = None            # efficiency of its calls on threads (first phase)
+        self.gil_t = None              # the GIL probe's mean wait during the first phase
         self.backlog = []              # calls waiting for the trial's decision
         self.live = {}                 # token -> (start, native tid, cpu0, queued0)
         self.moves = 0
+        self.last_kind = None          # where the last decision put it
+        self.explicit = None           # kind of the last call placed by options(kind=...)
         self.unpicklable = None
         self.check = None              # (error or None, bytes, seconds) of pickling a trial call
         self.defers = 0                # trial windows restarted: the GIL was busy with others
@@ -290,6 +295,8 @@ class AutoFuture(Future):
     submits follow-up work and waits for it cannot deadlock the pool)."""
 
     _inner = None      # the inner executor's future, once dispatched
+    _item = None       # the call, while it waits in a backlog or is held
+    _held = False      # held (all thread workers taken): its trial mark, if any
     _stolen = False    # taken back from the thread queue to run in a waiting task
     _auto_ex = None    # weakref to the AutoExecutor
 
@@ -324,6 +331,8 @@ def _on_done(inner):
     that settled it): records what the run cost, then settles the outer."""
     outer, rec, kind, trial = inner._auto
     ex = outer._auto_ex()
+    if ex is not None and kind == "threads":
+        ex._thread_done()
     if inner.cancelled():
         if outer._stolen:
             return
@@ -343,7 +352,7 @@ def _on_done(inner):
         else:
             out, cpu, wall, q, t0, t1 = inner.result()
             if ex is not None:
-                ex._ended(rec, kind, trial, (cpu, wall, q, t0, t1))
+                ex._ended(rec, kind, trial, (cpu, wall, q, t0, t1), inner._t_disp)
             if out[0] == 0:
                 outer.set_result(out[1])
             else:
@@ -421,8 +430,11 @@ class AutoExecutor(Executor):
         self._pins = {}
         self._hop = DEFAULT_HOP
         self._hop_measured = False
+        self._hop_seen = float("inf")
         self._no_gil = not gil_enabled()
         self._placer = None
+        self._held = collections.deque()   # thread calls that tasks submitted while all were taken
+        self._tin = 0                      # calls given to the thread pool, not yet done
         self._gil = collections.deque(maxlen=400)   # (time, seconds the probe waited for the GIL)
         self._ref = weakref.ref(self)
         self._conf = dict(start_method=start_method, initializer=initializer,
@@ -536,6 +548,8 @@ class AutoExecutor(Executor):
         item = (fut, rec, fn, args, kwargs, timeout, flags)
         trial = False
         with self._lock:
+            if kind is not None:
+                rec.explicit = kind
             target = kind or rec.pinned
             if target is None:
                 if rec.kind == "trial":
@@ -583,7 +597,9 @@ class AutoExecutor(Executor):
         if kind == "processes":
             try:
                 a = rt._wrap_big(args) if flags == rt.F_CALL else args
+                disp = time.perf_counter()
                 inner = self._procs_ex()._submit(measured, (flags, fn, a, kwargs), None, timeout)
+                inner._t_disp = disp
             except rt.SerializationError as e:
                 try:   # say it about the user's own call, not crew's wrapper
                     rt.encode_call(fn, args, kwargs, flags)
@@ -603,14 +619,30 @@ class AutoExecutor(Executor):
                 fut._inner = inner
                 inner.add_done_callback(_on_done)
                 return
-        inner = self._threads._submit(self._run_thread, (rec, trial, flags, fn, args, kwargs),
-                                      None, timeout)
+        with self._lock:
+            if getattr(_local, "auto", None) is self and self._tin >= self._max_threads:
+                # every thread worker is taken and a task of ours submits: held
+                # here, where a task that waits for it runs it itself (_steal)
+                fut._item = item
+                fut._held = trial
+                self._held.append(item)
+                return
+            self._tin += 1
+        try:
+            disp = time.perf_counter()
+            inner = self._threads._submit(self._run_thread,
+                                          (rec, trial, disp, flags, fn, args, kwargs), None, timeout)
+            inner._t_disp = disp
+        except BaseException:
+            with self._lock:
+                self._tin -= 1
+            raise
         inner._auto = (fut, rec, kind, trial)
         inner._crew_args = (fn, args, kwargs, timeout, flags)
         fut._inner = inner
         inner.add_done_callback(_on_done)
 
-    def _run_thread(self, rec, trial, flags, fn, args, kwargs):
+    def _run_thread(self, rec, trial, disp, flags, fn, args, kwargs):
         """A call on a thread worker, measured; a trial run is watched live."""
         prev = getattr(_local, "auto", None)
         _local.auto = self
@@ -620,7 +652,7 @@ class AutoExecutor(Executor):
                 token = object()
                 tid = threading.get_native_id()
                 s = _task_schedstat(tid) or (time.thread_time(), 0.0)
-                rec.live[token] = (time.perf_counter(), tid, s[0], s[1])
+                rec.live[token] = (disp, tid, s[0], s[1])
             r = measured(flags, fn, args, kwargs)
             if trial and rec.check is None:
                 rec.check = _pickle_check(fn, args, kwargs, flags, r[0])
@@ -631,29 +663,42 @@ class AutoExecutor(Executor):
             _local.auto = prev
 
     def _unqueue(self, fut):
-        """Takes a call off its function's backlog (cancel); True if it was there."""
+        """Takes a call off its function's backlog or the held calls (cancel
+        or steal); True if it was there. Lock held by the caller or not."""
         with self._lock:
             item = fut._item
             if item is None:
                 return False
-            try:
-                item[1].backlog.remove(item)
-            except ValueError:
-                return False
-            fut._item = None
-            return True
+            for q in (item[1].backlog, self._held):
+                try:
+                    q.remove(item)
+                except ValueError:
+                    continue
+                fut._item = None
+                if fut._held:
+                    self._untrial(item[1], fut._held)
+                    fut._held = False
+                return True
+            return False
+
+    def _thread_done(self):
+        """A thread task ended: a held call, if any, takes its place."""
+        with self._lock:
+            self._tin -= 1
+            if not self._held:
+                return
+            item = self._held.popleft()
+            trial, item[0]._held = item[0]._held, False
+        self._send([(item, "threads", trial)])
 
     def _steal(self, fut):
         """Runs fut's call in this thread (a thread task of this executor
         waits for it) if it has not started: from the backlog, or taken back
         from the thread pool's queue."""
         run = None
-        with self._lock:
-            item = fut._item
-            if item is not None and item in item[1].backlog:
-                item[1].backlog.remove(item)
-                fut._item = None
-                run = item
+        item = fut._item
+        if item is not None and self._unqueue(fut):
+            run = item
         if run is None:
             inner = fut._inner
             if inner is None or inner._auto[2] != "threads":
@@ -682,20 +727,34 @@ class AutoExecutor(Executor):
 
     # --------------------------------------------------------- deciding --
 
-    def _ended(self, rec, kind, trial, fig):
+    def _ended(self, rec, kind, trial, fig, disp=None):
         """A run of rec's function on kind ended (fig: cpu, wall, queued,
-        start, end; None when it failed in crew's hands or was cancelled)."""
+        start, end; None when it failed in crew's hands or was cancelled).
+        A trial run counts from its dispatch (disp), not its start: a call
+        that waits for the GIL before it can even start has waited too."""
         go = []
         with self._lock:
             self._untrial(rec, trial)
+            if fig is not None and kind == "processes" and disp is not None:
+                # the hop as calls see it: dispatch to answer, less the call itself
+                # (the least seen: the others also waited in the pool's queue)
+                over = time.perf_counter() - disp - fig[1]
+                if 0 < over < self._hop_seen:
+                    self._hop_seen = over
+                    self._hop = min(self._hop, over)
             if fig is not None:
                 rec.runs[kind] += 1
                 tot = rec.f.setdefault(kind, _Window())
                 tot.add(*fig)
-                if kind == "threads" and rec.kind in ("trial", "threads"):
+                # a trial's window holds its trial runs only: calls sent
+                # before it, at another width or kind, would blur it
+                if rec.kind == kind and not trial:
                     rec.win.add(*fig)
-                elif kind == "processes" and rec.kind in ("processes", "trial-p"):
+                elif (rec.kind == "trial" and trial == "t") or (rec.kind == "trial-p" and
+                                                                trial == "p"):
                     rec.win.add(*fig)
+                    t0, t1 = fig[3], fig[4]
+                    rec.win.lat += (t1 - disp) if disp is not None and disp < t0 else fig[1]
             if rec.pinned is None:
                 if rec.kind in ("trial", "trial-p"):
                     if not self._judge_trial(rec, go) and rec.backlog:
@@ -750,15 +809,18 @@ class AutoExecutor(Executor):
         n, cpu, wall, q, busy = rec.win.figures(lv)
         if busy <= 0 or (n < TRIAL_MIN_RUNS and busy < TRIAL_MIN_BUSY):
             return False
-        if live and n == 0 and busy < 2 * TRIAL_MIN_BUSY:
-            return False
+        if live and (rec.check is None or (n == 0 and busy < 2 * TRIAL_MIN_BUSY)):
+            return False   # (rec.check: the first run has not ended, so pickling is untested)
         eff = cpu / max(wall - q, 1e-9)
         conc = wall / busy
         par = cpu / busy
         per = cpu / n if n else None
         rec.threads_fig = dict(eff=eff, conc=conc, par=par, per=per, speed=cpu / wall)
         hop = self._hop
-        if eff < WAITS_EFF:
+        if rec.check is not None and rec.check[0]:
+            kind, why = "threads", f"cannot be pickled, so it stays on threads ({rec.check[0]})"
+            rec.unpicklable = why
+        elif eff < WAITS_EFF:
             # starved, not waiting? Its threads may have waited for a GIL that
             # other functions' threads held: measure again once that settles
             lat = self._gil_latency(rec.win.t0)
@@ -775,6 +837,8 @@ class AutoExecutor(Executor):
             kind, why = "threads", (f"too small for a process hop: {_ms(per)} of CPU per call "
                                     f"vs a {_ms(hop)} round trip")
         elif conc >= 1.5:
+            if rec.check is None:   # the first run has not said if it can be pickled
+                return False
             kind, why = "processes", None
         elif n >= 16 and not rec.backlog:
             kind, why = "threads", ("ran one call at a time: nothing to gain from processes "
@@ -788,6 +852,12 @@ class AutoExecutor(Executor):
         if kind == "processes":
             kind, why = self._check_hop(rec, kind, why, per)
         if kind == "processes":   # second phase: try it on processes
+            # counted from dispatch: a call that waits for the GIL to start has waited too
+            # (used when the GIL probe saw the GIL busy: then the wait to start is GIL wait)
+            lat = rec.win.lat + sum(now_ - t0 for t0, c, q_ in lv for now_ in (time.perf_counter(),))
+            rec.gil_t = self._gil_latency(rec.win.t0)
+            if rec.gil_t is not None and rec.gil_t >= GIL_BUSY and lat > 0:
+                eff = min(eff, cpu / max(lat - q, 1e-9))
             rec.speed_t = eff
             rec.kind = "trial-p"
             rec.reason = (f"measuring on processes (on {conc:.1f} threads at once each was on "
@@ -807,15 +877,24 @@ class AutoExecutor(Executor):
         if n < TRIAL_WIDTH + 1:
             return False
         over = self._hop + (rec.check[2] if rec.check else 0.0)
-        speed_p = cpu / max(wall - q + n * over, 1e-9)
-        speed_t = rec.speed_t or 1e-9
+        # each at most 1 (a core's worth): the clocks' rounding can pass it
+        speed_p = min(1.0, cpu / max(wall - q + n * over, 1e-9))
+        speed_t = min(1.0, rec.speed_t or 1e-9)
         gain = speed_p / max(speed_t, 1e-9)
         tf = rec.threads_fig or {}
         conc = tf.get("conc", 0.0)
+        lat = rec.gil_t
         if gain >= GAIN:
             why = (f"holds the GIL: calls ran {gain:.2f}x faster on processes (on {conc:.1f} "
                    f"threads at once each was on a CPU {speed_t:.0%} of its time, on processes "
                    f"{min(speed_p, 1):.0%})")
+            self._decide(rec, "processes", why, go)
+        elif lat is not None and lat >= GIL_BUSY and gain >= GAIN_WITH_PROBE:
+            # on a busy machine the clocks blur the threads' figure; the GIL
+            # probe does not: it waited for the GIL while the calls ran
+            why = (f"holds the GIL: calls ran {gain:.2f}x faster on processes, and while "
+                   f"{conc:.1f} ran on threads another thread waited {_ms(lat)} for the GIL "
+                   f"each time")
             self._decide(rec, "processes", why, go)
         else:
             why = (f"runs as fast on threads (releases the GIL): processes ran its calls only "
@@ -844,9 +923,9 @@ class AutoExecutor(Executor):
         return kind, why
 
     def _decide(self, rec, kind, why, go, per=None):
-        old = rec.kind
-        if old in KINDS and old != kind:
+        if rec.last_kind is not None and rec.last_kind != kind:
             rec.moves += 1
+        rec.last_kind = kind
         rec.kind, rec.reason = kind, why
         if per is None:
             n, cpu, wall, q, busy = rec.win.figures()
@@ -891,10 +970,12 @@ class AutoExecutor(Executor):
             self._retrial(rec, "measuring again: calls now overlap")
 
     def _unpicklable(self, rec, msg):
+        go = []
         with self._lock:
             rec.unpicklable = f"cannot be pickled, so it stays on threads ({msg})"
             if rec.pinned is None:
-                rec.kind, rec.reason = "threads", rec.unpicklable
+                self._decide(rec, "threads", rec.unpicklable, go)
+        self._send(go)
 
     # ------------------------------------------------ live trial decisions --
 
@@ -916,6 +997,11 @@ class AutoExecutor(Executor):
                     busy = True
                     if rec.kind == "trial" and rec.live and rec.backlog:
                         self._judge_trial(rec, go, live=True)
+                    if rec.backlog and rec.kind.startswith("trial"):
+                        self._feed_trial(rec, go)   # no-op unless a slot is free
+                elif rec.backlog:   # cannot happen; were it to, nothing may wait forever
+                    go += [(item, rec.kind, False) for item in rec.backlog]
+                    rec.backlog = []
         self._send(go)
         return busy
 
@@ -950,9 +1036,13 @@ class AutoExecutor(Executor):
         with self._lock:
             recs = list(self._recs.values())
             for rec in recs:
+                kind, reason = rec.kind, rec.reason
+                if (kind.startswith("trial") and rec.explicit and not rec.win.n
+                        and not rec.trial_in and not rec.ptrial_in and not rec.backlog):
+                    kind, reason = rec.explicit, f"placed per call: options(kind={rec.explicit!r})"
                 d = {"function": rec.name, "runs": rec.runs["threads"] + rec.runs["processes"],
-                     "kind": "measuring" if rec.kind.startswith("trial") else rec.kind,
-                     "reason": rec.reason, "runs_threads": rec.runs["threads"],
+                     "kind": "measuring" if kind.startswith("trial") else kind,
+                     "reason": reason, "runs_threads": rec.runs["threads"],
                      "runs_processes": rec.runs["processes"]}
                 n = cpu = wall = q = 0.0
                 for k in KINDS:
@@ -995,6 +1085,8 @@ class AutoExecutor(Executor):
             items = [it for rec in self._recs.values() for it in rec.backlog]
             for rec in self._recs.values():
                 rec.backlog = []
+            items += self._held
+            self._held.clear()
         return items
 
     def shutdown(self, wait=True, *, cancel_futures=False):
@@ -1081,5 +1173,7 @@ def _measure_hop(ref):
             times.append(time.perf_counter() - t0)
     ex = ref()
     if ex is not None and times:
-        ex._hop = min(times)   # the least of them: the others waited behind real work
+        # the least of them: the others waited behind real work (and calls
+        # lower it further as they see it, see _ended)
+        ex._hop = min(min(times), ex._hop_seen)
         ex._hop_measured = True
