@@ -94,9 +94,13 @@ def _task_schedstat(tid):
 
 def measured(flags, fn, args, kwargs):
     """Runs a call or a chunk (the worker side of kind="auto", threads and
-    processes alike) and returns (outcome, cpu, wall, queued, start, end):
+    processes alike) and returns (outcome, cpu, wall, queued, start, end,
+    queued before start):
     the outcome as crew's runner makes it, and what the run cost."""
     q0 = _queued()
+    # waits for a core since this thread's last call ended: mostly the wake-up
+    # for this call, which a trial counted from dispatch must not blame on the GIL
+    pre = q0 - getattr(_local, "q_end", q0)
     c0 = time.thread_time()
     t0 = time.perf_counter()
     out = rt._run_call(flags, fn, args, kwargs)
@@ -108,7 +112,8 @@ def measured(flags, fn, args, kwargs):
             pickle.dumps(out[1], 5)
         except Exception:
             out = (1, rt.RemoteError(repr(out[1])), out[2])
-    return (out, c1 - c0, t1 - t0, q1 - q0, t0, t1)
+    _local.q_end = q1
+    return (out, c1 - c0, t1 - t0, q1 - q0, t0, t1, pre)
 
 
 def _noop():
@@ -138,11 +143,12 @@ def _pickle_check(fn, args, kwargs, flags, out):
 
 class _Window:
     """What a function's runs on one kind cost since the window began."""
-    __slots__ = ("n", "cpu", "wall", "queued", "iv", "t0", "lat")
+    __slots__ = ("n", "cpu", "wall", "queued", "iv", "t0", "lat", "preq")
 
     def __init__(self):
         self.n, self.cpu, self.wall, self.queued, self.iv = 0, 0.0, 0.0, 0.0, []
-        self.lat = 0.0    # trial runs: summed time from dispatch to end
+        self.lat = 0.0    # trial runs: summed time from dispatch to end ...
+        self.preq = 0.0   # ... and their waits for a core before they started
         self.t0 = time.perf_counter()
 
     def add(self, cpu, wall, queued, t0, t1):
@@ -350,9 +356,9 @@ def _on_done(inner):
                     ex._unpicklable(rec, str(exc).split(":")[0])
             outer.set_exception(exc)
         else:
-            out, cpu, wall, q, t0, t1 = inner.result()
+            out, cpu, wall, q, t0, t1, pre = inner.result()
             if ex is not None:
-                ex._ended(rec, kind, trial, (cpu, wall, q, t0, t1), inner._t_disp)
+                ex._ended(rec, kind, trial, (cpu, wall, q, t0, t1), inner._t_disp, pre)
             if out[0] == 0:
                 outer.set_result(out[1])
             else:
@@ -715,7 +721,7 @@ class AutoExecutor(Executor):
         fut_, rec, fn, args, kwargs, timeout, flags = run
         r = measured(flags, fn, args, kwargs)
         out = r[0]
-        self._ended(rec, "threads", False, r[1:])
+        self._ended(rec, "threads", False, r[1:6])
         try:
             if out[0] == 0:
                 fut.set_result(out[1])
@@ -727,7 +733,7 @@ class AutoExecutor(Executor):
 
     # --------------------------------------------------------- deciding --
 
-    def _ended(self, rec, kind, trial, fig, disp=None):
+    def _ended(self, rec, kind, trial, fig, disp=None, pre=0.0):
         """A run of rec's function on kind ended (fig: cpu, wall, queued,
         start, end; None when it failed in crew's hands or was cancelled).
         A trial run counts from its dispatch (disp), not its start: a call
@@ -754,7 +760,11 @@ class AutoExecutor(Executor):
                                                                 trial == "p"):
                     rec.win.add(*fig)
                     t0, t1 = fig[3], fig[4]
-                    rec.win.lat += (t1 - disp) if disp is not None and disp < t0 else fig[1]
+                    if disp is not None and disp < t0:
+                        rec.win.lat += t1 - disp
+                        rec.win.preq += max(0.0, min(pre, t0 - disp))
+                    else:
+                        rec.win.lat += fig[1]
             if rec.pinned is None:
                 if rec.kind in ("trial", "trial-p"):
                     if not self._judge_trial(rec, go) and rec.backlog:
@@ -812,7 +822,9 @@ class AutoExecutor(Executor):
         if live and (rec.check is None or (n == 0 and busy < 2 * TRIAL_MIN_BUSY)):
             return False   # (rec.check: the first run has not ended, so pickling is untested)
         eff = cpu / max(wall - q, 1e-9)
-        conc = wall / busy
+        # calls in flight at once: GIL-bound calls barely overlap in their runs
+        # (each waits for the GIL to start), yet both were given to threads
+        conc = max(wall, rec.win.lat + sum(time.perf_counter() - t0 for t0, _, _ in lv)) / busy
         par = cpu / busy
         per = cpu / n if n else None
         rec.threads_fig = dict(eff=eff, conc=conc, par=par, per=per, speed=cpu / wall)
@@ -853,11 +865,11 @@ class AutoExecutor(Executor):
             kind, why = self._check_hop(rec, kind, why, per)
         if kind == "processes":   # second phase: try it on processes
             # counted from dispatch: a call that waits for the GIL to start has waited too
-            # (used when the GIL probe saw the GIL busy: then the wait to start is GIL wait)
+            # (less the waits for a core before they started: the rest is GIL wait)
             lat = rec.win.lat + sum(now_ - t0 for t0, c, q_ in lv for now_ in (time.perf_counter(),))
             rec.gil_t = self._gil_latency(rec.win.t0)
-            if rec.gil_t is not None and rec.gil_t >= GIL_BUSY and lat > 0:
-                eff = min(eff, cpu / max(lat - q, 1e-9))
+            if lat > 0:
+                eff = min(eff, cpu / max(lat - q - rec.win.preq, 1e-9))
             rec.speed_t = eff
             rec.kind = "trial-p"
             rec.reason = (f"measuring on processes (on {conc:.1f} threads at once each was on "
