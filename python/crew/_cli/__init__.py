@@ -1,4 +1,4 @@
-"""crew's command line: ``python -m crew demo | bench | info``.
+"""crew's command line: ``python -m crew demo | bench | info | advise``.
 
     demo    the three lessons of threads vs processes (GIL, IPC, start
             methods) plus I/O and crashes, live on this machine, each with a
@@ -7,19 +7,22 @@
             joblib/loky, pebble, mpire, Ray; dask if installed): medians,
             ratios, CSV/JSON
     info    the CPUs this process may use, start methods, versions, shared memory
+    advise  runs a script unchanged and says, per function it sends to a
+            pool, what bounds it and the one change that would make it faster
 """
 import argparse
 import sys
 
 
 def main(argv=None):
-    from . import bench, demo, info
+    from . import advise, bench, demo, info
     p = argparse.ArgumentParser(prog="python -m crew", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", metavar="{demo,bench,info}")
+    sub = p.add_subparsers(dest="command", metavar="{demo,bench,info,advise}")
     demo.add_parser(sub)
     bench.add_parser(sub)
     info.add_parser(sub)
+    advise.add_parser(sub)
     args = p.parse_args(argv)
     if args.command is None:
         p.print_help()
