@@ -143,10 +143,11 @@ def _pickle_check(fn, args, kwargs, flags, out):
 
 class _Window:
     """What a function's runs on one kind cost since the window began."""
-    __slots__ = ("n", "cpu", "wall", "queued", "iv", "t0", "lat", "preq")
+    __slots__ = ("n", "cpu", "wall", "queued", "iv", "t0", "lat", "preq", "folded")
 
     def __init__(self):
         self.n, self.cpu, self.wall, self.queued, self.iv = 0, 0.0, 0.0, 0.0, []
+        self.folded = 0.0   # busy time of the spans folded away
         self.lat = 0.0    # trial runs: summed time from dispatch to end ...
         self.preq = 0.0   # ... and their waits for a core before they started
         self.t0 = time.perf_counter()
@@ -158,8 +159,10 @@ class _Window:
         self.queued += queued
         iv = self.iv
         iv.append((t0, t1))
-        if len(iv) > 512:   # fold: keep the union's length, drop the detail
-            self.iv = _merge(iv)
+        if len(iv) > 256:   # fold the older spans into their union's length
+            iv.sort()
+            old, self.iv = iv[:-32], iv[-32:]
+            self.folded += sum(b - a for a, b in _merge(old))
 
     def figures(self, live=()):
         """n, cpu, wall, queued, busy (union of the runs' spans), counting
@@ -171,7 +174,7 @@ class _Window:
             queued += q
             wall += now - t0
             iv.append((t0, now))
-        busy = sum(b - a for a, b in _merge(iv))
+        busy = self.folded + sum(b - a for a, b in _merge(iv))
         return self.n, cpu, wall, queued, busy
 
 
@@ -817,11 +820,15 @@ class AutoExecutor(Executor):
                 if s is not None:
                     lv.append((t0, max(0.0, s[0] - c0), max(0.0, s[1] - q0)))
         n, cpu, wall, q, busy = rec.win.figures(lv)
-        if busy <= 0 or (n < TRIAL_MIN_RUNS and busy < TRIAL_MIN_BUSY):
+        if busy <= 0:
             return False
-        if live and (rec.check is None or (n == 0 and busy < 2 * TRIAL_MIN_BUSY)):
-            return False   # (rec.check: the first run has not ended, so pickling is untested)
         eff = cpu / max(wall - q, 1e-9)
+        clear_wait = eff < WAITS_EFF / 4 and busy >= TRIAL_MIN_BUSY / 3 and wall >= 2 * TRIAL_MIN_BUSY / 3
+        if not clear_wait:   # (a call that plainly waits is told at once)
+            if n < TRIAL_MIN_RUNS and busy < TRIAL_MIN_BUSY:
+                return False
+            if live and (rec.check is None or (n == 0 and busy < 2 * TRIAL_MIN_BUSY)):
+                return False   # (rec.check: the first run has not ended: pickling untested)
         # calls in flight at once: GIL-bound calls barely overlap in their runs
         # (each waits for the GIL to start), yet both were given to threads
         conc = max(wall, rec.win.lat + sum(time.perf_counter() - t0 for t0, _, _ in lv)) / busy
