@@ -92,27 +92,29 @@ def _task_schedstat(tid):
         return None
 
 
-def measured(flags, fn, args, kwargs):
+def measured(flags, fn, args, kwargs, deep=True):
     """Runs a call or a chunk (the worker side of kind="auto", threads and
     processes alike) and returns (outcome, cpu, wall, queued, start, end,
     queued before start):
     the outcome as crew's runner makes it, and what the run cost."""
-    q0 = _queued()
     # waits for a core since this thread's last call ended: mostly the wake-up
-    # for this call, which a trial counted from dispatch must not blame on the GIL
-    pre = q0 - getattr(_local, "q_end", q0)
+    # for this call, which a trial counted from dispatch must not blame on the GIL.
+    # Read for trial runs only (deep): two preads per call are not free
+    q0 = _queued() if deep else 0.0
+    pre = q0 - getattr(_local, "q_end", q0) if deep else 0.0
     c0 = time.thread_time()
     t0 = time.perf_counter()
     out = rt._run_call(flags, fn, args, kwargs)
     t1 = time.perf_counter()
     c1 = time.thread_time()
-    q1 = _queued()
+    q1 = _queued() if deep else 0.0
     if rt.IN_WORKER and out[0] == 1:
         try:
             pickle.dumps(out[1], 5)
         except Exception:
             out = (1, rt.RemoteError(repr(out[1])), out[2])
-    _local.q_end = q1
+    if deep:
+        _local.q_end = q1
     return (out, c1 - c0, t1 - t0, q1 - q0, t0, t1, pre)
 
 
@@ -333,6 +335,16 @@ class AutoFuture(Future):
         if inner is None or not inner.cancel():
             return False
         return self.cancelled()
+
+
+class _Inner(Future):
+    """The inner pool's future of an auto call: settling it settles the
+    outer future at once (no done-callback list, no Condition made)."""
+
+    def _invoke_callbacks(self):
+        _on_done(self)
+        if self._done_callbacks:
+            super()._invoke_callbacks()
 
 
 def _on_done(inner):
@@ -606,10 +618,14 @@ class AutoExecutor(Executor):
         if kind == "processes":
             try:
                 a = rt._wrap_big(args) if flags == rt.F_CALL else args
-                disp = time.perf_counter()
-                inner = self._procs_ex()._submit(measured, (flags, fn, a, kwargs), None, timeout)
-                inner._t_disp = disp
+                inner = _Inner()
+                inner._auto = (fut, rec, kind, trial)
+                inner._t_disp = time.perf_counter()
+                fut._inner = inner
+                self._procs_ex()._submit(measured, (flags, fn, a, kwargs, bool(trial)), None,
+                                         timeout, fut=inner)
             except rt.SerializationError as e:
+                fut._inner = None
                 try:   # say it about the user's own call, not crew's wrapper
                     rt.encode_call(fn, args, kwargs, flags)
                 except rt.SerializationError as e2:
@@ -622,11 +638,11 @@ class AutoExecutor(Executor):
                     with self._lock:
                         rec.ptrial_in -= 1
                     trial = False
+            except BaseException:
+                fut._inner = None
+                raise
             else:
                 rec.sends += 1
-                inner._auto = (fut, rec, kind, trial)
-                fut._inner = inner
-                inner.add_done_callback(_on_done)
                 return
         with self._lock:
             if getattr(_local, "auto", None) is self and self._tin >= self._max_threads:
@@ -637,19 +653,19 @@ class AutoExecutor(Executor):
                 self._held.append(item)
                 return
             self._tin += 1
+        inner = _Inner()
+        inner._auto = (fut, rec, "threads", trial)
+        inner._crew_args = (fn, args, kwargs, timeout, flags)
+        inner._t_disp = disp = time.perf_counter()
+        fut._inner = inner
         try:
-            disp = time.perf_counter()
-            inner = self._threads._submit(self._run_thread,
-                                          (rec, trial, disp, flags, fn, args, kwargs), None, timeout)
-            inner._t_disp = disp
+            self._threads._submit(self._run_thread, (rec, trial, disp, flags, fn, args, kwargs),
+                                  None, timeout, fut=inner)
         except BaseException:
+            fut._inner = None
             with self._lock:
                 self._tin -= 1
             raise
-        inner._auto = (fut, rec, kind, trial)
-        inner._crew_args = (fn, args, kwargs, timeout, flags)
-        fut._inner = inner
-        inner.add_done_callback(_on_done)
 
     def _run_thread(self, rec, trial, disp, flags, fn, args, kwargs):
         """A call on a thread worker, measured; a trial run is watched live."""
@@ -662,7 +678,7 @@ class AutoExecutor(Executor):
                 tid = threading.get_native_id()
                 s = _task_schedstat(tid) or (time.thread_time(), 0.0)
                 rec.live[token] = (disp, tid, s[0], s[1])
-            r = measured(flags, fn, args, kwargs)
+            r = measured(flags, fn, args, kwargs, bool(trial))
             if trial and rec.check is None:
                 rec.check = _pickle_check(fn, args, kwargs, flags, r[0])
             return r

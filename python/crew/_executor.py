@@ -376,7 +376,7 @@ class Executor(cf.Executor):
 
     # ------------------------------------------------------------ submit --
 
-    def _submit(self, fn, args, kwargs, timeout, flags=rt.F_CALL, kind=None):
+    def _submit(self, fn, args, kwargs, timeout, flags=rt.F_CALL, kind=None, fut=None):
         if kind is not None and kind != self._kind:
             raise ValueError(f'this executor has only {self._kind} workers: options(kind={kind!r}) '
                              f'places calls in an Executor(kind="auto")')
@@ -385,7 +385,8 @@ class Executor(cf.Executor):
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
         t = _timeout_arg(timeout)
-        fut = Future()
+        if fut is None:   # (kind="auto" passes its own: see _auto._Inner)
+            fut = Future()
         fut._crew_ex = self._ref
         fut._crew_owner = self  # a pending task keeps its executor alive
         key = fut._crew_key = 0

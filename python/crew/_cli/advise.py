@@ -291,7 +291,10 @@ def judge(r, m):
         return {"got": got, "bounds": bounds or ["unknown (not replayed)"], "best": None,
                 "change": "run without --no-replay to measure"}
     speeds = {k: m.get(k) for k in ("threads", "processes", "auto") if m.get(k)}
-    best = max(speeds, key=speeds.get) if speeds else "threads"
+    fixed = {k: v for k, v in speeds.items() if k != "auto"}
+    best = max(fixed, key=fixed.get) if fixed else "threads"
+    if speeds.get("auto") and speeds["auto"] > 1.1 * fixed.get(best, 0):
+        best = "auto"     # only when it beats both fixed kinds clearly
     cpw = m["cpu_per_wall"]
     if cpw < 0.3:
         bounds.append(f"I/O wait (on a CPU {cpw:.0%} of its time)")
