@@ -237,7 +237,7 @@ def replay(r):
     walls, cpus = _timed_serial(fn, samples[:1])
     per = max(walls[0], 1e-6)
     n = crew.cpu_count()
-    want = max(8, 4 * n, 2 * r.workers)
+    want = max(16, 8 * n, 2 * r.workers)
     if per < 1e-3:    # tiny calls: enough of them that the hand-over shows
         want = 2000
     k = max(2, min(want, int(REPLAY_BUDGET / per)))
@@ -255,10 +255,11 @@ def replay(r):
     except Exception as e:
         out["pickled_bytes"] = None
         out["unpicklable"] = str(e).split(". Fix")[0]
-    nthreads = max(r.workers if r.kind == "threads" else 0, min(32, n + 4))
+    # as many threads on the threads side as kind="auto" has: the same pool of threads
+    nthreads = max(r.workers if r.kind == "threads" else 0, 32, 4 * n)
     for kind, make in (("threads", lambda: crew.Executor(nthreads, kind="threads")),
                        ("processes", lambda: crew.Executor(n)),
-                       ("auto", lambda: crew.Executor(n, kind="auto"))):
+                       ("auto", lambda: crew.Executor(n, kind="auto", max_threads=nthreads))):
         if kind == "processes" and out["pickled_bytes"] is None:
             out[kind] = None
             continue
