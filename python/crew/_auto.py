@@ -35,6 +35,7 @@ from concurrent.futures._base import CANCELLED, CANCELLED_AND_NOTIFIED, FINISHED
 
 from . import _runtime as rt
 
+GIL_HELD = 2.5e-3      # ... this long: something held it all along (it waits a 5 ms switch interval)
 GIL_BUSY = 1e-3       # the probe waited this long for the GIL on average: others hold it
 MAX_DEFERS = 4         # trial windows a function may restart because the GIL was busy
 TRIAL_WIDTH = 2        # a function's calls on trial in flight at once (2: enough to see the GIL)
@@ -100,8 +101,11 @@ def measured(flags, fn, args, kwargs, deep=True):
     # waits for a core since this thread's last call ended: mostly the wake-up
     # for this call, which a trial counted from dispatch must not blame on the GIL.
     # Read for trial runs only (deep): two preads per call are not free
+    # Known when this thread's previous call was read too, or it had none (its
+    # waits so far were all before calls); after unread calls, taken as 0
     q0 = _queued() if deep else 0.0
-    pre = q0 - getattr(_local, "q_end", q0) if deep else 0.0
+    last = getattr(_local, "q_end", 0.0)
+    pre = q0 - last if deep and last is not None else 0.0
     c0 = time.thread_time()
     t0 = time.perf_counter()
     out = rt._run_call(flags, fn, args, kwargs)
@@ -113,8 +117,7 @@ def measured(flags, fn, args, kwargs, deep=True):
             pickle.dumps(out[1], 5)
         except Exception:
             out = (1, rt.RemoteError(repr(out[1])), out[2])
-    if deep:
-        _local.q_end = q1
+    _local.q_end = q1 if deep else None
     return (out, c1 - c0, t1 - t0, q1 - q0, t0, t1, pre)
 
 
@@ -924,7 +927,8 @@ class AutoExecutor(Executor):
                    f"threads at once each was on a CPU {speed_t:.0%} of its time, on processes "
                    f"{min(speed_p, 1):.0%})")
             self._decide(rec, "processes", why, go)
-        elif lat is not None and lat >= GIL_BUSY and gain >= GAIN_WITH_PROBE:
+        elif lat is not None and (lat >= GIL_HELD and speed_p >= 0.7 or
+                                  lat >= GIL_BUSY and gain >= GAIN_WITH_PROBE):
             # on a busy machine the clocks blur the threads' figure; the GIL
             # probe does not: it waited for the GIL while the calls ran
             why = (f"holds the GIL: calls ran {gain:.2f}x faster on processes, and while "

@@ -582,6 +582,17 @@ class Executor(cf.Executor):
         d["start_method"] = self._start_method
         return d
 
+    def placement(self):
+        """kind="auto" only: where each function runs and why (see
+        docs/placement.md). A fixed-kind executor places nothing."""
+        raise ValueError(f'this executor runs every call on {self._kind}: placement() is for '
+                         f'crew.Executor(kind="auto")')
+
+    def pin(self, fn, kind):
+        """kind="auto" only: fixes where fn runs (see AutoExecutor.pin)."""
+        raise ValueError(f'this executor runs every call on {self._kind}: pin() is for '
+                         f'crew.Executor(kind="auto")')
+
     @property
     def max_workers(self):
         return self._max_workers

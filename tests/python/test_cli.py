@@ -76,9 +76,10 @@ def test_demo_prints_every_lesson_and_a_summary(demo):
     p, out, summary = demo
     text = p.stdout
     for head in ("== 1. The GIL", "== 2. I/O-bound", "== 3. IPC", "== 4. Start methods",
-                 "== 5. Crashes", "== Summary"):
+                 "== 5. Crashes", "== 6. Choose by bottleneck", "== Summary"):
         assert head in text
-    assert [x["lesson"] for x in summary["lessons"]] == ["gil", "io", "ipc", "start", "crash"]
+    assert [x["lesson"] for x in summary["lessons"]] == ["gil", "io", "ipc", "start", "crash",
+                                                         "auto"]
     # the progress bar went to stderr, the tables to stdout
     assert "crew demo" in p.stderr and "%|" in p.stderr
     assert "%|" not in text
@@ -86,7 +87,8 @@ def test_demo_prints_every_lesson_and_a_summary(demo):
 
 def test_demo_charts_are_pictures(demo):
     p, out, summary = demo
-    names = ["1_gil.png", "2_io.png", "3_ipc.png", "4_start_methods.png", "5_crash.png"]
+    names = ["1_gil.png", "2_io.png", "3_ipc.png", "4_start_methods.png", "5_crash.png",
+             "6_auto.png"]
     for name in names:
         path = out / name
         w, h = png_size(path)
@@ -310,3 +312,14 @@ def test_bench_rejects_unknown_names():
     p = subprocess.run([sys.executable, "-m", "crew", "bench", "--peers", "nope"], cwd=REPO,
                        capture_output=True, text=True, timeout=60)
     assert p.returncode != 0 and "unknown peer nope" in p.stderr
+
+
+def test_demo_auto_lesson(demo):
+    p, out, summary = demo
+    auto = summary["lessons"][5]
+    assert set(auto["times"]) == {"threads only", "processes only", 'kind="auto"'}
+    assert auto["auto_vs_best_fixed"] > 0
+    text = p.stdout
+    assert "where kind=\"auto\" put each function" in text
+    assert "crew._cli.tasks.wait_io" in text and "crew._cli.tasks.spin" in text
+    assert "python -m crew advise mistake.py" in text and "change:" in text
