@@ -111,10 +111,11 @@ def run(ctx):
     path = C.save(fig, os.path.join(ctx.out, "6_auto.png"))
     r.print(f"   chart: {path}")
     r.step("auto: done")
-    ratio = fixed / best['kind="auto"']
+    auto_t = best['kind="auto"']
+    ratio = fixed / auto_t
     return {"lesson": "auto", "times": best, "auto_vs_best_fixed": ratio, "chart": path,
             "took": time.perf_counter() - t0,
             "summary": f"auto: the mixed batch {ratio:.2f}x the better fixed kind "
                        f"(threads {C.fmt_seconds(best['threads only'])}, processes "
                        f"{C.fmt_seconds(best['processes only'])}, auto "
-                       f"{C.fmt_seconds(best['kind=\"auto\"'])})"}
+                       f"{C.fmt_seconds(auto_t)})"}
