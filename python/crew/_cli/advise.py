@@ -303,7 +303,7 @@ def judge(r, m):
     cpw = m["cpu_per_wall"]
     if cpw < 0.3:
         bounds.append(f"I/O wait (on a CPU {cpw:.0%} of its time)")
-    elif (m.get("threads") or 0) < 1.3 and m["mean_ms"] >= 0.2:
+    elif (m.get("threads") or 0) < 1.5 and m["mean_ms"] >= 0.2:
         bounds.append(f"the GIL (pure Python on a CPU {cpw:.0%} of its time; threads "
                       f"{m.get('threads') or 0:.2f}x)")
     if m["mean_ms"] < 0.2:
@@ -318,8 +318,8 @@ def judge(r, m):
     # GIL-bound on a machine too busy for processes to show their gain: the
     # bound stands (threads cannot run it in parallel anywhere); processes
     # are named unless they measured clearly slower
-    if (cpw >= 0.7 and m["mean_ms"] >= 0.2 and (m.get("threads") or 0) < 1.3
-            and best == "threads" and (m.get("processes") or 0) >= 0.9 * m["threads"]):
+    if (cpw >= 0.7 and m["mean_ms"] >= 0.2 and (m.get("threads") or 0) < 1.5
+            and best == "threads" and (m.get("processes") or 0) >= 0.75 * m["threads"]):
         best = "processes"
     # one change: the fastest kind, unless the pool in use is within 10% of it
     used = r.kind if r.kind in speeds else None
