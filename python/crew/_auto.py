@@ -22,7 +22,6 @@ How it measures and decides is in docs/placement.md; in short:
 import collections
 import concurrent.futures as cf
 import functools
-import itertools
 import math
 import os
 import pickle

@@ -16,7 +16,6 @@ import functools
 import json
 import multiprocessing.pool as mpp
 import os
-import pickle
 import sys
 import threading
 import time
