@@ -19,12 +19,13 @@ from ._runtime import (CrewError, InitializerError, RemoteError, RemoteTraceback
                        SerializationError, TaskTimeoutError, WorkerCrashedError)
 from ._executor import Executor, Future, cpu_count, get_start_method, set_start_method
 from .pool import AsyncResult, Pool
+from ._auto import Placement, pin
 from .shared import (Barrier, BoundedSemaphore, BrokenQueueError, Condition, Connection, Event,
                      Lock, LockOwnerDiedError, Pipe, Queue, RLock, Semaphore, SharedDict,
                      shared_array)
 
 __all__ = [
-    "Executor", "Pool", "AsyncResult", "Future", "cpu_count", "set_start_method",
+    "Executor", "Pool", "AsyncResult", "Future", "cpu_count", "pin", "Placement", "set_start_method",
     "get_start_method", "CrewError", "WorkerCrashedError", "TaskTimeoutError",
     "InitializerError", "SerializationError", "RemoteError", "RemoteTraceback",
     # shared state (crew.shared)

@@ -236,15 +236,15 @@ class _Options:
     """``executor.options(timeout=...)``: per-call settings that never collide
     with the task's own keyword arguments."""
 
-    def __init__(self, ex, timeout):
-        self._ex, self._timeout = ex, timeout
+    def __init__(self, ex, timeout, kind=None):
+        self._ex, self._timeout, self._kind = ex, timeout, kind
 
     def submit(self, fn, /, *args, **kwargs):
-        return self._ex._submit(fn, args, kwargs, self._timeout)
+        return self._ex._submit(fn, args, kwargs, self._timeout, kind=self._kind)
 
     def map(self, fn, *iterables, **kw):
         kw.setdefault("task_timeout", self._timeout)
-        return self._ex.map(fn, *iterables, **kw)
+        return self._ex.map(fn, *iterables, _place=self._kind, **kw)
 
 
 def _timeout_arg(t):
@@ -262,8 +262,11 @@ class Executor(cf.Executor):
              initializer=None, initargs=(), max_tasks_per_child=None,
              task_timeout=None)
 
-    - ``kind``: "processes" (each worker its own interpreter: CPU-bound work)
-      or "threads" (I/O-bound work; no pickling).
+    - ``kind``: "processes" (each worker its own interpreter: CPU-bound work),
+      "threads" (I/O-bound work; no pickling) or "auto" (both kinds of
+      worker; each function runs where measurement says it runs best, and
+      ``placement()`` says why: see :class:`crew._auto.AutoExecutor` and
+      docs/placement.md).
     - ``max_workers``: None gives one process worker per usable CPU
       (:func:`crew.cpu_count`), or ``min(32, cpu_count() + 4)`` thread
       workers, as ThreadPoolExecutor does (threads mostly wait).
@@ -294,11 +297,19 @@ class Executor(cf.Executor):
     _breaks = True  # crew.Pool's executor keeps serving (tasks fail one by one)
     _stopping = False  # terminate_workers() or kill_workers() was called
 
+    def __new__(cls, max_workers=None, kind="processes", *args, **kwargs):
+        if kind == "auto" and cls is Executor:
+            from ._auto import AutoExecutor
+            cls = AutoExecutor
+        return super().__new__(cls)
+
     def __init__(self, max_workers=None, kind="processes", start_method=None,
                  initializer=None, initargs=(), max_tasks_per_child=None,
-                 task_timeout=None, *, arena_size=None):
+                 task_timeout=None, *, arena_size=None, max_threads=None):
         if kind not in ("processes", "threads"):
-            raise ValueError('kind must be "processes" or "threads"')
+            raise ValueError('kind must be "processes", "threads" or "auto"')
+        if max_threads is not None:
+            raise ValueError('max_threads is for kind="auto" (use max_workers)')
         if max_workers is None:  # as ProcessPoolExecutor and ThreadPoolExecutor choose
             max_workers = cpu_count() if kind == "processes" else min(32, cpu_count() + 4)
         if max_workers <= 0:
@@ -385,13 +396,17 @@ class Executor(cf.Executor):
 
     # ------------------------------------------------------------ submit --
 
-    def _submit(self, fn, args, kwargs, timeout, flags=rt.F_CALL):
+    def _submit(self, fn, args, kwargs, timeout, flags=rt.F_CALL, kind=None, fut=None):
+        if kind is not None and kind != self._kind:
+            raise ValueError(f'this executor has only {self._kind} workers: options(kind={kind!r}) '
+                             f'places calls in an Executor(kind="auto")')
         if self._broken:
             raise rt.InitializerError(self._broken)
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
         t = _timeout_arg(timeout)
-        fut = Future()
+        if fut is None:   # (kind="auto" passes its own: see _auto._Inner)
+            fut = Future()
         fut._crew_ex = self._ref
         fut._crew_owner = self  # a pending task keeps its executor alive
         key = fut._crew_key = 0
@@ -431,11 +446,15 @@ class Executor(cf.Executor):
         """Schedules fn(*args, **kwargs); returns a concurrent.futures.Future."""
         return self._submit(fn, args, kwargs, None)
 
-    def options(self, *, timeout=None):
-        """Per-call options: ``ex.options(timeout=5).submit(fn, *args, **kwargs)``."""
-        return _Options(self, timeout)
+    def options(self, *, timeout=None, kind=None):
+        """Per-call options: ``ex.options(timeout=5).submit(fn, *args, **kwargs)``;
+        ``kind="threads"`` or ``"processes"`` pins these calls of an
+        ``Executor(kind="auto")`` (on a fixed kind it must name that kind)."""
+        if kind is not None and kind not in ("threads", "processes"):
+            raise ValueError(f'kind must be "threads", "processes" or None, not {kind!r}')
+        return _Options(self, timeout, kind)
 
-    def _chunks(self, fn, items, chunksize, task_timeout, star=True):
+    def _chunks(self, fn, items, chunksize, task_timeout, star=True, kind=None):
         """Submits items in chunks: each item a tuple of arguments (star), or
         the one argument."""
         n = len(items)
@@ -444,11 +463,11 @@ class Executor(cf.Executor):
         elif chunksize < 1:
             raise ValueError("chunksize must be >= 1")
         flags = rt.F_CHUNK if star else rt.F_CHUNK1
-        return [self._submit(fn, items[i:i + chunksize], None, task_timeout, flags)
+        return [self._submit(fn, items[i:i + chunksize], None, task_timeout, flags, kind)
                 for i in range(0, n, chunksize)]
 
     def map(self, fn, *iterables, timeout=None, chunksize=None, buffersize=None,
-            progress=False, task_timeout=None):
+            progress=False, task_timeout=None, _place=None):
         """Like concurrent.futures' map: results in order, an iterator.
 
         - ``chunksize``: items per task; None: automatic (about 4 chunks per
@@ -475,7 +494,8 @@ class Executor(cf.Executor):
         end = None if timeout is None else time.monotonic() + timeout
         if buffersize is None:
             items = list(zip(*iterables)) if star else list(iterables[0])
-            futs = collections.deque(self._chunks(fn, items, chunksize, task_timeout, star))
+            futs = collections.deque(self._chunks(fn, items, chunksize, task_timeout, star,
+                                                  _place))
             bar = _progress_bar(progress, len(items))
             del items
             more = None
@@ -483,7 +503,7 @@ class Executor(cf.Executor):
             args = zip(*iterables) if star else iter(iterables[0])
             size = chunksize or 1
             more = iter(lambda: list(itertools.islice(args, size)), [])
-            futs = collections.deque(self._submit(fn, chunk, None, task_timeout, flags)
+            futs = collections.deque(self._submit(fn, chunk, None, task_timeout, flags, _place)
                                      for chunk in itertools.islice(more, buffersize))
             bar = _progress_bar(progress, None)
         # the iterator does not keep the executor alive (its pending tasks do)
@@ -496,7 +516,8 @@ class Executor(cf.Executor):
                         ex = ref()
                         chunk = next(more, None) if ex is not None else None
                         if chunk is not None:
-                            futs.append(ex._submit(fn, chunk, None, task_timeout, flags))
+                            futs.append(ex._submit(fn, chunk, None, task_timeout, flags,
+                                                   _place))
                         ex = chunk = None
                     # neither the future nor its chunk stays referenced here
                     res = _result_or_cancel(futs.popleft(), end)
@@ -590,6 +611,17 @@ class Executor(cf.Executor):
             w["kind"] = "thread" if self._kind == "threads" else "process"
         d["start_method"] = self._start_method
         return d
+
+    def placement(self):
+        """kind="auto" only: where each function runs and why (see
+        docs/placement.md). A fixed-kind executor places nothing."""
+        raise ValueError(f'this executor runs every call on {self._kind}: placement() is for '
+                         f'crew.Executor(kind="auto")')
+
+    def pin(self, fn, kind):
+        """kind="auto" only: fixes where fn runs (see AutoExecutor.pin)."""
+        raise ValueError(f'this executor runs every call on {self._kind}: pin() is for '
+                         f'crew.Executor(kind="auto")')
 
     @property
     def max_workers(self):

@@ -76,9 +76,10 @@ def test_demo_prints_every_lesson_and_a_summary(demo):
     p, out, summary = demo
     text = p.stdout
     for head in ("== 1. The GIL", "== 2. I/O-bound", "== 3. IPC", "== 4. Start methods",
-                 "== 5. Crashes", "== Summary"):
+                 "== 5. Crashes", "== 6. Choose by bottleneck", "== Summary"):
         assert head in text
-    assert [x["lesson"] for x in summary["lessons"]] == ["gil", "io", "ipc", "start", "crash"]
+    assert [x["lesson"] for x in summary["lessons"]] == ["gil", "io", "ipc", "start", "crash",
+                                                         "auto"]
     # output to a pipe is the report alone: no progress text on either stream
     # (the bar is for a terminal: test_demo_progress_on_a_terminal)
     assert "%|" not in text and "%|" not in p.stderr and "\r" not in text + p.stderr
@@ -116,7 +117,7 @@ def test_demo_progress_on_a_terminal(tmp_path):
 
 
 def test_demo_html_report_renders_in_a_browser(demo, tmp_path):
-    """The --html page opened by headless Chromium: it renders, its five
+    """The --html page opened by headless Chromium: it renders, its six
     charts load (inline images with real sizes), its tables are there."""
     import shutil
     p, out, summary = demo
@@ -144,18 +145,19 @@ def test_demo_html_report_renders_in_a_browser(demo, tmp_path):
     assert m, f"the page did not load in {browser}:\n{r.stderr[-2000:]}"
     import html as html_mod
     check = json.loads(html_mod.unescape(m.group(1)))
-    assert len(check["images"]) == 5
+    assert len(check["images"]) == 6
     for complete, w, h in check["images"]:
         assert complete and w >= 600 and h >= 250, check["images"]
     assert check["h2"][0] == "Summary"
-    for head in ("1. The GIL", "3. IPC", "5. Crashes"):
+    for head in ("1. The GIL", "3. IPC", "5. Crashes", "6. Choose by bottleneck"):
         assert any(h.startswith(head) for h in check["h2"]), check["h2"]
     assert check["text"] > 2000
 
 
 def test_demo_charts_are_pictures(demo):
     p, out, summary = demo
-    names = ["1_gil.png", "2_io.png", "3_ipc.png", "4_start_methods.png", "5_crash.png"]
+    names = ["1_gil.png", "2_io.png", "3_ipc.png", "4_start_methods.png", "5_crash.png",
+             "6_auto.png"]
     for name in names:
         path = out / name
         w, h = png_size(path)
@@ -391,9 +393,20 @@ def test_bench_rejects_unknown_names():
     assert p.returncode != 0 and "unknown peer nope" in p.stderr
 
 
+def test_demo_auto_lesson(demo):
+    p, out, summary = demo
+    auto = summary["lessons"][5]
+    assert set(auto["times"]) == {"threads only", "processes only", 'kind="auto"'}
+    assert auto["auto_vs_best_fixed"] > 0
+    text = p.stdout
+    assert "where kind=\"auto\" put each function" in text
+    assert "crew._cli.tasks.wait_io" in text and "crew._cli.tasks.spin" in text
+    assert "python -m crew advise mistake.py" in text and "change:" in text
+
+
 # ------------------------------------------------------------------ help --
 
-@pytest.mark.parametrize("cmd", [(), ("demo",), ("bench",), ("info",)])
+@pytest.mark.parametrize("cmd", [(), ("demo",), ("bench",), ("info",), ("advise",)])
 def test_help_is_plain_text_with_examples(cmd):
     p = subprocess.run([sys.executable, "-m", "crew", *cmd, "--help"], cwd=REPO, capture_output=True,
                        text=True, timeout=60, env=dict(os.environ, COLUMNS="80"))

@@ -1,5 +1,6 @@
 """python -m crew demo: the article's three lessons (GIL, IPC, start
-methods) plus I/O and crashes, measured live on this machine."""
+methods) plus I/O, crashes and placement by measurement (kind="auto"),
+measured live on this machine."""
 import argparse
 import json
 import os
@@ -9,10 +10,10 @@ import time
 import crew
 
 from . import common as C
-from . import lesson_crash, lesson_gil, lesson_io, lesson_ipc, lesson_start
+from . import lesson_auto, lesson_crash, lesson_gil, lesson_io, lesson_ipc, lesson_start
 
 LESSONS = {"gil": lesson_gil, "io": lesson_io, "ipc": lesson_ipc, "start": lesson_start,
-           "crash": lesson_crash}
+           "crash": lesson_crash, "auto": lesson_auto}
 
 #            default  --quick
 SIZES = {

@@ -80,3 +80,25 @@ def crash_on(i, bad, delay=0.02):
         os.kill(os.getpid(), signal.SIGKILL)
         time.sleep(10)
     return i
+
+
+def crunch(n):
+    """Work that releases the GIL: numpy over a large array when numpy is
+    installed, else hashlib over a large buffer."""
+    try:
+        import numpy as np
+    except ImportError:
+        import hashlib
+        return hashlib.sha256(b"c" * n * 8).hexdigest()[:8]
+    a = np.arange(n, dtype=np.float64)
+    return float(np.sqrt(a * a + 1.0).sum())
+
+
+def wait_io(s):
+    """Stands for I/O (a request, a query): sleeps, releasing the GIL."""
+    time.sleep(s)
+    return s
+
+
+def tiny(x):
+    return x + 1
