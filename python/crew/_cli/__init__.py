@@ -36,7 +36,8 @@ Documentation: make docs builds the site (build/docs/html/index.html);
 its page "Command line" has every command's help."""
 
 
-def main(argv=None):
+def parser():
+    """The argument parser of python -m crew and its commands."""
     from . import advise, bench, demo, info
     p = argparse.ArgumentParser(prog="python -m crew", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -45,6 +46,11 @@ def main(argv=None):
     bench.add_parser(sub)
     info.add_parser(sub)
     advise.add_parser(sub)
+    return p
+
+
+def main(argv=None):
+    p = parser()
     args = p.parse_args(argv)
     if args.command is None:
         p.print_help()

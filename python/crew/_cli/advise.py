@@ -28,9 +28,31 @@ SAMPLE = 8          # calls kept per function
 REPLAY_BUDGET = 1.0  # seconds of serial time the replay of one function may take
 
 
+DESCRIPTION = """\
+Runs a script unchanged and says why each function it sends to a pool is not
+faster. The script runs as __main__ with its own arguments; ThreadPoolExecutor,
+ProcessPoolExecutor, multiprocessing.Pool and crew's pools are watched. Its
+output is left alone: the report goes to stderr. After the script ends, a
+sample of each function's real calls runs again one after another, on crew
+threads, on crew processes and under kind="auto", so every speed-up in the
+report is measured, not guessed."""
+
+EPILOG = """\
+examples:
+  python -m crew advise my_script.py
+      run my_script.py, then the report on stderr
+  python -m crew advise --json report.json my_script.py --size 100
+      the same report as JSON too; my_script.py gets --size 100
+  python -m crew advise --no-replay my_script.py
+      no calls run again (for functions whose side effects must not repeat);
+      bounds are then read from the script's own run"""
+
+
 def add_parser(sub):
+    import argparse
     p = sub.add_parser("advise", help="run a script and say why its pool is not faster",
-                       description=__doc__)
+                       description=DESCRIPTION, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", metavar="FILE", help="also write the report as JSON ('-': stdout, "
                    "after the script's own output)")
     p.add_argument("--no-replay", action="store_true",
