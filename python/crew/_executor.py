@@ -145,6 +145,13 @@ class Future(cf.Future):
         self._crew_cancelled()
         return True
 
+    def __await__(self):
+        """``await fut`` in a running event loop (asyncio.wrap_future);
+        cancelling the awaiting coroutine cancels the task if it has not
+        started."""
+        from . import _aio
+        return _aio.await_future(self)
+
     def _crew_cancelled(self):
         with self._condition:
             if self._state != PENDING:
@@ -489,6 +496,15 @@ class Executor(cf.Executor):
                 if bar is not None:
                     bar.close()
         return results()
+
+    def map_async(self, fn, *iterables, chunksize=None, ordered=True, task_timeout=None):
+        """An async iterator over fn's results, for ``async for`` in a running
+        event loop: in input order, or as they complete with
+        ``ordered=False``. Items are chunked as map() does; leaving the loop
+        early (break, an error, cancelling the coroutine) cancels the tasks
+        that have not started. See crew.as_completed_async for futures."""
+        from . import _aio
+        return _aio.map_async(self, fn, iterables, chunksize, ordered, task_timeout)
 
     # ---------------------------------------------------------- shutdown --
 
