@@ -297,9 +297,20 @@ class Executor(cf.Executor):
     _breaks = True  # crew.Pool's executor keeps serving (tasks fail one by one)
     _stopping = False  # terminate_workers() or kill_workers() was called
 
+    def __new__(cls, *args, address=None, **kwargs):
+        # crew.Executor(address="tcp://HOST:PORT"): the same API on a running
+        # dask.distributed cluster (crew.dask.DistributedExecutor)
+        if address is not None and cls is Executor:
+            from .dask import DistributedExecutor
+            return super().__new__(DistributedExecutor)
+        return super().__new__(cls)
+
     def __init__(self, max_workers=None, kind="processes", start_method=None,
                  initializer=None, initargs=(), max_tasks_per_child=None,
-                 task_timeout=None, *, arena_size=None):
+                 task_timeout=None, *, arena_size=None, address=None):
+        if address is not None:
+            raise TypeError("address= makes a crew.Executor on a dask cluster: call "
+                            "crew.Executor(address=...) itself, not a subclass")
         if kind not in ("processes", "threads"):
             raise ValueError('kind must be "processes" or "threads"')
         if max_workers is None:  # as ProcessPoolExecutor and ThreadPoolExecutor choose
