@@ -65,3 +65,8 @@ def fail_once_started(path, x):
     while not os.path.exists(os.path.join(path, "0.pid")):
         time.sleep(0.01)
     raise ValueError(f"item {x} is bad")
+
+
+def sleep_then(s, x):
+    time.sleep(s)
+    return x
