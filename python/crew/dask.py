@@ -22,6 +22,7 @@ Three ways in, one module:
 """
 import collections
 import concurrent.futures as cf
+import queue
 import threading
 import time
 import weakref
@@ -189,6 +190,8 @@ class DistributedExecutor(Executor):
         self._pending = {}
         self._lock = threading.Lock()
         self._counts = collections.Counter()
+        self._done_q = queue.SimpleQueue()
+        self._collector = None
         if isinstance(address, Client):
             self._client, self._own_client = address, False
         else:
@@ -230,38 +233,19 @@ class DistributedExecutor(Executor):
         key = id(fut)
         self._pending[key] = fut
         self._counts["submitted"] += 1
-        ref = self._ref
-
-        def done(d, fut=fut, key=key):
-            self_ = ref()
-            try:
-                if d.cancelled():
-                    fut._crew_cancelled()
-                    if self_ is not None:
-                        self_._counts["cancelled"] += 1
-                    return
-                exc = d.exception()
-                if exc is None:
-                    fut.set_result(d.result())
-                    if self_ is not None:
-                        self_._counts["done"] += 1
-                else:
-                    fut.set_exception(exc)
-                    if self_ is not None:
-                        self_._counts["failed"] += 1
-            except cf.InvalidStateError:
-                pass
-            except BaseException as e:   # e.g. the client closed under it
-                try:
-                    fut.set_exception(e)
-                except cf.InvalidStateError:
-                    pass
-            finally:
-                fut._crew = None
-                if self_ is not None:
-                    self_._pending.pop(key, None)
-        dfut.add_done_callback(done)
+        if self._collector is None:
+            self._start_collector()
+        q = self._done_q
+        dfut.add_done_callback(lambda d: q.put((d, fut, key)))
         return fut
+
+    def _start_collector(self):
+        with self._lock:
+            if self._collector is None:
+                self._collector = threading.Thread(
+                    target=_collect, args=(self._done_q, self._client, weakref.ref(self)),
+                    name="crew-dask-collector", daemon=True)
+                self._collector.start()
 
     def _chunk_values(self, res):
         return rt.take_values(res)
@@ -277,10 +261,17 @@ class DistributedExecutor(Executor):
             for f in list(self._pending.values()):
                 f.cancel()
         if wait:
-            pending = list(self._pending.values())
-            while pending:
-                cf.wait(pending, timeout=0.5)
-                pending = [f for f in pending if not f.done()]
+            self._close_when_done()
+        else:
+            threading.Thread(target=self._close_when_done, name="crew-dask-shutdown",
+                             daemon=True).start()
+
+    def _close_when_done(self):
+        pending = list(self._pending.values())
+        while pending:
+            cf.wait(pending, timeout=0.5)
+            pending = [f for f in pending if not f.done()]
+        self._done_q.put(None)
         if self._own_client:
             self._client.close()
 
@@ -290,8 +281,12 @@ class DistributedExecutor(Executor):
         self._shutdown = True
         for f in list(self._pending.values()):
             f.cancel()
+        self._done_q.put(None)
         if self._own_client:
             self._client.close()
+        for f in list(self._pending.values()):   # finished unseen: settled as cancelled
+            f._crew_cancelled()
+        self._pending.clear()
 
     def _stop_workers(self, sig, name):
         raise NotImplementedError(
@@ -314,6 +309,72 @@ class DistributedExecutor(Executor):
     def __del__(self):
         pass
 
+
+
+def _collect(q, client, ref):
+    """Settles crew Futures from their finished dask futures: what has
+    finished meanwhile is gathered in one request (one round trip for a
+    batch, not one per future)."""
+    while True:
+        item = q.get()
+        if item is None:
+            return
+        batch = [item]
+        while True:
+            try:
+                item = q.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                q.put(None)
+                break
+            batch.append(item)
+        ok = [b for b in batch if b[0].status == "finished"]
+        vals = None
+        if ok:
+            try:
+                vals = client.gather([b[0] for b in ok])
+            except BaseException:
+                vals = None     # one of them went away meanwhile: one by one below
+        for i, (d, fut, key) in enumerate(ok if vals is not None else ()):
+            _settle_one(fut, d, vals[i], None, ref)
+        for d, fut, key in batch if vals is None else [b for b in batch if b not in ok]:
+            try:
+                if d.cancelled():
+                    _settle_one(fut, d, None, "cancelled", ref)
+                    continue
+                exc = d.exception()
+                if exc is None:
+                    _settle_one(fut, d, d.result(), None, ref)
+                else:
+                    _settle_one(fut, d, None, exc, ref)
+            except BaseException as e:   # e.g. the client closed under it
+                _settle_one(fut, d, None, e, ref)
+        for _, fut, key in batch:
+            ex = ref()
+            if ex is not None:
+                ex._pending.pop(key, None)
+        del batch, ok, vals, item
+
+
+def _settle_one(fut, d, value, exc, ref):
+    ex = ref()
+    try:
+        if exc == "cancelled":
+            fut._crew_cancelled()
+            what = "cancelled"
+        elif exc is None:
+            fut.set_result(value)
+            what = "done"
+        else:
+            fut.set_exception(exc)
+            what = "failed"
+        if ex is not None:
+            ex._counts[what] += 1
+    except cf.InvalidStateError:
+        pass
+    finally:
+        fut._crew = None
 
 
 class _DaskHandle:

@@ -17,6 +17,7 @@ memory, not pickled copies. A worker that dies fails only its batch, with
 crew.WorkerCrashedError, and the pool serves the next call.
 """
 import os
+import sys
 import threading
 import weakref
 
@@ -53,9 +54,15 @@ def register(name="crew", make_default=False):
     _joblib.register_parallel_backend(name, CrewBackend, make_default=make_default)
 
 
+_limits = None   # in a worker: threadpoolctl's limits, kept for the worker's life
+
+
 def _limit_threads(env):
-    """A worker's initializer: caps BLAS/OpenMP thread pools (set before the
-    task imports numpy; threadpoolctl for libraries already loaded)."""
+    """A worker's initializer: caps BLAS/OpenMP thread pools at
+    cpu_count() // n_jobs, as loky does: by environment for libraries loaded
+    later, by threadpoolctl for those the worker already has (a fork-server
+    worker inherits numpy when the main module imports it)."""
+    global _limits
     os.environ.update(env)
     os.environ["CREW_JOBLIB_WORKER"] = "1"
     # backend="crew" named in a task resolves in the worker too (and runs
@@ -64,10 +71,10 @@ def _limit_threads(env):
         register()
     try:
         n = int(env.get("OMP_NUM_THREADS", "0"))
-        import sys
-        if n > 0 and "threadpoolctl" in sys.modules:
-            sys.modules["threadpoolctl"].threadpool_limits(n)
-    except Exception:
+        if n > 0 and any(m in sys.modules for m in ("numpy", "scipy", "threadpoolctl")):
+            from threadpoolctl import threadpool_limits
+            _limits = threadpool_limits(n)
+    except Exception:   # threadpoolctl missing: the environment still applies
         pass
 
 

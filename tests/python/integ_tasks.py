@@ -70,3 +70,10 @@ def fail_once_started(path, x):
 def sleep_then(s, x):
     time.sleep(s)
     return x
+
+
+def blas_threads(_=None):
+    """The largest thread count of the BLAS/OpenMP pools this worker has loaded."""
+    import numpy  # noqa: F401 - loads the BLAS
+    import threadpoolctl
+    return max([i["num_threads"] for i in threadpoolctl.threadpool_info()] or [1])

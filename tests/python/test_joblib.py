@@ -128,6 +128,9 @@ def test_nested_calls_do_not_oversubscribe(crew2):
 def test_blas_threads_limited_in_workers(crew2):
     (v,) = Parallel()(delayed(T.env_of)("OMP_NUM_THREADS") for _ in range(1))
     assert v == os.environ.get("OMP_NUM_THREADS", str(max(1, crew.cpu_count() // 2)))
+    pytest.importorskip("threadpoolctl")
+    (n,) = Parallel()(delayed(T.blas_threads)() for _ in range(1))
+    assert n <= int(v)
 
 
 def test_require_sharedmem_and_thread_kind():
