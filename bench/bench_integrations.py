@@ -76,8 +76,19 @@ def bench_joblib(rows, reps, quick):
 
     def big(b):
         return lambda: Parallel(n_jobs=2, backend=b)(delayed(total)(a) for a in arrays)
-    race(rows, "joblib", f"(a) {n_small:,} small tasks", [(b, small(b)) for b in backends], reps)
-    race(rows, "joblib", "(b) 8 tasks, 8 MB numpy argument each", [(b, big(b)) for b in backends], reps)
+    # joblib's own cost per task (delayed(), batching, callbacks: in the parent,
+    # whatever the backend) is the floor: n_jobs=1 runs the same calls in-process
+    race(rows, "joblib", f"(a) {n_small:,} small tasks",
+         [(b, small(b)) for b in backends] + [
+             ("sequential (n_jobs=1): joblib's floor",
+              lambda: Parallel(n_jobs=1)(delayed(square)(i) for i in range(n_small)))], reps)
+    import crew
+    shared = [crew.shared_array(a) for a in arrays]   # data that lives in crew's shared memory
+
+    def big_shared():
+        return Parallel(n_jobs=2, backend="crew")(delayed(total)(a) for a in shared)
+    race(rows, "joblib", "(b) 8 tasks, 8 MB numpy argument each",
+         [(b, big(b)) for b in backends] + [("crew, arrays in crew.SharedArray", big_shared)], reps)
 
     from sklearn.datasets import load_digits
     from sklearn.linear_model import LogisticRegression
