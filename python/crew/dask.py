@@ -151,6 +151,10 @@ def dask_teardown(worker):
 
 # ---------------------------------------------- crew on a dask cluster --
 
+def _apply(fn, args, kwargs):
+    return fn(*args, **kwargs)
+
+
 def _dist_chunk(fn, items, star):
     """A map chunk on a dask worker: (values, errors) as crew's chunks give."""
     return rt._run_chunk(fn, items, star)[1]
@@ -225,6 +229,8 @@ class DistributedExecutor(Executor):
             raise ValueError("timeout must be > 0 seconds")
         if flags != rt.F_CALL:
             fn, args, kwargs = _dist_chunk, (fn, args, flags == rt.F_CHUNK), None
+        elif kwargs:   # the task's keywords never meet Client.submit's own (key=, pure=, ...)
+            fn, args, kwargs = _apply, (fn, args, kwargs), None
         if timeout:
             fn = _Timed(fn, timeout)
         fut = Future()

@@ -49,6 +49,7 @@ def test_executor_api(cluster, ex):
     assert ex.submit(T.square, 7).result(WAIT) == 49
     assert list(ex.map(T.square, range(50), chunksize=7)) == [i * i for i in range(50)]
     assert list(ex.map(pow, [2, 3], [5, 2])) == [32, 9]
+    assert ex.submit(dict, key=1, pure=2, workers=3).result(WAIT) == {"key": 1, "pure": 2, "workers": 3}
     futs = [ex.submit(T.square, i) for i in range(10)]
     assert sorted(f.result() for f in cf.as_completed(futs, timeout=WAIT)) == [i * i for i in range(10)]
     done, not_done = cf.wait(futs, timeout=WAIT)
