@@ -32,7 +32,7 @@ except ImportError as _e:  # pragma: no cover - depends on the environment
 from . import _runtime as rt
 from ._executor import Executor, cpu_count
 
-__all__ = ["register", "CrewBackend"]
+__all__ = ["register", "shutdown", "CrewBackend"]
 
 # executors shared by the backends of successive Parallel calls (a pool is
 # warm for the next call, as loky's is): key -> [executor, users]
@@ -55,6 +55,17 @@ def register(name="crew", make_default=False):
 
 
 _limits = None   # in a worker: threadpoolctl's limits, kept for the worker's life
+
+
+def shutdown(wait=True):
+    """Closes the pools the backend keeps warm between Parallel calls (they
+    are otherwise closed at exit); the next call makes new ones. An
+    ``executor=`` of your own is never closed here."""
+    with _pools_lock:
+        entries = list(_pools.values())
+        _pools.clear()
+    for ex, _users in entries:
+        ex.shutdown(wait=wait)
 
 
 def _limit_threads(env):

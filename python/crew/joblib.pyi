@@ -6,6 +6,7 @@ from joblib._parallel_backends import AutoBatchingMixin, ParallelBackendBase, Th
 from . import Executor
 
 def register(name: str = ..., make_default: bool = ...) -> None: ...
+def shutdown(wait: bool = ...) -> None: ...
 
 class CrewNestedBackend(ThreadingBackend):
     cap: int

@@ -3,6 +3,8 @@ import asyncio
 import concurrent.futures as cf
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -121,3 +123,34 @@ def test_string_address_executor_closes_only_its_client(cluster):
     assert client.status in ("closed", "closing")
     with distributed.Client(cluster.address, timeout=START_TIMEOUT, set_as_default=False) as c2:
         assert len(c2.scheduler_info()["workers"]) >= 2
+
+
+LOCAL_CLUSTER = r"""
+import os, sys
+import distributed, crew, crew.dask
+import integ_tasks as T
+
+if __name__ == "__main__":
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  protocol="tcp://", host="127.0.0.1", dashboard_address=None,
+                                  preload=["crew.dask"]) as lc:
+        with crew.Executor(address=lc.scheduler_address) as ex:
+            pids = set(ex.map(T.pid_of, range(6), chunksize=1))
+            crashed = ex.submit(T.kill_self_on, 1, 1).exception(120)
+            after = ex.submit(T.square, 5).result(120)
+    assert os.getpid() not in pids, pids          # in crew workers, not the in-process worker
+    assert isinstance(crashed, crew.WorkerCrashedError), repr(crashed)
+    assert after == 25
+    print("ok")
+"""
+
+
+def test_local_cluster_made_in_python_with_the_preload(tmp_path):
+    # in a process of its own: an in-process LocalCluster leaves its threads behind
+    script = tmp_path / "local_cluster.py"
+    script.write_text(LOCAL_CLUSTER)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [os.path.dirname(os.path.abspath(__file__)), os.environ.get("PYTHONPATH")])))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=START_TIMEOUT + WAIT, env=env, cwd=str(tmp_path))
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stdout + out.stderr

@@ -175,3 +175,12 @@ def test_sklearn_cross_val_score_and_grid_search():
     assert grid.best_params_ == ref.best_params_
     assert np.isclose(grid.best_score_, ref.best_score_)
     assert sum(e.stats()["done"] for e in _pool_executors()) > before   # it ran on crew
+
+
+def test_shutdown_closes_the_warm_pools(crew2):
+    assert Parallel()(delayed(T.square)(i) for i in range(4)) == [0, 1, 4, 9]
+    pools = _pool_executors()
+    assert pools
+    crew.joblib.shutdown()
+    assert crew.joblib._pools == {} and all(e._shutdown for e in pools)
+    assert Parallel()(delayed(T.square)(i) for i in range(4)) == [0, 1, 4, 9]   # made anew
