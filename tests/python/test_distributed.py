@@ -35,6 +35,12 @@ def cluster(tmp_path_factory):
         raise
     finally:
         left = c.stop()
+        # distributed's future-callback thread would outlive the module and
+        # make later fork-method tests fork beside it
+        cb = getattr(distributed.client.Future, "_cb_executor", None)
+        if cb is not None:
+            cb.shutdown(wait=True)
+            distributed.client.Future._cb_executor = None
         assert left == [], f"processes left behind after teardown: {left}"
 
 

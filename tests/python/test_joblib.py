@@ -62,11 +62,15 @@ def test_generator_ordered_and_unordered(crew2, tmp_path):
     gen = Parallel(return_as="generator")(delayed(T.square)(i) for i in range(30))
     assert not isinstance(gen, list)
     assert list(gen) == [i * i for i in range(30)]
-    flag = str(tmp_path / "go")
-    out = list(Parallel(return_as="generator_unordered", batch_size=1)(
-        delayed(T.wait_for_file)(flag, i) for i in range(10)))
+    flag = tmp_path / "go"
+    crew.joblib.shutdown()   # a fresh pool: no task queued behind another on one worker
+    gen = Parallel(return_as="generator_unordered", batch_size=1)(
+        delayed(T.wait_for_file)(str(flag), i) for i in range(10))
+    first = next(gen)
+    flag.touch()             # item 0 finishes only now, after another item came back
+    out = [first] + list(gen)
+    assert first != 0
     assert sorted(out) == list(range(10))
-    assert out[0] != 0   # item 0 could only finish after item 9 ran
 
 
 def test_error_aborts_the_call_and_pool_serves_on(crew2, tmp_path):
@@ -77,6 +81,9 @@ def test_error_aborts_the_call_and_pool_serves_on(crew2, tmp_path):
 
 def test_abort_stops_running_batches(crew2, tmp_path):
     d = str(tmp_path)
+    # a fresh pool sends a task to a worker only when it has none (the two
+    # items then run at once, one per worker)
+    crew.joblib.shutdown()
 
     with pytest.raises(ValueError, match="item 1 is bad"):
         # item 0 runs until killed; item 1 fails once item 0 runs
