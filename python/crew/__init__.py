@@ -32,6 +32,8 @@ __all__ = [
     "Queue", "Pipe", "Connection", "SharedArray", "shared_array", "SharedDict", "Lock", "RLock",
     "Semaphore", "BoundedSemaphore", "Event", "Condition", "Barrier", "LockOwnerDiedError",
     "BrokenQueueError",
+    # asyncio (crew._aio); integrations: crew.joblib, crew.dask
+    "as_completed_async",
 ]
 __version__ = "0.1.0"
 
@@ -42,4 +44,7 @@ def __getattr__(name):
     if name == "SharedArray":
         from .shared import SharedArray
         return SharedArray
+    if name == "as_completed_async":   # asyncio is not imported with crew either
+        from ._aio import as_completed_async
+        return as_completed_async
     raise AttributeError(f"module 'crew' has no attribute {name!r}")

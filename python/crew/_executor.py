@@ -149,6 +149,13 @@ class Future(cf.Future):
         self._crew_cancelled()
         return True
 
+    def __await__(self):
+        """``await fut`` in a running event loop (asyncio.wrap_future);
+        cancelling the awaiting coroutine cancels the task if it has not
+        started."""
+        from . import _aio
+        return _aio.await_future(self)
+
     def _crew_cancelled(self):
         with self._condition:
             if self._state != PENDING:
@@ -297,7 +304,12 @@ class Executor(cf.Executor):
     _breaks = True  # crew.Pool's executor keeps serving (tasks fail one by one)
     _stopping = False  # terminate_workers() or kill_workers() was called
 
-    def __new__(cls, max_workers=None, kind="processes", *args, **kwargs):
+    def __new__(cls, max_workers=None, kind="processes", *args, address=None, **kwargs):
+        # crew.Executor(address="tcp://HOST:PORT"): the same API on a running
+        # dask.distributed cluster (crew.dask.DistributedExecutor)
+        if address is not None and cls is Executor:
+            from .dask import DistributedExecutor
+            return super().__new__(DistributedExecutor)
         if kind == "auto" and cls is Executor:
             from ._auto import AutoExecutor
             cls = AutoExecutor
@@ -305,7 +317,10 @@ class Executor(cf.Executor):
 
     def __init__(self, max_workers=None, kind="processes", start_method=None,
                  initializer=None, initargs=(), max_tasks_per_child=None,
-                 task_timeout=None, *, arena_size=None, max_threads=None):
+                 task_timeout=None, *, arena_size=None, max_threads=None, address=None):
+        if address is not None:
+            raise TypeError("address= makes a crew.Executor on a dask cluster: call "
+                            "crew.Executor(address=...) itself, not a subclass")
         if kind not in ("processes", "threads"):
             raise ValueError('kind must be "processes", "threads" or "auto"')
         if max_threads is not None:
@@ -530,6 +545,15 @@ class Executor(cf.Executor):
                 if bar is not None:
                     bar.close()
         return results()
+
+    def map_async(self, fn, *iterables, chunksize=None, ordered=True, task_timeout=None):
+        """An async iterator over fn's results, for ``async for`` in a running
+        event loop: in input order, or as they complete with
+        ``ordered=False``. Items are chunked as map() does; leaving the loop
+        early (break, an error, cancelling the coroutine) cancels the tasks
+        that have not started. See crew.as_completed_async for futures."""
+        from . import _aio
+        return _aio.map_async(self, fn, iterables, chunksize, ordered, task_timeout)
 
     # ---------------------------------------------------------- shutdown --
 
