@@ -220,7 +220,10 @@ class DistributedExecutor(Executor):
 
     # ------------------------------------------------------------ submit --
 
-    def _submit(self, fn, args, kwargs, timeout, flags=rt.F_CALL):
+    def _submit(self, fn, args, kwargs, timeout, flags=rt.F_CALL, kind=None, fut=None):
+        if kind is not None or fut is not None:
+            raise ValueError("options(kind=...) places calls in an Executor(kind=\"auto\"); on a "
+                             "dask cluster the cluster's workers run every call")
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
         if timeout is None:
