@@ -64,7 +64,7 @@ _REF = struct.Struct("<IIiiQQQ")  # kind, sub, owner_pid, fd, size, id(inode), d
 _cache = weakref.WeakValueDictionary()  # (kind, sub, dev, ino) -> this process's object
 _strong = collections.OrderedDict()  # queues opened from a ref, most recent last (see below)
 STRONG_QUEUES = 64   # a worker keeps at most this many queues it was given
-_keep = {}     # id(handle) -> [handle, time pickled, its opens count then]
+_keep = {}     # id(handle) -> [handle, time last pickled, its opens count at the first, sends]
 _keep_lock = threading.Lock()
 _last_prune = [0.0]
 
@@ -85,12 +85,13 @@ def _prune(now, force=False):
     drop = []
     with _keep_lock:
         for k, e in list(_keep.items()):
-            h, t, opens = e
-            # kept until a receiver has opened it (or KEEPALIVE): even one that
-            # has let go again since, which the holders table alone misses
-            if h._closed or now - t > KEEPALIVE or h._opens() > opens:
+            h, t, opens, sends = e
+            # kept until as many receivers have opened it as it was sent to
+            # (or KEEPALIVE): even ones that have let go again since, which the
+            # holders table alone misses
+            if h._closed or now - t > KEEPALIVE or h._opens() >= opens + sends:
                 drop.append(_keep.pop(k))
-    for h, _t, _o in drop:
+    for h, _t, _o, _s in drop:
         if h.__dict__.get("_close_pending"):
             h._free()
 
@@ -99,7 +100,12 @@ def _sent(h):
     """Called when h is pickled: keep this process's handle a while."""
     now = time.monotonic()
     with _keep_lock:
-        _keep[id(h)] = [h, now, h._opens()]
+        e = _keep.get(id(h))
+        if e is None:
+            _keep[id(h)] = [h, now, h._opens(), 1]
+        else:                # sent again: one more receiver to wait for
+            e[1] = now
+            e[3] += 1
     _prune(now)
 
 
@@ -117,7 +123,7 @@ def flush_sent():
     with _keep_lock:
         items = list(_keep.values())
         _keep.clear()
-    for h, _t, _o in items:
+    for h, _t, _o, _s in items:
         if h.__dict__.get("_close_pending"):
             h._free()
 

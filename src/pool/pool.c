@@ -677,14 +677,23 @@ static void release_fds_locked(crew_pool *p)
     p->evfd = p->shm_fd = -1;
 }
 
+/* Stops and joins the collector and the supervisor. Close and terminate
+ * may both get here: one joins, the other waits until the joins are done,
+ * so that neither goes on (to release the pool's fds, to let it be freed)
+ * while those threads still run. */
 static void stop_threads(crew_pool *p)
 {
-    crew__lock(&p->mu, CREW__LOCK_POOL); /* close and terminate may both get here */
+    crew__lock(&p->mu, CREW__LOCK_POOL);
     bool mine = p->threads_started;
     p->threads_started = false;
-    crew__unlock(&p->mu, CREW__LOCK_POOL);
-    if (!mine)
+    if (!mine) {
+        while (p->threads_stopping)
+            pthread_cond_wait(&p->cv, &p->mu);
+        crew__unlock(&p->mu, CREW__LOCK_POOL);
         return;
+    }
+    p->threads_stopping = true;
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
     atomic_store(&p->stop_threads, true);
     crew__futex_wake(&p->helpers, 1, false);
     atomic_fetch_add(&p->shm->doorbell, 1);
@@ -696,6 +705,10 @@ static void stop_threads(crew_pool *p)
     pthread_join(p->collector, NULL);
     pthread_join(p->supervisor, NULL);
     atomic_fetch_sub(&crew__internal_threads, 2);
+    crew__lock(&p->mu, CREW__LOCK_POOL);
+    p->threads_stopping = false;
+    pthread_cond_broadcast(&p->cv);
+    crew__unlock(&p->mu, CREW__LOCK_POOL);
 }
 
 /* Waits (mu held) until every process worker has been reaped, and every

@@ -96,6 +96,7 @@ struct crew_pool {
     _Atomic bool has_retired;    /* nretired > 0, read without mu             */
     pthread_t collector, supervisor;
     bool threads_started;
+    bool threads_stopping;       /* close or terminate is joining them (mu)   */
     _Atomic bool stop_threads;
     int evfd;                    /* wakes the supervisor                     */
     uint64_t sup_wake_ns;        /* when the supervisor wakes at the latest (mu) */

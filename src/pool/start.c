@@ -87,7 +87,11 @@ static int launch_commit(crew_pool *p, int i, int rc, const crew__launched *got)
         ws->thread = got->thread;
         ws->has_thread = got->has_thread;
         ws->state = CREW__SLOT_LIVE;
-        if (p->terminated && p->kind == CREW_PROCESSES) {
+        if (ws->killing || ws->broke_protocol) {
+            /* its answers broke the protocol while it was STARTING: the kill
+             * then had no pidfd to go through */
+            crew__kill_worker(ws);
+        } else if (p->terminated && p->kind == CREW_PROCESSES) {
             ws->kill_reason = -ECANCELED;
             ws->killing = true;
             crew__kill_worker(ws);

@@ -155,7 +155,9 @@ void crew__worker_died(crew_pool *p, int i, bool sigkilled, crew__fifo *done)
      * is no sign of a start loop, however early it came */
     bool early = !ws->ready && ws->kill_reason == 0;
     ws->early_deaths = early ? ws->early_deaths + 1 : 0;
-    ws->early_kills = early ? ws->early_kills + (sigkilled ? 1 : 0) : 0;
+    /* crew's own kill of a worker that broke the protocol is no kill from
+     * outside: it counts as a failed start */
+    ws->early_kills = early ? ws->early_kills + (sigkilled && !ws->broke_protocol ? 1 : 0) : 0;
     ws->state = CREW__SLOT_DEAD;
     ws->kill_reason = 0;
     ws->kill_tag = NULL;

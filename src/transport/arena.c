@@ -1,5 +1,6 @@
 /* arena.c — bitmap chunk allocation with compare-and-swap: runs within a word, or whole words. */
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "transport/arena.h"
 
@@ -131,11 +132,16 @@ void crew__arena_free(crew__arena *a, int64_t off, size_t len)
     if (n == 0)
         n = 1;
     if (n * CREW__CHUNK >= RETURN_BYTES) {
-        /* before the chunks are marked free: no new owner's bytes yet.
-         * A memfd's pages go back to the system from every mapping */
-        char *p = (char *)a + off;
-        if (((uintptr_t)p & (CREW__CHUNK - 1)) == 0)
-            (void)madvise(p, n * CREW__CHUNK, MADV_REMOVE);
+        /* before the chunks are marked free: no new owner's bytes yet. A
+         * memfd's pages go back to the system from every mapping. Only whole
+         * pages inside the run: a page may be bigger than a chunk (arm64),
+         * and its neighbour's bytes are not ours to drop */
+        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t lo = (uintptr_t)a + (uintptr_t)off, hi = lo + n * CREW__CHUNK;
+        lo = (lo + page - 1) & ~(page - 1);
+        hi &= ~(page - 1);
+        if (page && hi > lo)
+            (void)madvise((void *)lo, hi - lo, MADV_REMOVE);
     }
     uint64_t c = (uint64_t)(off - (int64_t)a->data_off) / CREW__CHUNK;
     uint64_t w = c / 64;

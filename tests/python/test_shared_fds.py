@@ -45,3 +45,27 @@ def test_a_thousand_shared_objects_passed_to_tasks_fit_in_1024_descriptors(tmp_p
     assert r.returncode == 0, r.stderr[-2000:]
     worker_fds, parent_fds = map(int, r.stdout.split())
     assert worker_fds < 200 and parent_fds < 200, r.stdout
+
+
+def _slow_len(d):
+    import time
+    time.sleep(0.3)
+    return len(d)
+
+
+def test_an_object_sent_to_two_tasks_then_closed_reaches_both():
+    """The sender keeps its handle until as many receivers have opened it as
+    it was sent to: closed right after two sends, the second task (queued
+    behind the first) still opens it."""
+    import crew
+    with crew.Executor(1) as ex:
+        d = crew.SharedDict()
+        d["k"] = 1
+        f1 = ex.submit(_slow_len, d)
+        f2 = ex.submit(len, d)
+        d.close()
+        import time
+        time.sleep(0.15)                 # task 1 has opened it; task 2 waits behind it
+        crew.shared._prune(time.monotonic(), force=True)   # what a later send would run
+        assert f1.result(timeout=60) == 1
+        assert f2.result(timeout=60) == 1
