@@ -1,44 +1,20 @@
 /* cpu.c — crew_cpu_count(): the CPUs this process may really use (affinity mask, cgroup quota). */
 
-#include <fcntl.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base/procfs.h"
 #include "crew.h"
-
-/*
- * Reads up to n-1 bytes of a small file into buf, NUL-terminated: the
- * length, or -1 when it cannot be opened or read. Plain open/read, no stdio:
- * a worker forked from a threaded parent may call this (crew__spin_ns), and
- * fopen's malloc can deadlock there on a lock another parent thread held at
- * fork time (seen with GCC 12's AddressSanitizer allocator).
- */
-static int read_small(const char *path, char *buf, size_t n)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    size_t got = 0;
-    while (got + 1 < n) {
-        ssize_t r = read(fd, buf + got, n - 1 - got);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    buf[got] = 0;
-    return (int)got;
-}
 
 /* CPUs allowed by the cgroup quota, or 0 when unlimited or unknown. */
 static int cgroup_cpus(void)
 {
     char path[512] = "/sys/fs/cgroup/cpu.max", buf[512];
     /* cgroup v2: the process's own cgroup, from /proc/self/cgroup ("0::/path") */
-    if (read_small("/proc/self/cgroup", buf, sizeof buf) > 0) {
+    if (crew__read_small("/proc/self/cgroup", buf, sizeof buf) > 0) {
         for (char *line = buf; line && *line;) {
             char *nl = strchr(line, '\n');
             if (nl)
@@ -50,16 +26,16 @@ static int cgroup_cpus(void)
         }
     }
     long long quota = -1, period = 0;
-    if (read_small(path, buf, sizeof buf) > 0 ||
-        read_small("/sys/fs/cgroup/cpu.max", buf, sizeof buf) > 0) {
+    if (crew__read_small(path, buf, sizeof buf) > 0 ||
+        crew__read_small("/sys/fs/cgroup/cpu.max", buf, sizeof buf) > 0) {
         char q[32] = "";
         if (sscanf(buf, "%31s %lld", q, &period) == 2 && strcmp(q, "max"))
             sscanf(q, "%lld", &quota);
     } else { /* cgroup v1 */
-        if (read_small("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", buf, sizeof buf) <= 0 ||
+        if (crew__read_small("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", buf, sizeof buf) <= 0 ||
             sscanf(buf, "%lld", &quota) != 1)
             quota = -1;
-        if (read_small("/sys/fs/cgroup/cpu/cpu.cfs_period_us", buf, sizeof buf) <= 0 ||
+        if (crew__read_small("/sys/fs/cgroup/cpu/cpu.cfs_period_us", buf, sizeof buf) <= 0 ||
             sscanf(buf, "%lld", &period) != 1)
             period = 0;
     }

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/procfs.h"
 #include "base/sync.h"
 #include "launch/forkserver.h"
 #include "launch/launch.h"
@@ -39,15 +40,12 @@ bool crew__can_reexec(void)
 /* Threads of this process, from /proc/self/status; 0 when unknown. */
 static int thread_count(void)
 {
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f)
-        return 0;
-    char line[256];
+    char buf[2048];
+    const char *t;
     int n = 0;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "Threads: %d", &n) == 1)
-            break;
-    fclose(f);
+    if (crew__read_small("/proc/self/status", buf, sizeof buf) > 0 &&
+        (t = strstr(buf, "\nThreads:")) != NULL)
+        sscanf(t + 1, "Threads: %d", &n);
     return n;
 }
 
@@ -69,15 +67,10 @@ int crew__other_threads(void)
     while ((e = readdir(d))) {
         if (e->d_name[0] < '0' || e->d_name[0] > '9' || atoi(e->d_name) == me)
             continue;
-        char path[64], comm[32] = "";
+        char path[64], comm[32];
         snprintf(path, sizeof path, "/proc/self/task/%d/comm", atoi(e->d_name));
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            continue; /* gone meanwhile */
-        ssize_t r = read(fd, comm, sizeof comm - 1);
-        close(fd);
-        if (r > 0 && strncmp(comm, "crew:", 5) != 0)
-            n++;
+        if (crew__read_small(path, comm, sizeof comm) > 0 && strncmp(comm, "crew:", 5) != 0)
+            n++; /* (a thread gone meanwhile reads nothing) */
     }
     closedir(d);
     return n;

@@ -200,13 +200,7 @@ static uint32_t recall_locked(crew_pool *p, int i)
     ws->sent -= n;
     ws->given -= n;
     ws->ghost_end = end;
-    if (back.head) { /* to the front of the queue, in order */
-        back.tail->next = p->pending.head;
-        if (!p->pending.head)
-            p->pending.tail = back.tail;
-        p->pending.head = back.head;
-        p->pending.n += back.n;
-    }
+    crew__fifo_prepend(&p->pending, &back); /* to the front of the queue, in order */
     return n;
 }
 
@@ -918,25 +912,30 @@ int crew_pool_stats(crew_pool *p, crew_stats *st)
     return 0;
 }
 
+/* Whether `me` is one of p's thread workers. mu held. */
+static bool is_worker_thread_locked(const crew_pool *p, pthread_t me)
+{
+    for (int i = 0; i < p->nworkers; i++)
+        if (p->w[i].has_thread && pthread_equal(me, p->w[i].thread))
+            return true;
+    return false;
+}
+
 bool crew__pool_on_own_thread(crew_pool *p)
 {
     pthread_t me = pthread_self();
     crew__lock(&p->mu, CREW__LOCK_POOL);
-    bool own = p->threads_started &&
-               (pthread_equal(me, p->collector) || pthread_equal(me, p->supervisor));
-    for (int i = 0; !own && i < p->nworkers; i++)
-        own = p->w[i].has_thread && pthread_equal(me, p->w[i].thread);
+    bool own = (p->threads_started &&
+                (pthread_equal(me, p->collector) || pthread_equal(me, p->supervisor))) ||
+               is_worker_thread_locked(p, me);
     crew__unlock(&p->mu, CREW__LOCK_POOL);
     return own;
 }
 
 bool crew__pool_on_worker_thread(crew_pool *p)
 {
-    pthread_t me = pthread_self();
-    bool own = false;
     crew__lock(&p->mu, CREW__LOCK_POOL);
-    for (int i = 0; !own && i < p->nworkers; i++)
-        own = p->w[i].has_thread && pthread_equal(me, p->w[i].thread);
+    bool own = is_worker_thread_locked(p, pthread_self());
     crew__unlock(&p->mu, CREW__LOCK_POOL);
     return own;
 }

@@ -143,6 +143,17 @@ static inline void crew__fifo_push_front(crew__fifo *q, crew_future *f)
         q->tail = f;
     q->n++;
 }
+/* Puts every future of `front` before q's, in order (front is left stale). */
+static inline void crew__fifo_prepend(crew__fifo *q, const crew__fifo *front)
+{
+    if (!front->head)
+        return;
+    front->tail->next = q->head;
+    if (!q->head)
+        q->tail = front->tail;
+    q->head = front->head;
+    q->n += front->n;
+}
 static inline crew_future *crew__fifo_pop(crew__fifo *q)
 {
     crew_future *f = q->head;

@@ -137,13 +137,7 @@ void crew__worker_died(crew_pool *p, int i, bool sigkilled, crew__fifo *done)
         }
     }
     /* unstarted work goes back to the front of the queue, in order */
-    if (requeue.head) {
-        requeue.tail->next = p->pending.head;
-        if (!p->pending.head)
-            p->pending.tail = requeue.tail;
-        p->pending.head = requeue.head;
-        p->pending.n += requeue.n;
-    }
+    crew__fifo_prepend(&p->pending, &requeue);
     if (ws->init_req.flags & CREW__MSG_INIT && (ws->init_req.flags & CREW__MSG_ARENA))
         crew__msg_free(shm, &ws->init_req);
     memset(&ws->init_req, 0, sizeof ws->init_req);

@@ -1,13 +1,13 @@
 /* worker.c — the worker loop (the same code in a thread or a process) and the crew_out result API. */
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "base/procfs.h"
 #include "worker/registry.h"
 #include "worker/worker.h"
 #include "base/sync.h"
@@ -156,22 +156,15 @@ done:
     return rc;
 }
 
-/* This process's resident set in bytes (0 when unknown). open/read, not
- * stdio: no malloc in a worker between tasks (see cpu.c's read_small). */
+/* This process's resident set in bytes (0 when unknown). No stdio: no
+ * malloc in a worker between tasks (base/procfs.h). */
 static uint64_t resident_bytes(void)
 {
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return 0;
     char buf[128];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
     unsigned long long size = 0, rss = 0;
-    if (sscanf(buf, "%llu %llu", &size, &rss) != 2)
-        rss = 0;
+    if (crew__read_small("/proc/self/statm", buf, sizeof buf) <= 0 ||
+        sscanf(buf, "%llu %llu", &size, &rss) != 2)
+        return 0;
     return rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
