@@ -94,7 +94,8 @@ int crew_out_set(crew_out *out, const void *data, size_t len);
  * 88 bytes): copy those instead.
  */
 typedef struct crew_kept_arg {
-    void *arena_;                /* private */
+    void *arena_;                /* private: the arena, as this process */
+    uint64_t nwords_, data_off_; /* laid it out (never re-read from it) */
     int64_t off_;
     size_t len_;
 } crew_kept_arg;

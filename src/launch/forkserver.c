@@ -25,6 +25,7 @@
 
 #include "launch/forkserver.h"
 #include "launch/launch.h"
+#include "base/fdset.h"
 #include "base/lockorder.h"
 
 #define SERVER_ENV "CREW_FORKSERVER"
@@ -198,6 +199,7 @@ static int spawn_server(void)
     }
     close(sv[1]);
     fs_sock = sv[0];
+    crew__fd_own(fs_sock);
     fs_pid = pid;
 out:
     return rc;
@@ -219,7 +221,7 @@ pid_t crew__forkserver_fork(int shm_fd, int slot)
     if (rc == 0)
         rc = recv_msg(fs_sock, &pid, NULL);
     if (rc == -EPIPE || rc == -ECONNRESET) { /* the server died: forget it */
-        close(fs_sock);
+        crew__fd_close(fs_sock);
         fs_sock = -1;
         if (fs_pid > 0 && waitpid(fs_pid, NULL, WNOHANG) == 0) { /* dying: finish it */
             kill(fs_pid, SIGKILL);

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "base/fdset.h"
 #include "base/procfs.h"
 #include "base/sync.h"
 #include "launch/forkserver.h"
@@ -106,7 +107,7 @@ const char *crew_start_method_name(crew_start_method m)
 /* --------------------------------------------------------------- threads -- */
 
 typedef struct thread_arg {
-    crew__shm *shm;
+    crew__region reg;
     int slot;
     void (*on_exit)(void *);
     void *on_exit_arg;
@@ -118,8 +119,8 @@ static void *thread_main(void *arg)
     thread_arg ta = *(thread_arg *)arg;
     free(arg);
     atomic_fetch_add(&crew__internal_threads, 1);
-    atomic_store(&ta.shm->slots[ta.slot].pid, (int32_t)syscall(SYS_gettid));
-    crew__worker_loop(ta.shm, (uint32_t)ta.slot);
+    atomic_store(&ta.reg.shm->slots[ta.slot].pid, (int32_t)syscall(SYS_gettid));
+    crew__worker_loop(&ta.reg, (uint32_t)ta.slot);
     atomic_fetch_sub(&crew__internal_threads, 1);
     if (ta.on_exit)
         ta.on_exit(ta.on_exit_arg);
@@ -131,7 +132,7 @@ static int launch_thread(const crew__launch_req *r, crew__launched *out)
     thread_arg *ta = malloc(sizeof *ta);
     if (!ta)
         return -ENOMEM;
-    *ta = (thread_arg){r->shm, r->slot, r->on_exit, r->on_exit_arg};
+    *ta = (thread_arg){r->reg, r->slot, r->on_exit, r->on_exit_arg};
     int rc = pthread_create(&out->thread, NULL, thread_main, ta);
     if (rc) {
         free(ta);
@@ -165,9 +166,10 @@ static int watch_process(const crew__launch_req *r, pid_t pid, crew__launched *o
         waitpid(pid, NULL, 0); /* our child: leave no zombie */
         return e;
     }
+    crew__fd_own(pidfd);
     out->pid = pid;
     out->pidfd = pidfd;
-    atomic_store(&r->shm->slots[r->slot].pid, pid);
+    atomic_store(&r->reg.shm->slots[r->slot].pid, pid);
     return 0;
 }
 
@@ -210,7 +212,8 @@ static int launch_process(const crew__launch_req *r, crew__launched *out)
             }
             _exit(127);
         }
-        crew__worker_loop(r->shm, (uint32_t)r->slot);
+        crew__fd_close_others(r->shm_fd); /* other pools' memfds, pidfds, ... */
+        crew__worker_loop(&r->reg, (uint32_t)r->slot);
         _exit(0);
     }
     return watch_process(r, pid, out);

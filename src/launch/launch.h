@@ -26,7 +26,7 @@
  *   custom      the embedder's crew_launch_fn (the Python bindings' own)
  */
 typedef struct crew__launch_req {
-    crew__shm *shm;              /* the region, mapped here              */
+    crew__region reg;            /* the region, as mapped and laid out here */
     int shm_fd;                  /* its memfd (processes inherit or get it) */
     int slot;
     crew_kind kind;

@@ -70,7 +70,7 @@ void crew__future_unref(crew_future *f)
         return;
     crew_pool *p = f->pool;
     if (f->res_arena)
-        crew__arena_free(crew__shm_arena(p->shm), (int64_t)f->res_off, f->res_len);
+        crew__arena_free(&p->reg.arena, (int64_t)f->res_off, f->res_len);
     free(f->errmsg);
     free(f);
     crew__pool_unref(p);
@@ -146,7 +146,7 @@ int crew_future_result(crew_future *f, const void **data, size_t *len)
         d = f->errmsg;
         l = strlen(f->errmsg) + 1;
     } else if (f->res_arena) {
-        d = crew__arena_ptr(crew__shm_arena(f->pool->shm), (int64_t)f->res_off);
+        d = crew__arena_ptr(&f->pool->reg.arena, (int64_t)f->res_off);
         l = f->res_len;
     } else {
         d = f->res_inline;
@@ -170,7 +170,7 @@ const char *crew_future_error(const crew_future *f)
         return f->errmsg;
     if ((f->status == CREW_ETASK || f->status == CREW_EINIT) && f->res_len) {
         const char *d = f->res_arena
-            ? crew__arena_ptr(crew__shm_arena(f->pool->shm), (int64_t)f->res_off)
+            ? crew__arena_ptr(&f->pool->reg.arena, (int64_t)f->res_off)
             : (const char *)f->res_inline;
         if (memchr(d, 0, f->res_len))
             return d;
@@ -198,7 +198,7 @@ int crew_future_cancel(crew_future *f)
             p->pending.tail = prev;
         p->pending.n--;
     }
-    crew__msg_free(p->shm, &f->req);
+    crew__msg_free(&p->reg.arena, &f->req);
     f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
     bool cb = crew__future_finish(f, -ECANCELED);
     crew__unlock(&p->mu, CREW__LOCK_POOL);

@@ -32,6 +32,7 @@
 
 #include "pool/bindings.h"
 #include "pool/pool.h"
+#include "base/fdset.h"
 #include "base/lockorder.h"
 #include "base/sync.h"
 
@@ -54,12 +55,12 @@ void crew__pool_unref(crew_pool *p)
         return;
     for (int i = 0; p->w && i < p->nworkers; i++)
         if (p->w[i].pidfd >= 0)
-            close(p->w[i].pidfd);
+            crew__fd_close(p->w[i].pidfd);
     if (p->evfd >= 0)
-        close(p->evfd);
-    crew__shm_unmap(p->shm);
+        crew__fd_close(p->evfd);
+    crew__region_unmap(&p->reg);
     if (p->shm_fd >= 0)
-        close(p->shm_fd);
+        crew__fd_close(p->shm_fd);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p->init_arg);
@@ -77,22 +78,27 @@ int crew_pool_workers(const crew_pool *p)
 
 static void wake_worker(crew_pool *p, int i)
 {
-    crew__slot *sl = &p->shm->slots[i];
+    crew__slot *sl = &p->reg.shm->slots[i];
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load(&sl->worker_sleeping)) {
         atomic_fetch_add(&sl->req_bell, 1);
-        crew__futex_wake(&sl->req_bell, 1, p->shm->shared_futex);
+        crew__futex_wake(&sl->req_bell, 1, p->reg.shared_futex);
     }
 }
 
-/* Pushes a control message (QUIT) to slot i. */
+static void broke_protocol_locked(crew_pool *p, int i, const char *why);
+
+/* Pushes a control message (QUIT) to slot i. A ring with no room for it
+ * (its worker forged its head: the parent never fills a ring) breaks the
+ * protocol: the worker is killed instead. */
 static void send_quit_locked(crew_pool *p, int i)
 {
     crew__msg m;
     memset(&m, 0, sizeof m);
     m.flags = CREW__MSG_QUIT;
-    crew__ring_push(crew__slot_req(p->shm, &p->shm->slots[i]), &m);
     p->w[i].retiring = true;
+    if (!crew__ring_push_own(crew__region_req(&p->reg, (uint32_t)i), &p->w[i].req_tail, &m))
+        broke_protocol_locked(p, i, "a request ring with no room");
 }
 
 void crew__quit_worker_locked(crew_pool *p, int i)
@@ -101,14 +107,21 @@ void crew__quit_worker_locked(crew_pool *p, int i)
     wake_worker(p, i);
 }
 
-static void send_locked(crew_pool *p, int i, crew_future *f)
+/* Sends f to slot i's ring. false (f stays the caller's) when the ring has
+ * no room: it always has (inflight < depth < its size), unless its worker
+ * forged the ring's head; that worker is then killed as broken. mu held. */
+static bool send_locked(crew_pool *p, int i, crew_future *f)
 {
     crew__wslot *ws = &p->w[i];
-    crew__ring *req = crew__slot_req(p->shm, &p->shm->slots[i]);
+    crew__ring *req = crew__region_req(&p->reg, (uint32_t)i);
     f->req.tag = (uint64_t)(uintptr_t)f;
     f->slot = i;
-    f->ring_idx = atomic_load_explicit(&req->tail, memory_order_relaxed);
-    crew__ring_push(req, &f->req); /* cannot fail: inflight < depth < cap */
+    f->ring_idx = ws->req_tail;
+    if (!crew__ring_push_own(req, &ws->req_tail, &f->req)) {
+        f->slot = -1;
+        broke_protocol_locked(p, i, "a request ring with no room");
+        return false;
+    }
     crew__fifo_push(&ws->inflight, f);
     atomic_store_explicit(&f->state, CREW__F_SENT, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->inflight, 1, memory_order_relaxed);
@@ -122,6 +135,7 @@ static void send_locked(crew_pool *p, int i, crew_future *f)
     }
     if (p->opt.max_tasks_per_worker && ws->given >= p->opt.max_tasks_per_worker)
         send_quit_locked(p, i); /* recycle: it leaves after this task */
+    return true;
 }
 
 /* Whether slot i takes tasks now (up, not leaving, not being killed). */
@@ -137,12 +151,13 @@ static bool ring_room(crew_pool *p, int i)
     crew__wslot *ws = &p->w[i];
     if (!ws->ghost_end)
         return true;
-    crew__ring *req = crew__slot_req(p->shm, &p->shm->slots[i]);
-    if (atomic_load_explicit(&req->head, memory_order_acquire) >= ws->ghost_end) {
+    crew__ring *req = crew__region_req(&p->reg, (uint32_t)i);
+    uint64_t head = atomic_load_explicit(&req->head, memory_order_acquire); /* the worker's */
+    if (head >= ws->ghost_end && head <= ws->req_tail) {
         ws->ghost_end = 0; /* all popped */
         return true;
     }
-    return crew__ring_count(req) < MAX_DEPTH;
+    return head <= ws->req_tail && ws->req_tail - head < MAX_DEPTH;
 }
 
 /* Sends pending work to the least-loaded workers with room, never to
@@ -163,7 +178,11 @@ static void dispatch_some(crew_pool *p, int skip, bool *pushed)
         }
         if (best < 0)
             break;
-        send_locked(p, best, crew__fifo_pop(&p->pending));
+        crew_future *f = crew__fifo_pop(&p->pending);
+        if (!send_locked(p, best, f)) {
+            crew__fifo_push_front(&p->pending, f); /* to another worker */
+            continue;
+        }
         pushed[best] = true;
     }
 }
@@ -178,7 +197,7 @@ static void dispatch_some(crew_pool *p, int skip, bool *pushed)
 static uint32_t recall_locked(crew_pool *p, int i)
 {
     crew__wslot *ws = &p->w[i];
-    crew__slot *sl = &p->shm->slots[i];
+    crew__slot *sl = &p->reg.shm->slots[i];
     if (!ws->inflight.head)
         return 0;
     uint64_t first = ws->inflight.head->ring_idx, end = ws->inflight.tail->ring_idx + 1;
@@ -228,7 +247,7 @@ static int steal_locked(crew_pool *p)
     uint32_t most = 1;
     for (int i = 0; i < p->nworkers; i++) {
         crew__wslot *ws = &p->w[i];
-        crew__slot *sl = &p->shm->slots[i];
+        crew__slot *sl = &p->reg.shm->slots[i];
         if (!takes_tasks(ws) || ws->inflight.n <= most || !atomic_load(&sl->cur_tag))
             continue;
         uint64_t t0 = atomic_load(&sl->cur_start_ns); /* a hint: shared memory */
@@ -349,9 +368,7 @@ const char *crew__bad_answer(const crew_pool *p, const crew__wslot *ws, const cr
     else if (!(r->flags & CREW__MSG_ARENA) && r->len > CREW__INLINE)
         snprintf(why, n, "an inline answer of %llu bytes, more than %u",
                  (unsigned long long)r->len, CREW__INLINE);
-    else if ((r->flags & CREW__MSG_ARENA) &&
-             (r->len == 0 || r->off < p->arena_lo || r->off >= p->arena_hi ||
-              (r->off - p->arena_lo) % CREW__CHUNK != 0 || r->len > p->arena_hi - r->off))
+    else if ((r->flags & CREW__MSG_ARENA) && !crew__arena_holds(&p->reg.arena, r->off, r->len))
         snprintf(why, n, "an answer of %llu bytes at arena offset %llu, outside the arena",
                  (unsigned long long)r->len, (unsigned long long)r->off);
     else if (!(r->flags & CREW__MSG_INIT) &&
@@ -383,22 +400,28 @@ static void broke_protocol_locked(crew_pool *p, int i, const char *why)
 
 int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
 {
-    crew__shm *shm = p->shm;
+    const crew__arena *arena = &p->reg.arena;
     crew__wslot *ws = &p->w[i];
-    crew__ring *resp = crew__slot_resp(shm, &shm->slots[i]);
+    crew__ring *resp = crew__region_resp(&p->reg, (uint32_t)i);
     crew__msg r;
     char why[96];
-    int n = 0;
+    int n = 0, got;
     if (ws->broke_protocol)
         return 0; /* nothing more it says is read */
-    uint64_t waiting = crew__ring_count(resp); /* a worker never fills past cap */
-    if (waiting > CREW__RING_CAP) {
-        snprintf(why, sizeof why, "%llu answers in a ring of %u",
-                 (unsigned long long)waiting, CREW__RING_CAP);
-        broke_protocol_locked(p, i, why);
-        return 0;
-    }
-    while (n < (int)CREW__RING_CAP && crew__ring_pop(resp, &r)) { /* bounded: mu is held */
+    uint64_t head;
+    /* head is read afresh each time: a recycled thread's successor (QUIT,
+     * below) starts on a fresh ring */
+    while (n < (int)CREW__RING_CAP &&
+           (head = atomic_load_explicit(&ws->resp_head, memory_order_relaxed),
+            got = crew__ring_pop_own(resp, &head, &r))) {
+        atomic_store_explicit(&ws->resp_head, head, memory_order_relaxed);
+        if (got < 0) { /* bounded: mu is held */
+            uint64_t t = atomic_load(&resp->tail);
+            snprintf(why, sizeof why, "an answer ring's tail at %llu, its head at %llu",
+                     (unsigned long long)t, (unsigned long long)head);
+            broke_protocol_locked(p, i, why);
+            return n;
+        }
         n++;
         if (crew__bad_answer(p, ws, &r, why, sizeof why)) {
             broke_protocol_locked(p, i, why);
@@ -411,9 +434,9 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
         }
         if (r.flags & CREW__MSG_INIT) { /* the initializer's answer: no future */
             ws->ready = true; /* failed or not: a failure fails its tasks at once */
-            crew__msg_free(shm, &ws->init_req);
+            crew__msg_free(arena, &ws->init_req);
             memset(&ws->init_req, 0, sizeof ws->init_req); /* freed: never again */
-            crew__msg_free(shm, &r);
+            crew__msg_free(arena, &r);
             continue;
         }
         if (r.flags & CREW__MSG_QUIT) {
@@ -435,9 +458,9 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
         atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_relaxed);
         if (r.flags & CREW__MSG_KEEP) /* the worker owns the argument now */
             f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
-        crew__msg_free(shm, &f->req);
+        crew__msg_free(arena, &f->req);
         if (atomic_load(&f->state) == CREW__F_DONE) { /* timed out or cancelled already */
-            crew__msg_free(shm, &r);
+            crew__msg_free(arena, &r);
             crew__future_unref(f);
             continue;
         }
@@ -446,7 +469,7 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
         if (r.flags & CREW__MSG_ARENA) {
             f->res_arena = true;
             f->res_off = r.off;
-            crew__arena_prefault(shm, &p->prefault, (int64_t)r.off, r.len);
+            crew__arena_prefault(&p->reg, &p->prefault, (int64_t)r.off, r.len);
         } else {
             memcpy(f->res_inline, r.data, r.len);
             f->res_inline[r.len] = 0;
@@ -459,9 +482,10 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
 
 static bool rings_nonempty(crew_pool *p)
 {
-    crew__shm *shm = p->shm;
     for (int i = 0; i < p->nworkers; i++)
-        if (crew__ring_count(crew__slot_resp(shm, &shm->slots[i])))
+        if (atomic_load_explicit(&crew__region_resp(&p->reg, (uint32_t)i)->tail,
+                                 memory_order_acquire) !=
+            atomic_load_explicit(&p->w[i].resp_head, memory_order_relaxed))
             return true;
     return false;
 }
@@ -488,7 +512,7 @@ static void *collector_main(void *arg)
 {
     crew__name_thread("crew:collect");
     crew_pool *p = arg;
-    crew__shm *shm = p->shm;
+    crew__shm *shm = p->reg.shm;
     uint64_t spin = crew__spin_ns(), last = crew__now_ns();
     while (!atomic_load(&p->stop_threads)) {
         join_retired(p);
@@ -516,7 +540,7 @@ static void *collector_main(void *arg)
         atomic_thread_fence(memory_order_seq_cst);
         uint32_t bell = atomic_load(&shm->doorbell);
         if (!rings_nonempty(p) && !atomic_load(&p->stop_threads))
-            crew__futex_wait(&shm->doorbell, bell, 200000000ull, shm->shared_futex);
+            crew__futex_wait(&shm->doorbell, bell, 200000000ull, p->reg.shared_futex);
         atomic_store(&shm->parent_sleeping, 0);
         last = crew__now_ns();
     }
@@ -592,22 +616,20 @@ int crew_pool_create(crew_pool **out, const crew_options *o)
     if (!p->w || (o->init_len && !p->init_arg))
         goto fail;
     p->opt.init_arg = p->init_arg;
-    rc = crew__shm_create((uint32_t)p->nworkers, o->arena_size ? o->arena_size : (1ull << 30),
-                          o->kind == CREW_PROCESSES, &p->shm, &p->shm_fd);
+    rc = crew__region_create((uint32_t)p->nworkers,
+                             o->arena_size ? o->arena_size : (1ull << 30),
+                             o->kind == CREW_PROCESSES, &p->reg, &p->shm_fd);
     if (rc < 0)
         goto fail;
+    crew__fd_own(p->shm_fd);
     if (o->kind == CREW_PROCESSES)
-        p->shm->max_rss = o->max_worker_rss;
-    { /* the parent's own copy of the arena's bounds (bad_answer); no worker yet */
-        crew__arena *a = crew__shm_arena(p->shm);
-        p->arena_lo = a->data_off;
-        p->arena_hi = a->data_off + a->nwords * 64 * CREW__CHUNK;
-    }
+        p->reg.shm->max_rss = o->max_worker_rss;
     p->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (p->evfd < 0) {
         rc = -errno;
         goto fail;
     }
+    crew__fd_own(p->evfd);
     /* known before any worker is forked: a forked worker then never
      * reads /proc for it (nothing a child of a threaded parent should do) */
     (void)crew__spin_ns();
@@ -665,9 +687,9 @@ int crew_submit_ex(crew_pool *p, const char *name, const void *arg, size_t len,
 static void release_fds_locked(crew_pool *p)
 {
     if (p->evfd >= 0)
-        close(p->evfd);
+        crew__fd_close(p->evfd);
     if (p->shm_fd >= 0)
-        close(p->shm_fd);
+        crew__fd_close(p->shm_fd);
     p->evfd = p->shm_fd = -1;
 }
 
@@ -690,8 +712,8 @@ static void stop_threads(crew_pool *p)
     crew__unlock(&p->mu, CREW__LOCK_POOL);
     atomic_store(&p->stop_threads, true);
     crew__futex_wake(&p->helpers, 1, false);
-    atomic_fetch_add(&p->shm->doorbell, 1);
-    crew__futex_wake(&p->shm->doorbell, INT_MAX, p->shm->shared_futex);
+    atomic_fetch_add(&p->reg.shm->doorbell, 1);
+    crew__futex_wake(&p->reg.shm->doorbell, INT_MAX, p->reg.shared_futex);
     uint64_t one = 1;
     ssize_t wr = write(p->evfd, &one, sizeof one);
     (void)wr;
@@ -815,7 +837,7 @@ int crew_pool_terminate_signal(crew_pool *p, int sig)
         cap = 0;
     crew_future *f;
     while ((f = crew__fifo_pop(&p->pending))) {
-        crew__msg_free(p->shm, &f->req);
+        crew__msg_free(&p->reg.arena, &f->req);
         f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
         crew__fail_locked(p, f, -ECANCELED, &done);
     }
@@ -901,7 +923,7 @@ int crew_pool_stats(crew_pool *p, crew_stats *st)
     st->cancelled = atomic_load(&p->cancelled);
     crew__lock(&p->mu, CREW__LOCK_POOL);
     for (int i = 0; i < p->nworkers; i++) {
-        crew__slot *sl = &p->shm->slots[i];
+        crew__slot *sl = &p->reg.shm->slots[i];
         /* a thread worker's tid is known to its slot only */
         st->worker[i].pid = p->kind == CREW_THREADS ? atomic_load(&sl->pid) : p->w[i].pid;
         st->worker[i].tasks = atomic_load(&sl->tasks);

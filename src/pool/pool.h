@@ -67,6 +67,9 @@ typedef struct crew__wslot {
     uint32_t early_kills;        /* ... of them SIGKILLed (from outside: an operator,
                                     the OOM killer), which alone mean no start loop */
     uint64_t retry_at_ns;        /* no relaunch before this (backoff)          */
+    uint64_t req_tail;           /* the parent's own indices into the slot's  */
+    _Atomic uint64_t resp_head;  /* rings (it writes them; the worker's are read);
+                                    resp_head is also read without mu (a hint) */
 } crew__wslot;
 
 struct crew_pool {
@@ -74,7 +77,9 @@ struct crew_pool {
     crew_start_method start;
     int nworkers;
     _Atomic int refs;            /* the user's, one per future, the threads' */
-    crew__shm *shm;
+    crew__region reg;            /* the shared region, as this process laid it
+                                    out: rings, arena and size are never
+                                    re-read from shared memory */
     int shm_fd;
     crew_options opt;
     void *init_arg;              /* copy of opt.init_arg                     */
@@ -101,8 +106,6 @@ struct crew_pool {
     int evfd;                    /* wakes the supervisor                     */
     uint64_t sup_wake_ns;        /* when the supervisor wakes at the latest (mu) */
 
-    uint64_t arena_lo, arena_hi; /* the arena's data, as offsets from its base:
-                                    the parent's copy, never re-read from shm */
     crew__prefault prefault;      /* arena granules this process mapped in    */
     _Atomic uint64_t inflight;    /* tasks sent and not answered              */
     _Atomic uint32_t helpers;     /* waiters collecting answers themselves    */

@@ -20,11 +20,14 @@ static void thread_left(void *arg)
 static int launch_prepare(crew_pool *p, int i, crew__launch_req *r)
 {
     crew__wslot *ws = &p->w[i];
-    crew__slot *sl = &p->shm->slots[i];
-    crew__ring *req = crew__slot_req(p->shm, sl), *resp = crew__slot_resp(p->shm, sl);
+    crew__slot *sl = &p->reg.shm->slots[i];
+    crew__ring *req = crew__region_req(&p->reg, (uint32_t)i);
+    crew__ring *resp = crew__region_resp(&p->reg, (uint32_t)i);
     /* the slot is nobody's now: start it afresh */
     crew__ring_init(req, CREW__RING_CAP);
     crew__ring_init(resp, CREW__RING_CAP);
+    ws->req_tail = 0;
+    atomic_store_explicit(&ws->resp_head, 0, memory_order_relaxed);
     atomic_store(&sl->worker_sleeping, 0);
     atomic_store(&sl->quit, 0);
     atomic_store(&sl->cur_tag, 0);
@@ -41,16 +44,16 @@ static int launch_prepare(crew_pool *p, int i, crew__launch_req *r)
         memset(&ws->init_req, 0, sizeof ws->init_req);
         ws->init_req.flags = CREW__MSG_INIT;
         ws->init_req.fn_hash = crew__hash(p->opt.initializer);
-        int rc = crew__msg_put(p->shm, &ws->init_req, p->opt.init_arg, p->opt.init_len);
+        int rc = crew__msg_put(&p->reg.arena, &ws->init_req, p->opt.init_arg, p->opt.init_len);
         if (rc < 0) {
             memset(&ws->init_req, 0, sizeof ws->init_req);
             ws->state = CREW__SLOT_DEAD;
             return rc;
         }
-        crew__ring_push(req, &ws->init_req);
+        crew__ring_push_own(req, &ws->req_tail, &ws->init_req); /* an empty ring */
     }
     *r = (crew__launch_req){
-        .shm = p->shm,
+        .reg = p->reg,
         .shm_fd = p->shm_fd,
         .slot = i,
         .kind = p->kind,
@@ -78,7 +81,7 @@ static int launch_commit(crew_pool *p, int i, int rc, const crew__launched *got)
         if (p->kind == CREW_THREADS)
             crew__pool_unref(p);
         if (p->opt.initializer)
-            crew__msg_free(p->shm, &ws->init_req);
+            crew__msg_free(&p->reg.arena, &ws->init_req);
         memset(&ws->init_req, 0, sizeof ws->init_req);
         ws->state = CREW__SLOT_DEAD;
     } else {

@@ -20,7 +20,7 @@ static int place_gathered(crew_pool *p, crew_future *f, const struct iovec *iov,
         m->flags &= ~(uint32_t)CREW__MSG_ARENA;
         dst = m->data;
     } else {
-        crew__arena *a = crew__shm_arena(p->shm);
+        const crew__arena *a = &p->reg.arena;
         int64_t off;
         while ((off = crew__arena_alloc(a, len)) < 0) {
             crew__lock(&p->mu, CREW__LOCK_POOL);
@@ -39,7 +39,7 @@ static int place_gathered(crew_pool *p, crew_future *f, const struct iovec *iov,
         }
         m->off = (uint64_t)off;
         m->flags |= CREW__MSG_ARENA;
-        crew__arena_prefault(p->shm, &p->prefault, off, len);
+        crew__arena_prefault(&p->reg, &p->prefault, off, len);
         dst = crew__arena_ptr(a, off);
     }
     for (int k = 0; k < iovcnt; k++) {
@@ -75,7 +75,7 @@ int crew__submit_iov(crew_pool *p, uint64_t hash, uint32_t flags, const struct i
     crew__lock(&p->mu, CREW__LOCK_POOL);
     if (p->closing) {
         crew__unlock(&p->mu, CREW__LOCK_POOL);
-        crew__msg_free(p->shm, &f->req);
+        crew__msg_free(&p->reg.arena, &f->req);
         atomic_store(&f->refs, 1);
         crew__future_unref(f);
         return CREW_ECLOSED;

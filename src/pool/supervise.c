@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "pool/pool.h"
+#include "base/fdset.h"
 #include "base/lockorder.h"
 #include "base/sync.h"
 
@@ -39,7 +40,7 @@ static void fail_pending(crew_pool *p, int i, crew__fifo *done)
 {
     crew_future *f;
     while ((f = crew__fifo_pop(&p->pending))) {
-        crew__msg_free(p->shm, &f->req);
+        crew__msg_free(&p->reg.arena, &f->req);
         f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
         if (p->w[i].pid > 0)
             crew__future_set_errmsg(f, "the pool's workers die as they start: worker %d "
@@ -100,9 +101,11 @@ static void relaunch(crew_pool *p, int i, crew__fifo *done)
 void crew__worker_died(crew_pool *p, int i, bool sigkilled, crew__fifo *done)
 {
     crew__wslot *ws = &p->w[i];
-    crew__shm *shm = p->shm;
-    crew__ring *req = crew__slot_req(shm, &shm->slots[i]);
+    const crew__arena *arena = &p->reg.arena;
+    crew__ring *req = crew__region_req(&p->reg, (uint32_t)i);
     crew__drain_slot_locked(p, i, done); /* answers it gave before dying count */
+    /* how far it read its ring: the worker's own index, so only a hint of
+     * which of its tasks started (a forged one misplaces only its tasks) */
     uint64_t head = atomic_load(&req->head);
     int reason = ws->kill_reason ? ws->kill_reason : CREW_ECRASHED;
     crew__fifo requeue = {0};
@@ -112,7 +115,7 @@ void crew__worker_died(crew_pool *p, int i, bool sigkilled, crew__fifo *done)
         bool victim = reason == -ETIMEDOUT && f != ws->kill_tag && !p->terminated;
         if ((f->ring_idx < head && !victim) || p->terminated) {
             /* it was running (or the pool is stopping): it fails */
-            crew__msg_free(shm, &f->req);
+            crew__msg_free(arena, &f->req);
             f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
             if (atomic_load(&f->state) == CREW__F_DONE) {
                 crew__future_unref(f);
@@ -139,7 +142,7 @@ void crew__worker_died(crew_pool *p, int i, bool sigkilled, crew__fifo *done)
     /* unstarted work goes back to the front of the queue, in order */
     crew__fifo_prepend(&p->pending, &requeue);
     if (ws->init_req.flags & CREW__MSG_INIT && (ws->init_req.flags & CREW__MSG_ARENA))
-        crew__msg_free(shm, &ws->init_req);
+        crew__msg_free(arena, &ws->init_req);
     memset(&ws->init_req, 0, sizeof ws->init_req);
     /* a worker that died before it was up (a bad spawn_argv, an exec or
      * mapping failure, a launcher's child exiting, an initializer that kills
@@ -180,7 +183,7 @@ static void reap(crew_pool *p, int i, crew__fifo *done)
         return; /* not gone yet */
     if (r < 0 && errno != ECHILD)
         return;
-    close(ws->pidfd);
+    crew__fd_close(ws->pidfd);
     ws->pidfd = -1;
     if (ws->broke_protocol) /* errbuf already says why it was killed */
         ;
@@ -200,7 +203,7 @@ static uint64_t check_deadlines(crew_pool *p, crew_future **late, int *nlate)
     uint64_t now = crew__now_ns(), next = UINT64_MAX;
     for (int i = 0; i < p->nworkers; i++) {
         crew__wslot *ws = &p->w[i];
-        crew__slot *sl = &p->shm->slots[i];
+        crew__slot *sl = &p->reg.shm->slots[i];
         if (ws->state != CREW__SLOT_LIVE || ws->killing)
             continue;
         /* the running task is the oldest one not yet answered; one still

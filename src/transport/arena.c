@@ -8,18 +8,26 @@
 
 size_t crew__arena_ctl_bytes(uint64_t chunks)
 {
-    return sizeof(crew__arena) + (chunks / 64) * sizeof(uint64_t);
+    return sizeof(crew__arena_ctl) + (chunks / 64) * sizeof(uint64_t);
 }
 
-void crew__arena_init(crew__arena *a, uint64_t chunks, uint64_t data_off)
+void crew__arena_attach(crew__arena *a, crew__arena_ctl *ctl, uint64_t nwords, uint64_t data_off)
 {
-    a->nwords = chunks / 64;
+    a->ctl = ctl;
+    a->nwords = nwords;
     a->data_off = data_off;
-    atomic_init(&a->low, 0);
-    atomic_init(&a->used, 0);
+}
+
+void crew__arena_init(crew__arena *a, crew__arena_ctl *ctl, uint64_t chunks, uint64_t data_off)
+{
+    crew__arena_attach(a, ctl, chunks / 64, data_off);
+    ctl->nwords = chunks / 64;
+    ctl->data_off = data_off;
+    atomic_init(&ctl->low, 0);
+    atomic_init(&ctl->used, 0);
     for (uint64_t i = 0; i < a->nwords; i++) /* skip pages that are zero already */
-        if (atomic_load_explicit(&a->bits[i], memory_order_relaxed))
-            atomic_store_explicit(&a->bits[i], 0, memory_order_relaxed);
+        if (atomic_load_explicit(&ctl->bits[i], memory_order_relaxed))
+            atomic_store_explicit(&ctl->bits[i], 0, memory_order_relaxed);
 }
 
 /* Bit mask of n (1..64) low bits. */
@@ -41,21 +49,21 @@ static uint64_t runs_of(uint64_t free, unsigned n)
     return r;
 }
 
-static void lower_hint(crew__arena *a, uint64_t w)
+static void lower_hint(const crew__arena *a, uint64_t w)
 {
-    uint64_t cur = atomic_load_explicit(&a->low, memory_order_relaxed);
-    while (w < cur && !atomic_compare_exchange_weak(&a->low, &cur, w))
+    uint64_t cur = atomic_load_explicit(&a->ctl->low, memory_order_relaxed);
+    while (w < cur && !atomic_compare_exchange_weak(&a->ctl->low, &cur, w))
         ;
 }
 
 /* Claims n <= 64 chunks inside one word, searching from word `start`.
  * Returns the chunk index or -1. Moves the `low` hint past full words. */
-static int64_t alloc_small(crew__arena *a, unsigned n, uint64_t start)
+static int64_t alloc_small(const crew__arena *a, unsigned n, uint64_t start)
 {
     uint64_t first_open = a->nwords;
     int64_t got = -1;
     for (uint64_t w = start; w < a->nwords && got < 0; w++) {
-        uint64_t v = atomic_load_explicit(&a->bits[w], memory_order_relaxed);
+        uint64_t v = atomic_load_explicit(&a->ctl->bits[w], memory_order_relaxed);
         for (;;) {
             if (v != ~0ull && first_open == a->nwords)
                 first_open = w;
@@ -64,7 +72,7 @@ static int64_t alloc_small(crew__arena *a, unsigned n, uint64_t start)
                 break;
             unsigned p = (unsigned)__builtin_ctzll(r);
             uint64_t m = low_bits(n) << p;
-            if (atomic_compare_exchange_weak_explicit(&a->bits[w], &v, v | m,
+            if (atomic_compare_exchange_weak_explicit(&a->ctl->bits[w], &v, v | m,
                                                       memory_order_acquire,
                                                       memory_order_relaxed)) {
                 got = (int64_t)(w * 64 + p);
@@ -74,13 +82,13 @@ static int64_t alloc_small(crew__arena *a, unsigned n, uint64_t start)
     }
     if (first_open > start) {
         uint64_t cur = start; /* a hint only: a racing free may lower it again */
-        atomic_compare_exchange_strong(&a->low, &cur, first_open);
+        atomic_compare_exchange_strong(&a->ctl->low, &cur, first_open);
     }
     return got;
 }
 
 /* Claims ceil(n/64) consecutive words (the last one partly). */
-static int64_t alloc_large(crew__arena *a, uint64_t n, uint64_t start)
+static int64_t alloc_large(const crew__arena *a, uint64_t n, uint64_t start)
 {
     uint64_t nw = (n + 63) / 64;
     uint64_t last = low_bits((unsigned)(n - (nw - 1) * 64));
@@ -89,7 +97,7 @@ static int64_t alloc_large(crew__arena *a, uint64_t n, uint64_t start)
         uint64_t k;
         for (k = 0; k < nw; k++) {
             uint64_t want = k + 1 == nw ? last : ~0ull, zero = 0;
-            if (!atomic_compare_exchange_strong_explicit(&a->bits[w + k], &zero, want,
+            if (!atomic_compare_exchange_strong_explicit(&a->ctl->bits[w + k], &zero, want,
                                                          memory_order_acquire,
                                                          memory_order_relaxed))
                 break;
@@ -97,19 +105,19 @@ static int64_t alloc_large(crew__arena *a, uint64_t n, uint64_t start)
         if (k == nw)
             return (int64_t)(w * 64);
         for (uint64_t j = 0; j < k; j++) /* roll back what we claimed */
-            atomic_store_explicit(&a->bits[w + j], 0, memory_order_release);
+            atomic_store_explicit(&a->ctl->bits[w + j], 0, memory_order_release);
         /* (a partial last word is never claimed before a failure: k < nw) */
         w += k + 1;
     }
     return -1;
 }
 
-int64_t crew__arena_alloc(crew__arena *a, size_t len)
+int64_t crew__arena_alloc(const crew__arena *a, size_t len)
 {
     uint64_t n = (len + CREW__CHUNK - 1) / CREW__CHUNK;
     if (n == 0)
         n = 1;
-    uint64_t start = atomic_load_explicit(&a->low, memory_order_relaxed);
+    uint64_t start = atomic_load_explicit(&a->ctl->low, memory_order_relaxed);
     if (start >= a->nwords) /* a hint in shared memory: any process may have written it */
         start = 0;
     int64_t c = n <= 64 ? alloc_small(a, (unsigned)n, start) : alloc_large(a, n, start);
@@ -117,7 +125,7 @@ int64_t crew__arena_alloc(crew__arena *a, size_t len)
         c = n <= 64 ? alloc_small(a, (unsigned)n, 0) : alloc_large(a, n, 0);
     if (c < 0)
         return -1;
-    atomic_fetch_add_explicit(&a->used, n, memory_order_relaxed);
+    atomic_fetch_add_explicit(&a->ctl->used, n, memory_order_relaxed);
     return (int64_t)a->data_off + c * (int64_t)CREW__CHUNK;
 }
 
@@ -126,18 +134,20 @@ int64_t crew__arena_alloc(crew__arena *a, size_t len)
  * until it closes. Smaller runs stay (their pages are reused warm). */
 #define RETURN_BYTES (64u << 20)
 
-void crew__arena_free(crew__arena *a, int64_t off, size_t len)
+void crew__arena_free(const crew__arena *a, int64_t off, size_t len)
 {
     uint64_t n = (len + CREW__CHUNK - 1) / CREW__CHUNK;
     if (n == 0)
         n = 1;
+    if (off < 0 || !crew__arena_holds(a, (uint64_t)off, n * CREW__CHUNK))
+        return; /* no run of ours: never clear (or punch) bits outside */
     if (n * CREW__CHUNK >= RETURN_BYTES) {
         /* before the chunks are marked free: no new owner's bytes yet. A
          * memfd's pages go back to the system from every mapping. Only whole
          * pages inside the run: a page may be bigger than a chunk (arm64),
          * and its neighbour's bytes are not ours to drop */
         uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-        uintptr_t lo = (uintptr_t)a + (uintptr_t)off, hi = lo + n * CREW__CHUNK;
+        uintptr_t lo = (uintptr_t)a->ctl + (uintptr_t)off, hi = lo + n * CREW__CHUNK;
         lo = (lo + page - 1) & ~(page - 1);
         hi &= ~(page - 1);
         if (page && hi > lo)
@@ -147,15 +157,15 @@ void crew__arena_free(crew__arena *a, int64_t off, size_t len)
     uint64_t w = c / 64;
     if (n <= 64) {
         uint64_t m = low_bits((unsigned)n) << (c % 64);
-        atomic_fetch_and_explicit(&a->bits[w], ~m, memory_order_release);
+        atomic_fetch_and_explicit(&a->ctl->bits[w], ~m, memory_order_release);
     } else {
         uint64_t nw = (n + 63) / 64;
         for (uint64_t k = 0; k + 1 < nw; k++)
-            atomic_store_explicit(&a->bits[w + k], 0, memory_order_release);
+            atomic_store_explicit(&a->ctl->bits[w + k], 0, memory_order_release);
         /* the last word may be shared with small allocations: clear ours only */
         uint64_t last = low_bits((unsigned)(n - (nw - 1) * 64));
-        atomic_fetch_and_explicit(&a->bits[w + nw - 1], ~last, memory_order_release);
+        atomic_fetch_and_explicit(&a->ctl->bits[w + nw - 1], ~last, memory_order_release);
     }
-    atomic_fetch_sub_explicit(&a->used, n, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&a->ctl->used, n, memory_order_relaxed);
     lower_hint(a, w);
 }

@@ -15,32 +15,64 @@
  * allocation can leak the chunks it claimed but can never block another.
  * First fit from `low` (the lowest word that may have room) keeps the
  * touched, warm pages in use instead of faulting new ones in.
+ *
+ * Any process that maps the arena can write any of it (a task, a C
+ * extension in a worker), so the geometry the allocator trusts is not read
+ * from here: each process keeps its own crew__arena (below). The copies of
+ * nwords and data_off in the block are for a worker to check once, when it
+ * maps the region.
  */
-typedef struct crew__arena {
-    uint64_t nwords;            /* words in bits[]                        */
-    uint64_t data_off;          /* offset of chunk 0 from the arena base  */
+typedef struct crew__arena_ctl {
+    uint64_t nwords;            /* words in bits[] (as created)           */
+    uint64_t data_off;          /* offset of chunk 0 from the block       */
     _Atomic uint64_t low;       /* first word that may have free chunks   */
     _Atomic uint64_t used;      /* chunks in use (statistics)             */
     _Atomic uint64_t bits[];
+} crew__arena_ctl;
+
+/* This process's handle on an arena: where its control block is mapped here
+ * and its geometry, as this process created or checked it. Offsets count
+ * from the control block. Every index the allocator computes is bounded by
+ * these private copies, whatever the shared block holds. */
+typedef struct crew__arena {
+    crew__arena_ctl *ctl;
+    uint64_t nwords;
+    uint64_t data_off;
 } crew__arena;
 
 /* Bytes of control block for an arena of `chunks` chunks. */
 size_t crew__arena_ctl_bytes(uint64_t chunks);
 
-/* Initialises the control block; chunks must be a multiple of 64. */
-void crew__arena_init(crew__arena *a, uint64_t chunks, uint64_t data_off);
+/* Initialises the control block at ctl and the handle *a; chunks must be a
+ * multiple of 64 and data_off at least crew__arena_ctl_bytes(chunks). */
+void crew__arena_init(crew__arena *a, crew__arena_ctl *ctl, uint64_t chunks, uint64_t data_off);
+
+/* Fills *a for the control block at ctl, created by another process, with
+ * the geometry the caller expects (never read back from the block). */
+void crew__arena_attach(crew__arena *a, crew__arena_ctl *ctl, uint64_t nwords, uint64_t data_off);
 
 /* Allocates len bytes (> 0). Returns the byte offset from the arena base
- * (the address of *a), or -1 when no run of free chunks is long enough. */
-int64_t crew__arena_alloc(crew__arena *a, size_t len);
+ * (the control block), or -1 when no run of free chunks is long enough. */
+int64_t crew__arena_alloc(const crew__arena *a, size_t len);
 
-/* Frees the allocation of len bytes at off (the values alloc gave). */
-void crew__arena_free(crew__arena *a, int64_t off, size_t len);
+/* Frees the allocation of len bytes at off (the values alloc gave). A run
+ * that does not lie inside the arena is ignored (nothing outside is
+ * touched, whatever a forged offset says). */
+void crew__arena_free(const crew__arena *a, int64_t off, size_t len);
+
+/* Whether [off, off+len) is a run of whole chunks' worth inside the arena's
+ * data: what an offset read from shared memory must pass before use. */
+static inline int crew__arena_holds(const crew__arena *a, uint64_t off, uint64_t len)
+{
+    uint64_t hi = a->data_off + a->nwords * 64 * CREW__CHUNK;
+    return len > 0 && off >= a->data_off && off < hi && (off - a->data_off) % CREW__CHUNK == 0 &&
+           len <= hi - off;
+}
 
 /* Address of offset off. */
-static inline void *crew__arena_ptr(crew__arena *a, int64_t off)
+static inline void *crew__arena_ptr(const crew__arena *a, int64_t off)
 {
-    return (char *)a + off;
+    return (char *)a->ctl + off;
 }
 
 #endif

@@ -27,7 +27,8 @@ bool crew__ring_push(crew__ring *r, const crew__msg *m)
 {
     uint64_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
-    if (t - h >= r->cap)
+    uint32_t cap = r->cap < CREW__RING_MAXCAP ? r->cap : CREW__RING_MAXCAP;
+    if (t - h >= cap)
         return false;
     memcpy(&r->msgs[slot_of(r, t)], m, sizeof *m);
     atomic_store_explicit(&r->tail, t + 1, memory_order_release);
@@ -43,4 +44,30 @@ bool crew__ring_pop(crew__ring *r, crew__msg *m)
     memcpy(m, &r->msgs[slot_of(r, h)], sizeof *m);
     atomic_store_explicit(&r->head, h + 1, memory_order_release);
     return true;
+}
+
+bool crew__ring_push_own(crew__ring *r, uint64_t *tail, const crew__msg *m)
+{
+    uint64_t t = *tail;
+    uint64_t h = atomic_load_explicit(&r->head, memory_order_acquire);
+    if (h > t || t - h >= CREW__RING_MAXCAP)
+        return false;
+    memcpy(&r->msgs[t & (CREW__RING_MAXCAP - 1)], m, sizeof *m);
+    *tail = t + 1;
+    atomic_store_explicit(&r->tail, t + 1, memory_order_release);
+    return true;
+}
+
+int crew__ring_pop_own(crew__ring *r, uint64_t *head, crew__msg *m)
+{
+    uint64_t h = *head;
+    uint64_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
+    if (t == h)
+        return 0;
+    if (t < h || t - h > CREW__RING_MAXCAP)
+        return -1;
+    memcpy(m, &r->msgs[h & (CREW__RING_MAXCAP - 1)], sizeof *m);
+    *head = h + 1;
+    atomic_store_explicit(&r->head, h + 1, memory_order_release);
+    return 1;
 }

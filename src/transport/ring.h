@@ -65,6 +65,24 @@ bool crew__ring_push(crew__ring *r, const crew__msg *m);
 /* Consumer: copies the oldest message out and consumes it; false when empty. */
 bool crew__ring_pop(crew__ring *r, crew__msg *m);
 
+/*
+ * The same ring, driven by a side that does not trust the other (the parent;
+ * the other side is a worker that any task can corrupt). That side keeps its
+ * own index (*tail as producer, *head as consumer) and only publishes it to
+ * the ring; the other side's index is read but never trusted past the
+ * largest ring, and slots are masked to it, so no value a worker writes can
+ * make these calls touch memory outside the ring.
+ */
+
+/* Producer: copies m in at *tail and advances it; false when the ring is
+ * full, or when the consumer's head is impossible (ahead of *tail). */
+bool crew__ring_push_own(crew__ring *r, uint64_t *tail, const crew__msg *m);
+
+/* Consumer: copies the message at *head out and advances it. Returns 1, 0
+ * when empty, or -1 when the producer's tail is impossible (behind *head,
+ * or more than a ring ahead): the producer broke the protocol. */
+int crew__ring_pop_own(crew__ring *r, uint64_t *head, crew__msg *m);
+
 /* Number of messages waiting (either side may ask). */
 static inline uint64_t crew__ring_count(crew__ring *r)
 {

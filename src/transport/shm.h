@@ -43,9 +43,14 @@ typedef struct crew__slot {
      * parent takes back requests not yet claimed by moving claimed past
      * them (pool.c: recall), so a request runs once, here or elsewhere */
     _Alignas(64) _Atomic uint64_t claimed;
-    uint32_t req_off, resp_off;                   /* ring offsets from base    */
 } crew__slot;
 
+/*
+ * The region's header. Every worker can write all of it, so the structural
+ * fields (magic, nslots, size, shared_futex, arena_off) are only what a
+ * spawned worker checks once against the mapping it got; from then on each
+ * process reads its own crew__region (below) and never these again.
+ */
 typedef struct crew__shm {
     uint32_t magic;
     uint32_t nslots;
@@ -58,44 +63,65 @@ typedef struct crew__shm {
     _Alignas(64) crew__slot slots[];
 } crew__shm;
 
+/*
+ * This process's own view of a region: where it is mapped, and its layout as
+ * this process computed it (the creator) or checked it once (a worker that
+ * mapped it). Rings, the arena and the mapping's size are found through
+ * here, so nothing a task writes into the shared header can move a ring,
+ * resize the arena or make a process unmap the wrong range.
+ *
+ *   [header + slots][2 rings per slot, in slot order][arena control][chunks]
+ */
+typedef struct crew__region {
+    crew__shm *shm;
+    uint64_t size;            /* bytes mapped                             */
+    uint32_t nslots;
+    int shared_futex;         /* 1: the futex words are shared (processes) */
+    uint64_t rings_off;       /* ring 2i: slot i's requests; 2i+1: answers */
+    uint64_t ring_stride;
+    crew__arena arena;        /* the arena's handle (its own geometry)    */
+} crew__region;
+
 /* Creates the shared region for nslots workers and an arena of arena_bytes,
- * backed by a memfd (no name in /dev/shm). Returns 0, *shm_out (mapped) and
- * *fd_out (close-on-exec), or a negative errno. */
-int crew__shm_create(uint32_t nslots, size_t arena_bytes, int shared_futex,
-                     crew__shm **shm_out, int *fd_out);
+ * backed by a sealed memfd (no name in /dev/shm; its size cannot change).
+ * Returns 0, *R (mapped) and *fd_out (close-on-exec), or a negative errno. */
+int crew__region_create(uint32_t nslots, size_t arena_bytes, int shared_futex, crew__region *R,
+                        int *fd_out);
 
-/* Maps an existing region from its fd (a spawned worker). */
-int crew__shm_map(int fd, crew__shm **shm_out);
+/* Maps an existing region from its fd (a worker process) and checks its
+ * header against the mapping before *R is filled from it: the magic and
+ * protocol version, a slot count within CREW__MAX_WORKERS, and a layout
+ * that fills exactly the memfd's size. Returns 0, -EINVAL (not a region of
+ * this libcrew, or an inconsistent one) or what fstat/mmap said. */
+int crew__region_map(int fd, crew__region *R);
 
-/* Unmaps the region. */
-void crew__shm_unmap(crew__shm *shm);
+/* Unmaps the region (the size this process mapped). */
+void crew__region_unmap(crew__region *R);
 
-static inline crew__ring *crew__slot_req(crew__shm *s, crew__slot *sl)
+static inline crew__ring *crew__region_req(const crew__region *R, uint32_t i)
 {
-    return (crew__ring *)((char *)s + sl->req_off);
+    return (crew__ring *)((char *)R->shm + R->rings_off + 2 * (uint64_t)i * R->ring_stride);
 }
-static inline crew__ring *crew__slot_resp(crew__shm *s, crew__slot *sl)
+static inline crew__ring *crew__region_resp(const crew__region *R, uint32_t i)
 {
-    return (crew__ring *)((char *)s + sl->resp_off);
-}
-static inline crew__arena *crew__shm_arena(crew__shm *s)
-{
-    return (crew__arena *)((char *)s + s->arena_off);
+    return (crew__ring *)((char *)R->shm + R->rings_off + (2 * (uint64_t)i + 1) * R->ring_stride);
 }
 
-/* Payload address of a message (inline or in the arena). */
-static inline const void *crew__msg_payload(crew__shm *s, const crew__msg *m)
+/* Payload address of a message (inline or in the arena). The caller has
+ * checked an arena message's offset (crew__arena_holds) when it came from
+ * another process. */
+static inline const void *crew__msg_payload(const crew__region *R, const crew__msg *m)
 {
-    return (m->flags & CREW__MSG_ARENA) ? crew__arena_ptr(crew__shm_arena(s), (int64_t)m->off)
+    return (m->flags & CREW__MSG_ARENA) ? crew__arena_ptr(&R->arena, (int64_t)m->off)
                                         : (const void *)m->data;
 }
 
 /* Fills m's payload with len bytes at data: inline when it fits, else a
- * fresh arena allocation. Returns 0 or CREW_ETOOBIG. */
-int crew__msg_put(crew__shm *s, crew__msg *m, const void *data, size_t len);
+ * fresh allocation in arena a. Returns 0 or CREW_ETOOBIG. */
+int crew__msg_put(const crew__arena *a, crew__msg *m, const void *data, size_t len);
 
 /* Frees m's arena payload, if any. */
-void crew__msg_free(crew__shm *s, const crew__msg *m);
+void crew__msg_free(const crew__arena *a, const crew__msg *m);
 
 /* This process's record of which 2 MiB granules of an arena it has mapped
  * in already (each process has its own page tables). Covers 8 GiB. */
@@ -108,6 +134,6 @@ typedef struct crew__prefault {
  * new granule (MADV_POPULATE_WRITE) instead of one page fault per 4 KiB: a
  * fault can cost ~20 us on a VM, 300 ms for a first 64 MiB payload. Only
  * for len >= CREW__PREFAULT_MIN; a kernel without it just faults. */
-void crew__arena_prefault(crew__shm *s, crew__prefault *pf, int64_t off, size_t len);
+void crew__arena_prefault(const crew__region *R, crew__prefault *pf, int64_t off, size_t len);
 
 #endif

@@ -6,23 +6,27 @@
 #include <unistd.h>
 
 #include "crew.h"
+#include "base/fdset.h"
 #include "transport/shm.h"
 #include "worker/worker.h"
 
 int crew_worker_run(int shm_fd, int slot)
 {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    crew__shm *shm;
-    int rc = crew__shm_map(shm_fd, &shm);
+    crew__region R;
+    int rc = crew__region_map(shm_fd, &R);
     if (rc < 0)
         return rc;
-    if (slot < 0 || (uint32_t)slot >= shm->nslots) {
-        crew__shm_unmap(shm);
+    if (slot < 0 || (uint32_t)slot >= R.nslots) {
+        crew__region_unmap(&R);
         return -EINVAL;
     }
     close(shm_fd);
-    atomic_store(&shm->slots[slot].pid, getpid());
-    crew__worker_loop(shm, (uint32_t)slot);
+    /* a worker forked from a process with pools of its own (Python's fork
+     * launcher) holds their descriptors: they are not its to keep open */
+    crew__fd_close_others(-1);
+    atomic_store(&R.shm->slots[slot].pid, getpid());
+    crew__worker_loop(&R, (uint32_t)slot);
     /* the mapping stays until the process exits: arguments a task kept
      * (crew_out_keep_arg) may still point into it */
     return 0;

@@ -17,7 +17,7 @@
 static crew__prefault worker_pf;
 
 struct crew_out {
-    crew__shm *shm;
+    const crew__region *reg;
     crew__msg *resp;      /* shared mode: the response message being built */
     const crew__msg *req; /* the request (its payload: crew_out_keep_arg)  */
     bool local;           /* local mode (map items): a malloc'd buffer     */
@@ -39,12 +39,12 @@ void *crew_out_alloc(crew_out *out, size_t len)
         return out->buf;
     }
     crew__msg *r = out->resp;
-    crew__msg_free(out->shm, r); /* replace an earlier buffer */
+    const crew__arena *a = &out->reg->arena;
+    crew__msg_free(a, r); /* replace an earlier buffer */
     r->flags &= ~(uint32_t)CREW__MSG_ARENA;
     r->len = len;
     if (len <= CREW__INLINE)
         return r->data;
-    crew__arena *a = crew__shm_arena(out->shm);
     int64_t off = crew__arena_alloc(a, len);
     if (off < 0) {
         r->len = 0;
@@ -52,8 +52,8 @@ void *crew_out_alloc(crew_out *out, size_t len)
     }
     r->off = (uint64_t)off;
     r->flags |= CREW__MSG_ARENA;
-    if (out->shm->shared_futex)
-        crew__arena_prefault(out->shm, &worker_pf, off, len);
+    if (out->reg->shared_futex)
+        crew__arena_prefault(out->reg, &worker_pf, off, len);
     return crew__arena_ptr(a, off);
 }
 
@@ -72,7 +72,9 @@ int crew_out_keep_arg(crew_out *out, crew_kept_arg *kept)
     if (!out || !kept || out->local || !out->req || !(out->req->flags & CREW__MSG_ARENA))
         return -EINVAL;
     out->resp->flags |= CREW__MSG_KEEP;
-    kept->arena_ = crew__shm_arena(out->shm);
+    kept->arena_ = out->reg->arena.ctl;
+    kept->nwords_ = out->reg->arena.nwords;
+    kept->data_off_ = out->reg->arena.data_off;
     kept->off_ = (int64_t)out->req->off;
     kept->len_ = out->req->len;
     return 0;
@@ -81,7 +83,9 @@ int crew_out_keep_arg(crew_out *out, crew_kept_arg *kept)
 void crew_kept_arg_free(crew_kept_arg *kept)
 {
     if (kept && kept->arena_) {
-        crew__arena_free(kept->arena_, kept->off_, kept->len_);
+        crew__arena a;
+        crew__arena_attach(&a, kept->arena_, kept->nwords_, kept->data_off_);
+        crew__arena_free(&a, kept->off_, kept->len_);
         kept->arena_ = NULL;
     }
 }
@@ -168,27 +172,48 @@ static uint64_t resident_bytes(void)
     return rss * (uint64_t)sysconf(_SC_PAGESIZE);
 }
 
+/* The slot's words in shared memory say what the protocol cannot (a task
+ * or an extension wrote over them): the worker can no longer tell which
+ * requests are its own, so it leaves; the parent sees a crashed worker,
+ * fails its task and starts another. A thread worker shares the parent's
+ * memory, which is corrupt: it aborts, as the parent does then. */
+static void slot_overwritten(bool thread, uint64_t claimed, uint64_t head, uint64_t tail)
+{
+    fprintf(stderr, "crew: worker %d: its slot in shared memory was overwritten (claimed %llu, "
+            "ring at %llu..%llu); it leaves\n", (int)getpid(), (unsigned long long)claimed,
+            (unsigned long long)head, (unsigned long long)tail);
+    if (thread)
+        abort();
+    _exit(3);
+}
+
 /* Pops the next request and claims it: true when this worker may run it,
  * false when the parent took it back (it runs elsewhere: skip it). */
-static bool pop_claimed(crew__slot *sl, crew__ring *req, crew__msg *m, bool *popped)
+static bool pop_claimed(crew__slot *sl, crew__ring *req, crew__msg *m, bool *popped,
+                        bool thread)
 {
     uint64_t j = atomic_load_explicit(&req->head, memory_order_relaxed); /* ours */
+    /* the parent only ever moves claimed forward, to at most its tail: read
+     * it before the tail, and any other value is a scribble */
+    uint64_t c = atomic_load(&sl->claimed), t = atomic_load(&req->tail);
+    if (c < j || c > t)
+        slot_overwritten(thread, c, j, t);
     *popped = crew__ring_pop(req, m);
     if (!*popped)
         return false;
-    uint64_t c = j;
+    c = j;
     return atomic_compare_exchange_strong(&sl->claimed, &c, j + 1);
 }
 
 /* Waits for the next request it may run, spinning first, then sleeping on
  * req_bell; requests the parent took back are dropped unread. */
-static void next_request(crew__shm *shm, crew__slot *sl, crew__ring *req, crew__msg *m)
+static void next_request(const crew__region *R, crew__slot *sl, crew__ring *req, crew__msg *m)
 {
-    bool shared = shm->shared_futex;
+    bool shared = R->shared_futex;
     uint64_t spin = crew__spin_ns(), t0 = 0;
     for (unsigned i = 0;; i++) {
         bool popped;
-        if (pop_claimed(sl, req, m, &popped))
+        if (pop_claimed(sl, req, m, &popped, !shared))
             return;
         if (popped) /* taken back by the parent: look again at once */
             continue;
@@ -215,23 +240,38 @@ static void next_request(crew__shm *shm, crew__slot *sl, crew__ring *req, crew__
 }
 
 /* Publishes a response and wakes the parent if it sleeps. */
-static void respond(crew__shm *shm, crew__ring *resp, const crew__msg *r)
+static void respond(const crew__region *R, crew__ring *resp, const crew__msg *r)
 {
+    crew__shm *shm = R->shm;
     while (!crew__ring_push(resp, r)) /* cannot happen: depth < ring size */
         crew__cpu_relax();
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load(&shm->parent_sleeping)) {
         atomic_fetch_add(&shm->doorbell, 1);
-        crew__futex_wake(&shm->doorbell, 1, shm->shared_futex);
+        crew__futex_wake(&shm->doorbell, 1, R->shared_futex);
     }
 }
 
-void crew__worker_loop(crew__shm *shm, uint32_t i)
+/* A task forked, and its child came back into the worker loop: the child is
+ * no worker (its parent is), and the rings are not its to touch; it leaves
+ * at once, saying why. Async-signal-safe: a child of a threaded process. */
+static void forked_copy_leaves(void)
 {
+    static const char msg[] = "crew: a process forked inside a task returned into crew's worker "
+                              "loop; it exits now (end such a child with os._exit() or exec)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(0);
+}
+
+void crew__worker_loop(const crew__region *R, uint32_t i)
+{
+    crew__shm *shm = R->shm;
     crew__slot *sl = &shm->slots[i];
-    crew__ring *req = crew__slot_req(shm, sl), *resp = crew__slot_resp(shm, sl);
+    crew__ring *req = crew__region_req(R, i), *resp = crew__region_resp(R, i);
     char *init_err = NULL; /* set when the initializer failed: tasks then fail with it */
-    if (shm->shared_futex) /* a fresh process: none of the arena is mapped in yet */
+    const pid_t me = getpid(); /* a process the task forks is not the worker */
+    if (R->shared_futex) /* a fresh process: none of the arena is mapped in yet */
         for (int k = 0; k < 64; k++)
             atomic_store_explicit(&worker_pf.done[k], 0, memory_order_relaxed);
     /* up: the parent gives tasks only to workers that said so, so that a
@@ -240,28 +280,32 @@ void crew__worker_loop(crew__shm *shm, uint32_t i)
     crew__msg hello;
     memset(&hello, 0, sizeof hello);
     hello.flags = CREW__MSG_HELLO;
-    respond(shm, resp, &hello);
+    respond(R, resp, &hello);
     for (;;) {
         crew__msg m;
-        next_request(shm, sl, req, &m);
+        next_request(R, sl, req, &m);
         crew__msg r;
         memset(&r, 0, offsetof(crew__msg, data));
         r.tag = m.tag;
         r.flags = m.flags & (CREW__MSG_INIT | CREW__MSG_QUIT);
         if (m.flags & CREW__MSG_QUIT) {
-            respond(shm, resp, &r);
+            respond(R, resp, &r);
             free(init_err);
             return;
         }
         uint64_t t0 = crew__now_ns();
         atomic_store_explicit(&sl->cur_start_ns, t0, memory_order_relaxed);
         atomic_store_explicit(&sl->cur_tag, m.tag, memory_order_release);
-        crew_out out = {.shm = shm, .resp = &r, .req = &m};
+        crew_out out = {.reg = R, .resp = &r, .req = &m};
         crew_task_fn fn;
         void *ud;
-        if ((m.flags & CREW__MSG_ARENA) && shm->shared_futex)
-            crew__arena_prefault(shm, &worker_pf, (int64_t)m.off, m.len);
-        const void *arg = crew__msg_payload(shm, &m);
+        if ((m.flags & CREW__MSG_ARENA) && !crew__arena_holds(&R->arena, m.off, m.len))
+            m.flags &= ~(uint32_t)CREW__MSG_ARENA, m.len = 0; /* never from crew's parent */
+        if ((m.flags & CREW__MSG_ARENA) && R->shared_futex)
+            crew__arena_prefault(R, &worker_pf, (int64_t)m.off, m.len);
+        if (!(m.flags & CREW__MSG_ARENA) && m.len > CREW__INLINE)
+            m.len = CREW__INLINE;
+        const void *arg = crew__msg_payload(R, &m);
         if (init_err)
             r.status = crew_out_error(&out, "the worker initializer failed: %s", init_err),
             r.status = CREW_EINIT;
@@ -272,6 +316,8 @@ void crew__worker_loop(crew__shm *shm, uint32_t i)
             r.status = run_chunk(fn, ud, arg, m.len, &out);
         else
             r.status = fn(arg, m.len, &out, ud);
+        if (getpid() != me)
+            forked_copy_leaves();
         if (r.status == CREW_ETASK && r.len == 0)
             (void)crew_out_set(&out, "task failed", 12);
         uint64_t t1 = crew__now_ns();
@@ -280,12 +326,12 @@ void crew__worker_loop(crew__shm *shm, uint32_t i)
         atomic_fetch_add_explicit(&sl->tasks, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&sl->busy_ns, t1 - t0, memory_order_relaxed);
         if ((m.flags & CREW__MSG_INIT) && r.status) {
-            const char *msg = r.len ? (const char *)crew__msg_payload(shm, &r) : "";
+            const char *msg = r.len ? (const char *)crew__msg_payload(R, &r) : "";
             init_err = strndup(msg, r.len);
             if (!init_err)
                 init_err = strdup("(no message)");
         }
-        respond(shm, resp, &r);
+        respond(R, resp, &r);
         /* recycling by memory: leave between tasks; the parent requeues
          * whatever was still waiting in our ring and starts a successor */
         if (shm->max_rss && resident_bytes() > shm->max_rss) {

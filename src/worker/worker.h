@@ -6,9 +6,11 @@
 
 #include "transport/shm.h"
 
-/* The worker loop on slot i of shm: says hello, then runs requests until it
- * is told to quit (or, with a memory cap, until it passes it). It trusts
- * nothing about the parent but the region's layout; it never calls up. */
-void crew__worker_loop(crew__shm *shm, uint32_t i);
+/* The worker loop on slot i of region R: says hello, then runs requests
+ * until it is told to quit (or, with a memory cap, until it passes it). It
+ * trusts nothing about the parent but the region's layout; it never calls
+ * up. A process forked by a task that returns into the loop (not the
+ * worker: its pid differs) exits at once, before it touches the rings. */
+void crew__worker_loop(const crew__region *R, uint32_t i);
 
 #endif

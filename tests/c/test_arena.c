@@ -3,6 +3,8 @@
 #include "helpers.h"
 
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "transport/arena.h"
 
@@ -12,13 +14,24 @@
 /* An arena of `chunks` chunks on malloc'd memory: control block, then data. */
 static crew__arena *arena_new(uint64_t chunks)
 {
-    size_t ctl = crew__arena_ctl_bytes(chunks);
-    if (ctl > DATA_OFF)
+    if (crew__arena_ctl_bytes(chunks) > DATA_OFF)
         return NULL;
-    crew__arena *a = aligned_alloc(4096, DATA_OFF + chunks * K);
-    if (a)
-        crew__arena_init(a, chunks, DATA_OFF);
+    crew__arena *a = malloc(sizeof *a);
+    crew__arena_ctl *ctl = aligned_alloc(4096, DATA_OFF + chunks * K);
+    if (!a || !ctl) {
+        free(a);
+        free(ctl);
+        return NULL;
+    }
+    memset(ctl, 0, DATA_OFF); /* as a fresh memfd's pages are */
+    crew__arena_init(a, ctl, chunks, DATA_OFF);
     return a;
+}
+
+static void arena_del(crew__arena *a)
+{
+    free(a->ctl);
+    free(a);
 }
 
 static int64_t chunk_of(int64_t off)
@@ -29,14 +42,14 @@ static int64_t chunk_of(int64_t off)
 static bool all_free(crew__arena *a)
 {
     for (uint64_t w = 0; w < a->nwords; w++)
-        if (atomic_load(&a->bits[w]))
+        if (atomic_load(&a->ctl->bits[w]))
             return false;
-    return atomic_load(&a->used) == 0;
+    return atomic_load(&a->ctl->used) == 0;
 }
 
 TEST(arena_ctl_bytes_grow_with_chunks)
 {
-    CHECK(crew__arena_ctl_bytes(64) >= sizeof(crew__arena) + 8);
+    CHECK(crew__arena_ctl_bytes(64) >= sizeof(crew__arena_ctl) + 8);
     CHECK_EQ_SZ(crew__arena_ctl_bytes(128) - crew__arena_ctl_bytes(64), 8);
 }
 
@@ -52,14 +65,14 @@ TEST(arena_small_allocs_are_chunk_granular)
     CHECK_EQ_INT(y, DATA_OFF + K);
     CHECK_EQ_INT(z, DATA_OFF + 2 * K);
     CHECK_EQ_INT(w, DATA_OFF + 4 * K);
-    CHECK_EQ_INT(atomic_load(&a->used), 5);
-    CHECK((char *)crew__arena_ptr(a, x) == (char *)a + DATA_OFF);
+    CHECK_EQ_INT(atomic_load(&a->ctl->used), 5);
+    CHECK((char *)crew__arena_ptr(a, x) == (char *)a->ctl + DATA_OFF);
     crew__arena_free(a, x, 1);
     crew__arena_free(a, y, K);
     crew__arena_free(a, z, K + 1);
     crew__arena_free(a, w, 1);
     CHECK(all_free(a));
-    free(a);
+    arena_del(a);
 }
 
 TEST(arena_64_chunks_fill_one_word)
@@ -70,12 +83,12 @@ TEST(arena_64_chunks_fill_one_word)
     int64_t x = crew__arena_alloc(a, 64 * K); /* does not fit beside s: next word */
     CHECK_EQ_INT(chunk_of(s), 0);
     CHECK_EQ_INT(chunk_of(x), 64);
-    CHECK_EQ_INT(atomic_load(&a->bits[1]), ~0ull);
+    CHECK_EQ_INT(atomic_load(&a->ctl->bits[1]), ~0ull);
     CHECK_EQ_INT(crew__arena_alloc(a, 64 * K), -1);
     crew__arena_free(a, x, 64 * K);
     crew__arena_free(a, s, 1);
     CHECK(all_free(a));
-    free(a);
+    arena_del(a);
 }
 
 TEST(arena_large_allocs_take_whole_words)
@@ -86,15 +99,15 @@ TEST(arena_large_allocs_take_whole_words)
     int64_t big = crew__arena_alloc(a, 65 * K);     /* words 1 and 2 (one bit) */
     CHECK_EQ_INT(chunk_of(s), 0);
     CHECK_EQ_INT(chunk_of(big), 64);
-    CHECK_EQ_INT(atomic_load(&a->bits[2]), 1);
+    CHECK_EQ_INT(atomic_load(&a->ctl->bits[2]), 1);
     /* a small allocation may share the large one's last word */
     int64_t t = crew__arena_alloc(a, 63 * K);
     CHECK(t > 0);
     int64_t u = crew__arena_alloc(a, 63 * K);
     CHECK_EQ_INT(chunk_of(u), 129); /* the rest of word 2 */
     crew__arena_free(a, big, 65 * K);
-    CHECK_EQ_INT(atomic_load(&a->bits[1]), 0);
-    CHECK_EQ_INT(atomic_load(&a->bits[2]), ~0ull << 1); /* u's bits stay */
+    CHECK_EQ_INT(atomic_load(&a->ctl->bits[1]), 0);
+    CHECK_EQ_INT(atomic_load(&a->ctl->bits[2]), ~0ull << 1); /* u's bits stay */
     int64_t huge = crew__arena_alloc(a, 3 * 64 * K);  /* words 3..5 */
     CHECK_EQ_INT(chunk_of(huge), 192);
     crew__arena_free(a, huge, 3 * 64 * K);
@@ -102,7 +115,7 @@ TEST(arena_large_allocs_take_whole_words)
     crew__arena_free(a, t, 63 * K);
     crew__arena_free(a, s, 100);
     CHECK(all_free(a));
-    free(a);
+    arena_del(a);
 }
 
 TEST(arena_exhaustion_returns_minus_one)
@@ -130,7 +143,7 @@ TEST(arena_exhaustion_returns_minus_one)
     for (int i = 0; i < 256; i++)
         crew__arena_free(a, offs[i], K);
     CHECK(all_free(a));
-    free(a);
+    arena_del(a);
 }
 
 TEST(arena_first_fit_reuses_freed_space)
@@ -157,7 +170,7 @@ TEST(arena_first_fit_reuses_freed_space)
     crew__arena_free(a, b1, 70 * K);
     crew__arena_free(a, b2, 100 * K);
     CHECK(all_free(a));
-    free(a);
+    arena_del(a);
 }
 
 /* Marks every chunk of an allocation with `id`; checks the marks later. */
@@ -219,7 +232,7 @@ TEST(arena_random_allocs_never_overlap)
             crew__arena_free(a, off[i], len[i]);
         }
     CHECK(all_free(a));
-    free(a);
+    arena_del(a);
 }
 
 /* ------------------------------------------------- concurrent alloc/free -- */
@@ -299,7 +312,7 @@ TEST(arena_threads_alloc_and_free_without_overlap)
      * so a rare failure is allowed; a steady stream is not */
     CHECK(fails * 1000 <= allocs);
     CHECK(all_free(a));
-    free(a);
+    arena_del(a);
 }
 
 TEST_MAIN()

@@ -268,7 +268,7 @@ TEST(initializer_argument_in_the_arena_is_freed_once_across_recycling)
         crew_future_release(f);
     }
     crew_pool_close(p);
-    CHECK_EQ_INT((int)(int64_t)atomic_load(&crew__shm_arena(p->shm)->used), 0);
+    CHECK_EQ_INT((int)(int64_t)atomic_load(&p->reg.arena.ctl->used), 0);
     crew_pool_free(p);
 }
 

@@ -2,7 +2,12 @@
 #include "test.h"
 #include "helpers.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "crew.h"
@@ -10,6 +15,7 @@
 
 /* The pool's region, as every worker forked after it was set maps it. */
 static crew__shm *g_shm;
+static const crew__region *g_reg;
 
 enum { FORGE_NONE, FORGE_INLINE_LEN, FORGE_ARENA_OFF, FORGE_TAG, FORGE_FLAGS };
 
@@ -39,7 +45,7 @@ static int t_forge(const void *arg, size_t len, crew_out *out, void *ud)
             m.tag ^= 0x5a5a5a5a;                /* no task it was given */
         else
             m.flags = 1u << 30;
-        crew__ring_push(crew__slot_resp(g_shm, sl), &m);
+        crew__ring_push(crew__region_resp(g_reg, (uint32_t)(sl - g_shm->slots)), &m);
     }
     return crew_out_set(out, &kind, sizeof kind);
 }
@@ -52,7 +58,8 @@ static void forged_answer_kills_only_its_worker(int kind, const char *says)
     o.max_tasks_per_worker = 1; /* each task on a worker forked after g_shm is set */
     crew_pool *p;
     CHECK_OK(crew_pool_create(&p, &o));
-    g_shm = p->shm;
+    g_shm = p->reg.shm;
+    g_reg = &p->reg;
     crew_future *f;
     int none = FORGE_NONE;
     CHECK_OK(crew_submit(p, "forge", &none, sizeof none, &f)); /* replaces the first worker */
@@ -97,6 +104,245 @@ TEST(an_answer_to_a_task_it_was_not_running_is_refused)
 TEST(unknown_flags_are_refused)
 {
     forged_answer_kills_only_its_worker(FORGE_FLAGS, "unknown flags");
+}
+
+/* ---- a task that writes over the region's structure, or resizes it ---- */
+
+/* Writes pseudo-random bytes (seeded by the argument) over the region's
+ * first 4 KiB: its header (magic, slot count, size, arena offset, the
+ * doorbell) and every slot's words. Before the parent kept its own layout,
+ * it then found rings and the arena through these bytes: SIGSEGV. */
+static int t_scribble(const void *arg, size_t len, crew_out *out, void *ud)
+{
+    (void)ud;
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    memcpy(&x, arg, len < sizeof x ? len : sizeof x);
+    unsigned char *b = (unsigned char *)g_shm;
+    for (size_t k = 0; b && k < 4096; k++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        b[k] = (unsigned char)x;
+    }
+    return crew_out_set(out, "done", 5);
+}
+CREW_TASK("scribble", t_scribble)
+
+static int t_echo(const void *arg, size_t len, crew_out *out, void *ud)
+{
+    (void)ud;
+    return crew_out_set(out, arg, len);
+}
+CREW_TASK("echo", t_echo)
+
+/* Finds the pool's memfd among this process's descriptors and tries to
+ * shrink it; answers the errno (0: it shrank). */
+static int t_shrink(const void *arg, size_t len, crew_out *out, void *ud)
+{
+    (void)arg, (void)len, (void)ud;
+    int result = -1;
+    for (int fd = 3; fd < 1024 && result < 0; fd++) {
+        char path[64], link[128];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, link, sizeof link - 1);
+        if (n <= 0)
+            continue;
+        link[n] = 0;
+        if (!strstr(link, "memfd:crew-pool"))
+            continue;
+        int rw = open(path, O_RDWR); /* a fresh description, writable */
+        if (rw < 0)
+            continue;
+        result = ftruncate(rw, 4096) == 0 ? 0 : errno;
+        close(rw);
+    }
+    return crew_out_set(out, &result, sizeof result);
+}
+CREW_TASK("shrink", t_shrink)
+
+/* Forks; both copies return from the task. The copy is no worker: it must
+ * leave before it reads or answers anything. Answers the copy's pid. */
+static int t_fork_and_return(const void *arg, size_t len, crew_out *out, void *ud)
+{
+    (void)arg, (void)len, (void)ud;
+    pid_t pid = fork();
+    if (pid < 0)
+        return crew_out_error(out, "fork failed");
+    int32_t v = pid == 0 ? 0 : (int32_t)pid;
+    return crew_out_set(out, &v, sizeof v);
+}
+CREW_TASK("fork_and_return", t_fork_and_return)
+
+/* Submits "echo" n times and checks every answer. */
+static void pool_serves(crew_pool *p, int n)
+{
+    for (int k = 0; k < n; k++) {
+        crew_future *f;
+        CHECK_OK(crew_submit(p, "echo", &k, sizeof k, &f));
+        CHECK_OK(crew_future_wait(f, 30));
+        CHECK_EQ_INT(crew_future_status(f), 0);
+        const void *d;
+        size_t l;
+        crew_future_result(f, &d, &l);
+        CHECK_EQ_SZ(l, sizeof k);
+        CHECK(memcmp(d, &k, sizeof k) == 0);
+        crew_future_release(f);
+    }
+}
+
+TEST(a_task_that_scribbles_over_the_region_header_harms_only_its_worker)
+{
+    crew_options o = test_fork_options(2);
+    o.max_tasks_per_worker = 1; /* each task on a worker forked after g_shm is set */
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    g_shm = p->reg.shm;
+    g_reg = &p->reg;
+    pool_serves(p, 2); /* replaces the workers forked before g_shm was set */
+    int seeds = (int)test_scale(12, 4), crashed = 0;
+    for (int k = 0; k < seeds; k++) {
+        uint64_t seed = 0x1234567ull * (uint64_t)(k + 1);
+        crew_future *f;
+        CHECK_OK(crew_submit(p, "scribble", &seed, sizeof seed, &f));
+        CHECK_OK(crew_future_wait(f, 30));
+        int st = crew_future_status(f);
+        CHECK(st == 0 || st == CREW_ECRASHED);
+        crashed += st != 0;
+        crew_future_release(f);
+        pool_serves(p, 4); /* every later task is answered, and rightly */
+    }
+    printf("  %d scribbles, %d of the scribbling tasks failed as crashed\n", seeds, crashed);
+    crew_pool_free(p);
+    g_shm = NULL;
+    g_reg = NULL;
+}
+
+TEST(the_pool_memfd_cannot_be_resized_by_a_task)
+{
+    crew_options o = test_fork_options(1);
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    crew_future *f;
+    CHECK_OK(crew_submit(p, "shrink", NULL, 0, &f));
+    CHECK_OK(crew_future_wait(f, 30));
+    CHECK_EQ_INT(crew_future_status(f), 0);
+    const void *d;
+    size_t l;
+    crew_future_result(f, &d, &l);
+    int e;
+    CHECK_EQ_SZ(l, sizeof e);
+    memcpy(&e, d, sizeof e);
+    CHECK_EQ_INT(e, EPERM); /* sealed: before, 0 (it shrank; the parent then met SIGBUS) */
+    crew_future_release(f);
+    pool_serves(p, 20);
+    crew_pool_free(p);
+}
+
+/* Whether pid is gone or a zombie (exited, not yet reaped by its parent). */
+static bool exited(pid_t pid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *fp = fopen(path, "r");
+    if (!fp)
+        return true;
+    size_t n = fread(buf, 1, sizeof buf - 1, fp);
+    fclose(fp);
+    buf[n] = 0;
+    const char *rp = strrchr(buf, ')');
+    return rp && (rp[2] == 'Z' || rp[2] == 'X');
+}
+
+static void a_forked_copy_of_a_worker_leaves(crew_kind kind)
+{
+    crew_options o = test_fork_options(1);
+    o.kind = kind;
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    for (int k = 0; k < 3; k++) {
+        crew_future *f;
+        CHECK_OK(crew_submit(p, "fork_and_return", NULL, 0, &f));
+        CHECK_OK(crew_future_wait(f, 30));
+        CHECK_EQ_INT(crew_future_status(f), 0); /* answered once, by the worker */
+        const void *d;
+        size_t l;
+        crew_future_result(f, &d, &l);
+        int32_t child;
+        CHECK_EQ_SZ(l, sizeof child);
+        memcpy(&child, d, sizeof child);
+        CHECK(child > 0);
+        crew_future_release(f);
+        if (kind == CREW_THREADS) /* our own child: reap it */
+            CHECK_EQ_INT(waitpid(child, NULL, 0), child);
+        else
+            for (int w = 0; w < 3000 && !exited(child); w++)
+                test_sleep_us(1000);
+        CHECK(exited(child));
+        pool_serves(p, 10); /* nobody else consumed its ring */
+    }
+    crew_stats st;
+    CHECK_OK(crew_pool_stats(p, &st));
+    CHECK_EQ_INT((int)st.crashed, 0);
+    crew_pool_free(p);
+}
+
+TEST(a_process_forked_by_a_task_that_returns_leaves_the_worker_loop)
+{
+    a_forked_copy_of_a_worker_leaves(CREW_PROCESSES);
+}
+
+TEST(a_process_forked_by_a_thread_task_that_returns_leaves_the_worker_loop)
+{
+    a_forked_copy_of_a_worker_leaves(CREW_THREADS);
+}
+
+/* Counts this process's descriptors whose link contains `what`. */
+static int fds_like(const char *what)
+{
+    int n = 0;
+    for (int fd = 0; fd < 1024; fd++) {
+        char path[64], link[128];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        ssize_t r = readlink(path, link, sizeof link - 1);
+        if (r <= 0)
+            continue;
+        link[r] = 0;
+        n += strstr(link, what) != NULL;
+    }
+    return n;
+}
+
+static int t_count_fds(const void *arg, size_t len, crew_out *out, void *ud)
+{
+    (void)arg, (void)len, (void)ud;
+    int32_t v[3] = {fds_like("memfd:crew-pool"), fds_like("[pidfd]"), fds_like("[eventfd]")};
+    return crew_out_set(out, v, sizeof v);
+}
+CREW_TASK("count_fds", t_count_fds)
+
+TEST(a_fork_worker_holds_no_other_pools_descriptors)
+{
+    crew_options o = test_fork_options(2);
+    crew_pool *other, *p;
+    CHECK_OK(crew_pool_create(&other, &o)); /* its memfd, eventfd and 2 pidfds */
+    pool_serves(other, 2);
+    CHECK_OK(crew_pool_create(&p, &o));
+    pool_serves(p, 2); /* both workers up: each pool holds 2 pidfds */
+    crew_future *f;
+    CHECK_OK(crew_submit(p, "count_fds", NULL, 0, &f));
+    CHECK_OK(crew_future_wait(f, 30));
+    CHECK_EQ_INT(crew_future_status(f), 0);
+    const void *d;
+    size_t l;
+    crew_future_result(f, &d, &l);
+    int32_t v[3];
+    CHECK_EQ_SZ(l, sizeof v);
+    memcpy(v, d, sizeof v);
+    printf("  in a fork worker: %d pool memfds, %d pidfds, %d eventfds\n", v[0], v[1], v[2]);
+    CHECK_EQ_INT(v[0], 1); /* its own pool's only (before: 2) */
+    CHECK_EQ_INT(v[1], 0);
+    CHECK_EQ_INT(v[2], 0);
+    crew_future_release(f);
+    crew_pool_free(p);
+    crew_pool_free(other);
 }
 
 TEST_MAIN()

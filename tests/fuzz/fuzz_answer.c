@@ -1,7 +1,10 @@
 /* fuzz_answer.c — libFuzzer target: a worker's response ring as forged bytes, read by the parent's own drain (crew__drain_slot_locked). */
 /*
- * Input: [u64 head][u64 tail][u32 cap][u32 mask] then up to 8 messages of
- * 128 bytes, written at ring indices head, head+1, ... A message tag of 1..3
+ * Input: [u64 head][u64 tail][u32 cap][u32 mask][u64 x 4: words written
+ * over the region's header and the arena's control block] then up to 8
+ * messages of 128 bytes, written at ring indices head, head+1, ... `head`
+ * is the parent's own index (it never reads the ring's), `tail` the
+ * worker's. A message tag of 1..3
  * names the harness's tasks in flight (the fuzzer cannot know addresses):
  * the worker has tasks 1, 2 and 3 in its ring, in that order. The parent's
  * pool is real in every part it reads here (its shared region, arena and
@@ -26,7 +29,7 @@ static void setup(void)
 {
     crew_pool *p = calloc(1, sizeof *p);
     int fd;
-    if (!p || crew__shm_create(1, 1u << 20, 0, &p->shm, &fd) < 0)
+    if (!p || crew__region_create(1, 1u << 20, 0, &p->reg, &fd) < 0)
         abort();
     p->shm_fd = fd;
     p->kind = CREW_PROCESSES;
@@ -35,9 +38,6 @@ static void setup(void)
     p->w = calloc(1, sizeof *p->w);
     if (!p->w)
         abort();
-    crew__arena *a = crew__shm_arena(p->shm);
-    p->arena_lo = a->data_off;
-    p->arena_hi = a->data_off + a->nwords * 64 * CREW__CHUNK;
     g_pool = p;
 }
 
@@ -57,11 +57,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!g_pool)
         setup();
     crew_pool *p = g_pool;
-    crew__shm *shm = p->shm;
-    crew__slot *sl = &shm->slots[0];
-    crew__ring *resp = crew__slot_resp(shm, sl);
-    crew__arena *a = crew__shm_arena(shm);
-    crew__arena_init(a, a->nwords * 64, a->data_off);
+    crew__shm *shm = p->reg.shm;
+    crew__ring *resp = crew__region_resp(&p->reg, 0);
+    const crew__arena *a = &p->reg.arena;
+    crew__arena_init(&p->reg.arena, a->ctl, a->nwords * 64, a->data_off);
+    shm->magic = CREW__MAGIC;
     memset(resp, 0, crew__ring_bytes(CREW__RING_CAP));
     crew__ring_init(resp, CREW__RING_CAP);
 
@@ -79,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         atomic_init(&f->refs, 1000);
         atomic_init(&f->state, CREW__F_SENT);
         f->req.tag = (uint64_t)(uintptr_t)f;
-        if (k == 0 && crew__msg_put(shm, &f->req, arg, sizeof arg) != 0)
+        if (k == 0 && crew__msg_put(a, &f->req, arg, sizeof arg) != 0)
             abort();
         crew__fifo_push(&ws->inflight, f);
     }
@@ -96,8 +96,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(&mask, data + 20, 4);
     data += 24;
     size -= 24;
-    atomic_store(&resp->head, head);
+    atomic_store(&ws->resp_head, head);
+    atomic_store(&resp->head, head ^ tail); /* the ring's copy: never read */
     atomic_store(&resp->tail, tail);
+    if (size >= 32) { /* a task scribbling on the structure */
+        uint64_t w[4];
+        memcpy(w, data, sizeof w);
+        data += 32;
+        size -= 32;
+        shm->nslots = (uint32_t)w[0];
+        shm->size = w[1];
+        shm->arena_off = w[2];
+        shm->shared_futex = (uint32_t)(w[0] >> 32);
+        a->ctl->nwords = w[3];
+        a->ctl->data_off = w[3] >> 3;
+        atomic_store(&a->ctl->low, w[1] ^ w[2]);
+    }
     resp->cap = cap;
     resp->mask = mask;
     for (uint64_t k = 0; k < MAXMSG && size >= sizeof(crew__msg); k++) {
@@ -125,6 +139,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     for (int k = 0; k < NFUT; k++) /* the ones never answered */
-        crew__msg_free(shm, &g_fut[k].req), g_fut[k].req.flags = 0;
+        crew__msg_free(a, &g_fut[k].req), g_fut[k].req.flags = 0;
     return 0;
 }

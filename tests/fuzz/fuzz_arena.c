@@ -24,7 +24,8 @@
 #define DATA_OFF 4096u
 #define MAXLIVE 64
 
-static crew__arena *g_a;
+static crew__arena g_arena;
+static crew__arena_ctl *g_ctl;
 
 /* The parent's rule for an arena answer (crew__bad_answer): accepted? */
 static int parent_accepts(uint64_t off, uint64_t len, uint64_t lo, uint64_t hi)
@@ -34,23 +35,25 @@ static int parent_accepts(uint64_t off, uint64_t len, uint64_t lo, uint64_t hi)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (!g_a) {
-        g_a = calloc(1, crew__arena_ctl_bytes(NCHUNK)); /* exactly the control block */
-        if (!g_a)
+    if (!g_ctl) {
+        g_ctl = calloc(1, crew__arena_ctl_bytes(NCHUNK)); /* exactly the control block */
+        if (!g_ctl)
             abort();
     }
-    crew__arena *a = g_a;
-    crew__arena_init(a, NCHUNK, DATA_OFF);
+    crew__arena *a = &g_arena;
+    crew__arena_init(a, g_ctl, NCHUNK, DATA_OFF);
     const uint64_t lo = DATA_OFF, hi = DATA_OFF + (uint64_t)NCHUNK * CREW__CHUNK;
     if (size < 8 * (1 + NW))
         return 0;
     uint64_t low;
     memcpy(&low, data, 8);
-    atomic_store(&a->low, low);
+    atomic_store(&g_ctl->low, low);
+    g_ctl->nwords = low * 31;          /* the shared copies of the geometry: */
+    g_ctl->data_off = low >> 7;        /* anything, never read by the allocator */
     for (int w = 0; w < NW; w++) {
         uint64_t v;
         memcpy(&v, data + 8 + 8 * w, 8);
-        atomic_store(&a->bits[w], v);
+        atomic_store(&g_ctl->bits[w], v);
     }
     data += 8 * (1 + NW);
     size -= 8 * (1 + NW);
@@ -80,12 +83,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             live_len[k] = live_len[nlive];
         } else if (op == 2) {
             uint64_t v = (uint64_t)arg * 0x0001000100010001ull;
-            atomic_store(&a->bits[arg % NW], v);
+            atomic_store(&g_ctl->bits[arg % NW], v);
         } else if (op == 3) {
             uint64_t off = lo + (uint64_t)(arg % (NCHUNK + 2)) * CREW__CHUNK - (arg & 0x8000 ? 1 : 0);
             uint64_t len = (uint64_t)(arg >> 7) * 997;
-            if (parent_accepts(off, len, lo, hi))
-                crew__arena_free(a, (int64_t)off, len);
+            if (parent_accepts(off, len, lo, hi) != crew__arena_holds(a, off, len))
+                abort(); /* the arena's own check is the parent's rule */
+            crew__arena_free(a, (int64_t)off, len); /* ignored when outside */
         }
     }
     return 0;
