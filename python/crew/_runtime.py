@@ -408,8 +408,18 @@ def _main_is_interactive():
 
 
 def _by_value_needed(fn):
-    """Functions of an interactive __main__ cannot be found by name in a worker."""
-    return getattr(fn, "__module__", None) == "__main__" and _main_is_interactive()
+    """Whether fn must cross by value (as lambdas do): a function of the
+    parent's __main__ that a worker cannot find by name there, because the
+    main module is interactive (a REPL, stdin, -c) or because its script
+    binds no such name when a worker imports it (defined inside
+    `if __name__ == "__main__":`, or in a function): a worker imports the
+    script under another name, so that block never runs there."""
+    if getattr(fn, "__module__", None) != "__main__":
+        return False
+    if _main_is_interactive():
+        return True
+    name = getattr(fn, "__qualname__", None)
+    return type(name) is str and "." not in name and name not in _main_names()
 
 
 def encode(obj, flags=0, prefer_cloud=False):

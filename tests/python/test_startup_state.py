@@ -64,3 +64,34 @@ def test_one_fork_server_serves_a_chdir_and_a_log_level_change(tmp_path):
     finally:
         os.chdir(old_cwd)
         root.setLevel(old_level)
+
+
+GUARDED = textwrap.dedent("""
+    import sys, crew
+    if __name__ == "__main__":
+        def double(x):                 # bound only when run as the main script
+            return 2 * x
+        class Box:
+            pass
+        def nested():
+            def triple(x):
+                return 3 * x
+            return triple
+        with crew.Executor(2, start_method=sys.argv[1]) as ex:
+            print(ex.submit(double, 21).result(timeout=120),
+                  list(ex.map(double, range(4), chunksize=2)),
+                  ex.submit(nested(), 5).result(timeout=120))
+""")
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver", "fork"])
+def test_a_function_defined_under_the_main_guard_crosses_by_value(tmp_path, method):
+    # a worker imports the script under another name, so the guarded block
+    # never binds `double` there: before, the task failed with a raw
+    # "AttributeError: Can't get attribute 'double' on <module '__mp_main__'>"
+    script = tmp_path / "guarded.py"
+    script.write_text(GUARDED)
+    r = subprocess.run([sys.executable, str(script), method], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split("\n")[0] == "42 [0, 2, 4, 6] 15", r.stdout
