@@ -24,7 +24,6 @@ import concurrent.futures as cf
 import functools
 import math
 import os
-import pickle
 import sys
 import threading
 import time
@@ -111,13 +110,11 @@ def measured(flags, fn, args, kwargs, deep=True):
     t1 = time.perf_counter()
     c1 = time.thread_time()
     q1 = _queued() if deep else 0.0
-    if rt.IN_WORKER and out[0] == 1:
-        try:
-            pickle.dumps(out[1], 5)
-        except Exception:
-            out = (1, rt.RemoteError(repr(out[1])), out[2])
     _local.q_end = q1 if deep else None
-    return (out, c1 - c0, t1 - t0, q1 - q0, t0, t1, pre)
+    r = (out, c1 - c0, t1 - t0, q1 - q0, t0, t1, pre)
+    if rt.IN_WORKER:   # an outcome that cannot cross is fixed as a fixed kind's would be
+        return rt.Carrier(r, flags in rt.CHUNKS)
+    return r
 
 
 def _noop():

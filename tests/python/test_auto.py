@@ -1,6 +1,7 @@
 """kind="auto": each workload is placed where it runs best, says why, moves when it changes, can be pinned."""
 import concurrent.futures as cf
 import os
+import re
 import threading
 import time
 
@@ -308,3 +309,30 @@ def test_pool_kind_auto():
         assert sorted(p.imap_unordered(h.square, range(7))) == [x * x for x in range(7)]
         assert p.starmap(h.add, [(1, 2), (3, 4)]) == [3, 7]
         assert "placement" in p.stats()
+
+
+def _outcomes(ex, fn, items, chunksize):
+    """What map yields, item by item, until it raises: (values, (type, message) or None)."""
+    got, it = [], ex.map(fn, items, chunksize=chunksize)
+    try:
+        for v in it:
+            got.append(v)
+    except Exception as e:
+        return got, (type(e), re.sub(r" at 0x[0-9a-f]+", "", str(e)))
+    return got, None
+
+
+@pytest.mark.parametrize("fn", [h.unpicklable_at_2, h.unpicklable_error_at_1])
+@pytest.mark.parametrize("chunksize", [1, 5])
+def test_map_on_processes_fails_only_the_unpicklable_item(fn, chunksize):
+    # a chunk whose one result (or exception) cannot be pickled fails that
+    # item only, exactly as kind="processes" does (it failed the whole chunk)
+    with crew.Executor(2) as fixed, crew.Executor(2, kind="auto") as auto:
+        want = _outcomes(fixed, fn, range(5), chunksize)
+        assert want[0] and want[1] is not None
+        assert _outcomes(auto.options(kind="processes"), fn, range(5), chunksize) == want
+        auto.pin(fn, "processes")
+        assert _outcomes(auto, fn, range(5), chunksize) == want
+        f = auto.submit(fn, 2 if fn is h.unpicklable_at_2 else 1)
+        g = fixed.submit(fn, 2 if fn is h.unpicklable_at_2 else 1)
+        assert type(f.exception(60)) is type(g.exception(60))
