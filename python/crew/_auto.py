@@ -455,6 +455,8 @@ class AutoExecutor(Executor):
         self._placer = None
         self._held = collections.deque()   # thread calls that tasks submitted while all were taken
         self._tin = 0                      # calls given to the thread pool, not yet done
+        self._tdone = 0                    # thread calls ended (the spare maker's sign of progress)
+        self._spares = None                # the thread that starts spare threads, while one runs
         self._gil = collections.deque(maxlen=400)   # (time, seconds the probe waited for the GIL)
         self._ref = weakref.ref(self)
         self._conf = dict(start_method=start_method, initializer=initializer,
@@ -650,6 +652,10 @@ class AutoExecutor(Executor):
                 fut._item = item
                 fut._held = trial
                 self._held.append(item)
+                if self._spares is None:
+                    self._spares = threading.Thread(target=_spare_loop, args=(self._ref,),
+                                                    daemon=True, name="crew-auto-spares")
+                    self._spares.start()
                 return
             self._tin += 1
         inner = _Inner()
@@ -706,10 +712,14 @@ class AutoExecutor(Executor):
             return False
 
     def _thread_done(self):
-        """A thread task ended: a held call, if any, takes its place."""
+        """A thread task ended: a held call, if any, takes its place if that
+        leaves no call queued in the thread pool."""
         with self._lock:
             self._tin -= 1
-            if not self._held:
+            self._tdone += 1
+            # only into a free worker: in the pool's queue it could wait behind
+            # tasks that wait for it (the queue's calls are not held: no spare runs them)
+            if not self._held or self._tin >= self._max_threads:
                 return
             item = self._held.popleft()
             trial, item[0]._held = item[0]._held, False
@@ -736,7 +746,12 @@ class AutoExecutor(Executor):
             if trial:
                 with self._lock:
                     self._untrial(inner._auto[1], trial)
-        fut_, rec, fn, args, kwargs, timeout, flags = run
+        self._run_here(run)
+
+    def _run_here(self, item):
+        """Runs a call that no worker has taken in this thread, and settles
+        its future."""
+        fut, rec, fn, args, kwargs, timeout, flags = item
         r = measured(flags, fn, args, kwargs)
         out = r[0]
         self._ended(rec, "threads", False, r[1:6])
@@ -748,6 +763,35 @@ class AutoExecutor(Executor):
         except cf.InvalidStateError:
             pass
         self._pending.pop(id(fut), None)
+
+    def _take_held(self):
+        """The oldest held call, taken off the queue (None: there is none).
+        Lock held by the caller."""
+        if not self._held:
+            return None
+        item = self._held.popleft()
+        fut = item[0]
+        fut._item = None
+        if fut._held:
+            self._untrial(item[1], fut._held)
+            fut._held = False
+        return item
+
+    def _run_spare(self, item):
+        """A spare thread: runs held calls (the first given) until none is
+        left, as a thread task of this executor (its own follow-ups may be
+        held in turn)."""
+        prev = getattr(_local, "auto", None)
+        _local.auto = self
+        try:
+            while item is not None:
+                if not item[0].done():
+                    self._run_here(item)
+                with self._lock:
+                    self._tdone += 1
+                    item = self._take_held()
+        finally:
+            _local.auto = prev
 
     # --------------------------------------------------------- deciding --
 
@@ -1187,6 +1231,36 @@ def _placer_loop(ref):
             return
         idle = 0 if ex._placer_step(lat) else idle + 1
         ex = None
+
+
+UNSTICK = 0.02   # held calls and no thread call ended for this long: a spare thread runs one
+
+
+def _spare_loop(ref):
+    """While thread calls are held (every thread worker is taken by tasks of
+    this executor, which submitted them): when no thread call has ended for
+    UNSTICK seconds, starts a spare thread for the oldest held call. The
+    tasks may all wait for their follow-ups with concurrent.futures.wait or
+    as_completed, which cannot run them in the waiting thread as result()
+    does (_steal); a spare thread per stalled interval breaks that deadlock
+    and adds nothing while calls end."""
+    last = None
+    while True:
+        time.sleep(UNSTICK)
+        ex = ref()
+        if ex is None:
+            return
+        with ex._lock:
+            if not ex._held:
+                ex._spares = None
+                return
+            if ex._tdone != last:
+                last = ex._tdone
+                continue
+            item = ex._take_held()
+        threading.Thread(target=ex._run_spare, args=(item,), daemon=True,
+                         name="crew-auto-spare").start()
+        ex = item = None
 
 
 def _measure_hop(ref):

@@ -336,3 +336,30 @@ def test_map_on_processes_fails_only_the_unpicklable_item(fn, chunksize):
         f = auto.submit(fn, 2 if fn is h.unpicklable_at_2 else 1)
         g = fixed.submit(fn, 2 if fn is h.unpicklable_at_2 else 1)
         assert type(f.exception(60)) is type(g.exception(60))
+
+
+@pytest.mark.parametrize("how", ["wait", "as_completed", "first_completed", "result"])
+def test_thread_tasks_wait_for_follow_up_work_with_concurrent_futures(how):
+    # every thread worker taken by tasks that wait for their follow-ups with
+    # cf.wait / as_completed (which cannot run them in the waiting thread as
+    # result() does); more tasks queued behind them. It deadlocked: the
+    # follow-ups were held, or queued behind the waiting tasks
+    seen = []
+    with crew.Executor(2, kind="auto", max_threads=2) as ex:
+        def fan(n, fn, arg):
+            fs = [ex.submit(fn, arg) for _ in range(n)]
+            for f in fs:
+                f.add_done_callback(lambda f: seen.append(os.getpid()))
+            if how == "wait":
+                assert not cf.wait(fs, timeout=60)[1]
+            elif how == "as_completed":
+                assert len(list(cf.as_completed(fs, timeout=60))) == n
+            elif how == "first_completed":
+                cf.wait(fs, timeout=60, return_when=cf.FIRST_COMPLETED)
+                assert not cf.wait(fs, timeout=60)[1]
+            return [f.result(timeout=60) for f in fs]
+        ex.pin(fan, "threads")
+        outer = ([ex.submit(fan, 10, t.spin_pid, N // 20) for _ in range(3)] +
+                 [ex.submit(fan, 10, t.nap, 0.005) for _ in range(3)])
+        assert all(len(f.result(timeout=120)) == 10 for f in outer)
+    assert len(seen) == 60 and set(seen) == {os.getpid()}   # callbacks ran in the parent
