@@ -258,8 +258,9 @@ class Placement(list):
 def function_key(fn):
     """(key, name) of a callable for placement: the code object of a Python
     function (a lambda or closure made anew on each call is still one
-    function), the function under a partial or bound method, else the
-    callable itself or its type."""
+    function), the function under a partial or bound method, the __call__
+    of a Python class's instance, else the callable itself or its type.
+    No key holds an instance alive."""
     if isinstance(fn, functools.partial):
         k, n = function_key(fn.func)
         return ("partial", k), f"partial({n})"
@@ -267,6 +268,11 @@ def function_key(fn):
     code = getattr(f, "__code__", None)
     if isinstance(code, types.CodeType):
         return code, f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', code.co_name)}"
+    call = getattr(type(fn), "__call__", None)
+    if not isinstance(fn, type) and isinstance(getattr(call, "__code__", None), types.CodeType):
+        # an instance of a Python class with __call__: its code (the instance
+        # itself would be kept alive by the table)
+        return call.__code__, f"{type(fn).__module__}.{type(fn).__qualname__}"
     name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
     mod = getattr(fn, "__module__", None) or type(fn).__module__
     try:
@@ -327,6 +333,7 @@ class AutoFuture(Future):
                 return True
         ex = self._auto_ex()
         if self._inner is None and ex is not None and ex._unqueue(self):
+            ex._own["cancelled"] += 1
             self._crew_cancelled()
             ex._pending.pop(id(self), None)
             return True
@@ -350,6 +357,7 @@ def _on_done(inner):
     """Done callback of an inner future (runs in the parent, on the thread
     that settled it): records what the run cost, then settles the outer."""
     outer, rec, kind, trial = inner._auto
+    inner._crew_args = None   # the call is not kept past its run (its arguments may be big)
     ex = outer._auto_ex()
     if ex is not None and kind == "threads":
         ex._thread_done()
@@ -456,6 +464,9 @@ class AutoExecutor(Executor):
         self._held = collections.deque()   # thread calls that tasks submitted while all were taken
         self._tin = 0                      # calls given to the thread pool, not yet done
         self._tdone = 0                    # thread calls ended (the spare maker's sign of progress)
+        # stats: calls submitted here; runs, cancels and hop probes that the
+        # inner pools count otherwise or not at all
+        self._own = collections.Counter()
         self._spares = None                # the thread that starts spare threads, while one runs
         self._gil = collections.deque(maxlen=400)   # (time, seconds the probe waited for the GIL)
         self._ref = weakref.ref(self)
@@ -570,6 +581,7 @@ class AutoExecutor(Executor):
         item = (fut, rec, fn, args, kwargs, timeout, flags)
         trial = False
         with self._lock:
+            self._own["submitted"] += 1
             if kind is not None:
                 rec.explicit = kind
             target = kind or rec.pinned
@@ -600,8 +612,9 @@ class AutoExecutor(Executor):
             self._dispatch(item, target, trial, explicit=kind is not None or rec.pinned is not None)
         except BaseException:
             self._pending.pop(id(fut), None)
-            if trial:
-                with self._lock:
+            with self._lock:
+                self._own["submitted"] -= 1
+                if trial:
                     self._untrial(rec, trial)
             raise
         return fut
@@ -737,12 +750,16 @@ class AutoExecutor(Executor):
             inner = fut._inner
             if inner is None or inner._auto[2] != "threads":
                 return
+            call = inner._crew_args   # (cancel() drops it)
+            if call is None:
+                return
             fut._stolen = True
             if not inner.cancel():
                 fut._stolen = False
                 return
             trial = inner._auto[3]
-            run = (fut, inner._auto[1]) + inner._crew_args
+            run = (fut, inner._auto[1]) + call
+            self._own["stolen"] += 1   # (counted cancelled by the thread pool)
             if trial:
                 with self._lock:
                     self._untrial(inner._auto[1], trial)
@@ -753,6 +770,7 @@ class AutoExecutor(Executor):
         its future."""
         fut, rec, fn, args, kwargs, timeout, flags = item
         r = measured(flags, fn, args, kwargs)
+        self._own["ran"] += 1
         out = r[0]
         self._ended(rec, "threads", False, r[1:6])
         try:
@@ -1154,6 +1172,12 @@ class AutoExecutor(Executor):
              "workers": [w for p in parts for w in p["workers"]]}
         for k in _COUNTERS:
             d[k] = sum(p.get(k, 0) for p in parts)
+        own = self._own
+        # what the user submitted, not what reached the inner pools (a call
+        # may wait in a trial's backlog; crew's own hop probes are no calls)
+        d["submitted"] = own["submitted"]
+        d["done"] += own["ran"] - own["probes"]
+        d["cancelled"] += own["cancelled"] - own["stolen"]
         d["placement"] = self.placement()
         return d
 
@@ -1176,6 +1200,7 @@ class AutoExecutor(Executor):
             for item in self._drain_backlog():
                 item[0]._item = None
                 item[0]._crew_cancelled()
+                self._own["cancelled"] += 1
                 self._pending.pop(id(item[0]), None)
             for f in list(self._pending.values()):
                 f.cancel()
@@ -1194,6 +1219,7 @@ class AutoExecutor(Executor):
         for item in self._drain_backlog():
             item[0]._item = None
             item[0]._crew_cancelled()
+            self._own["cancelled"] += 1
             self._pending.pop(id(item[0]), None)
         for e in self._inner():
             e.terminate()
@@ -1203,6 +1229,7 @@ class AutoExecutor(Executor):
         for item in self._drain_backlog():
             item[0]._item = None
             item[0]._crew_cancelled()
+            self._own["cancelled"] += 1
             self._pending.pop(id(item[0]), None)
         self._threads.shutdown(wait=False, cancel_futures=True)
         if self._procs is not None:
@@ -1278,6 +1305,10 @@ def _measure_hop(ref):
             p.submit(_noop).result(timeout=60)
         except Exception:
             return
+        ex = ref()
+        if ex is not None:
+            ex._own["probes"] += 1   # a done no-op of crew's own: no call of the user's
+        ex = None
         if i >= 3:
             times.append(time.perf_counter() - t0)
     ex = ref()

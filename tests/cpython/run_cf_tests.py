@@ -115,7 +115,8 @@ def _counts(outcomes):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--methods", default="fork,spawn,forkserver")
+    ap.add_argument("--methods", default="fork,spawn,forkserver,auto",
+                    help="start methods, and auto: kind=\"auto\" (its processes by forkserver)")
     ap.add_argument("--serial", action="store_true", help="one start method at a time")
     ap.add_argument("--source", help="a test_concurrent_futures package, module or test folder")
     ap.add_argument("-v", "--verbose", action="store_true")

@@ -363,3 +363,25 @@ def test_thread_tasks_wait_for_follow_up_work_with_concurrent_futures(how):
                  [ex.submit(fan, 10, t.nap, 0.005) for _ in range(3)])
         assert all(len(f.result(timeout=120)) == 10 for f in outer)
     assert len(seen) == 60 and set(seen) == {os.getpid()}   # callbacks ran in the parent
+
+
+class _Callable:
+    def __call__(self, x):
+        return x + 1
+
+
+@pytest.mark.parametrize("make", [lambda o: o, lambda o: o.__call__], ids=["instance", "method"])
+def test_a_finished_call_keeps_nothing_of_it(aex, make):
+    # neither the future (its inner future kept the call) nor the placement
+    # table (it was keyed by a callable instance) may keep the callable alive
+    import gc
+    import weakref
+    obj = _Callable()
+    ref = weakref.ref(obj)
+    f = aex.submit(make(obj), 1)
+    assert f.result(timeout=60) == 2
+    del obj
+    gc.collect()
+    assert ref() is None
+    assert any(d["function"].endswith("_Callable") or d["function"].endswith("__call__")
+               for d in aex.placement())
