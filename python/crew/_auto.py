@@ -54,7 +54,12 @@ _local = threading.local()   # .auto: the AutoExecutor whose thread task runs on
 
 def gil_enabled():
     """False on a free-threaded interpreter running without the GIL
-    (``sys._is_gil_enabled()``, Python 3.13+); True everywhere else."""
+    (``sys._is_gil_enabled()``, Python 3.13+); True everywhere else.
+
+    Asked at run time, not from the build (``Py_GIL_DISABLED``): a
+    free-threaded build runs with the GIL when ``PYTHON_GIL=1`` or
+    ``-X gil=1`` asks for it, or once it imports an extension module that
+    does not declare free-threading support (the GIL is enabled then)."""
     f = getattr(sys, "_is_gil_enabled", None)
     return True if f is None else bool(f())
 
@@ -459,7 +464,6 @@ class AutoExecutor(Executor):
         self._hop = DEFAULT_HOP
         self._hop_measured = False
         self._hop_seen = float("inf")
-        self._no_gil = not gil_enabled()
         self._placer = None
         self._held = collections.deque()   # thread calls that tasks submitted while all were taken
         self._tin = 0                      # calls given to the thread pool, not yet done
@@ -481,6 +485,12 @@ class AutoExecutor(Executor):
         if not self._no_gil:       # warm now: a process hop must not wait for a start
             self._procs_ex()
         self._pool = _Both(self)
+
+    @property
+    def _no_gil(self):
+        """No GIL now: asked when a function is first placed and before each
+        move to processes (an import may enable the GIL at any time)."""
+        return not gil_enabled()
 
     # ---------------------------------------------------------- pools --
 

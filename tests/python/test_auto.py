@@ -128,8 +128,32 @@ def test_pinning(aex):
         assert fixed.options(kind="threads").submit(h.square, 2).result() == 4
 
 
+def test_gil_detection_follows_sys_is_gil_enabled(monkeypatch):
+    # no free-threaded interpreter here: the detection is checked against
+    # what sys._is_gil_enabled() says (absent before 3.13: a GIL)
+    import sys
+    monkeypatch.delattr(sys, "_is_gil_enabled", raising=False)
+    assert _auto.gil_enabled() is True
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: True, raising=False)
+    assert _auto.gil_enabled() is True
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: False, raising=False)
+    assert _auto.gil_enabled() is False
+
+
+def test_gil_disabled_after_the_pool_started_is_seen(monkeypatch):
+    # asked when a function is first placed, not once at construction
+    import sys
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: True, raising=False)
+    with crew.Executor(2, kind="auto") as ex:
+        monkeypatch.setattr(sys, "_is_gil_enabled", lambda: False, raising=False)
+        assert set(run_all(ex, t.spin_pid, [(N // 4,)] * 12)) == {os.getpid()}
+        d = place(ex, t.spin_pid)
+        assert d["kind"] == "threads" and "sys._is_gil_enabled() is False" in d["reason"]
+
+
 def test_no_gil_interpreter_keeps_everything_on_threads(monkeypatch):
-    monkeypatch.setattr(_auto, "gil_enabled", lambda: False)
+    import sys
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: False, raising=False)
     with crew.Executor(2, kind="auto") as ex:
         assert ex._procs is None           # no process pool is even started
         assert set(run_all(ex, t.spin_pid, [(N // 4,)] * 12)) == {os.getpid()}
