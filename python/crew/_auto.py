@@ -456,6 +456,9 @@ class AutoExecutor(Executor):
         self._kind = "auto"
         self._max_workers = max_workers
         self._max_threads = max_threads
+        # calls of a function on trial on processes at once: every worker (a
+        # worker's run does not slow another's, as threads under the GIL do)
+        self._pwidth = max(TRIAL_WIDTH, max_workers)
         self._shutdown = False
         self._pending = {}
         self._lock = threading.RLock()
@@ -607,7 +610,7 @@ class AutoExecutor(Executor):
                         rec.backlog.append(item)
                         return fut
                 elif rec.kind == "trial-p":
-                    if rec.ptrial_in < TRIAL_WIDTH:
+                    if rec.ptrial_in < self._pwidth:
                         rec.ptrial_in += 1
                         target, trial = "processes", "p"
                     else:
@@ -865,7 +868,7 @@ class AutoExecutor(Executor):
 
     def _feed_trial(self, rec, go):
         if rec.kind == "trial-p":
-            while rec.backlog and rec.ptrial_in < TRIAL_WIDTH:
+            while rec.backlog and rec.ptrial_in < self._pwidth:
                 rec.ptrial_in += 1
                 go.append((rec.backlog.pop(0), "processes", "p"))
             return
