@@ -5,7 +5,9 @@ a mixin that picks the executor (ProcessPoolForkMixin, ...) and BaseTestCase.
 Here the mixin is CPython's own, with two things swapped:
 
 - ``executor_type``: :class:`CrewProcessPool`, crew.Executor behind
-  ProcessPoolExecutor's constructor (``mp_context=`` gives the start method);
+  ProcessPoolExecutor's constructor (``mp_context=`` gives the start method),
+  or for the method "auto" :class:`CrewAutoPool`, crew.Executor(kind="auto")
+  behind it (with forkserver's mixin);
 - ``get_context()``: the multiprocessing context of that start method, except
   that ``Queue()`` makes a ``crew.Queue``. multiprocessing lets its own queues
   reach only processes that it starts itself ("through inheritance"); crew's
@@ -13,7 +15,8 @@ Here the mixin is CPython's own, with two things swapped:
 
 Tests that read ProcessPoolExecutor's private internals are skipped, each
 with its one-line reason (SKIPS; one test, for fork only, because it expects
-a refusal that crew does not make).
+a refusal that crew does not make; one, for auto only, because it watches
+a copy of an argument that a thread worker does not make).
 """
 import unittest
 
