@@ -386,6 +386,10 @@ def _on_done(inner):
             out, cpu, wall, q, t0, t1, pre = inner.result()
             if ex is not None:
                 ex._ended(rec, kind, trial, (cpu, wall, q, t0, t1), inner._t_disp, pre)
+                if kind == "processes":
+                    lost = _lost_crossing(out, inner._flags)
+                    if lost:
+                        ex._unpicklable(rec, lost)
             if out[0] == 0:
                 outer.set_result(out[1])
             else:
@@ -395,6 +399,21 @@ def _on_done(inner):
     finally:
         if ex is not None:
             ex._pending.pop(id(outer), None)
+
+
+def _lost_crossing(out, flags):
+    """Why a result of a process run could not be pickled back (the worker
+    made its outcome, or a chunk item's, an error that says so), or None."""
+    if out[0] == 1:
+        e = out[1]
+        if type(e) is rt.SerializationError and str(e).startswith("crew cannot send"):
+            return str(e).split(". Fix")[0]
+        return None
+    if flags in rt.CHUNKS and out[1][1]:
+        for o in out[1][1].values():
+            if type(o[1]) is rt.RemoteError and str(o[1]).startswith("unpicklable outcome"):
+                return str(o[1])
+    return None
 
 
 class _Both:
@@ -647,6 +666,7 @@ class AutoExecutor(Executor):
                 a = rt._wrap_big(args) if flags == rt.F_CALL else args
                 inner = _Inner()
                 inner._auto = (fut, rec, kind, trial)
+                inner._flags = flags
                 inner._t_disp = time.perf_counter()
                 fut._inner = inner
                 self._procs_ex()._submit(measured, (flags, fn, a, kwargs, bool(trial)), None,

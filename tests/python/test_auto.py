@@ -409,3 +409,22 @@ def test_a_finished_call_keeps_nothing_of_it(aex, make):
     assert ref() is None
     assert any(d["function"].endswith("_Callable") or d["function"].endswith("__call__")
                for d in aex.placement())
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["submit", "map"])
+def test_a_result_that_cannot_cross_back_moves_the_function_to_threads(aex, chunked):
+    # placed on processes (as measurement would, from picklable results),
+    # then a result that cannot be pickled: that call (item) fails, and the
+    # calls after it run on threads, where nothing is pickled
+    rec = aex._rec(h.unpicklable_at_2)
+    with aex._lock:
+        aex._decide(rec, "processes", "placed by the test", [])
+    if chunked:
+        with pytest.raises(crew.CrewError, match="unpicklable"):
+            list(aex.map(h.unpicklable_at_2, range(4), chunksize=4))
+    else:
+        with pytest.raises(crew.SerializationError, match="cannot send the task's result"):
+            aex.submit(h.unpicklable_at_2, 2).result(timeout=60)
+    d = place(aex, h.unpicklable_at_2)
+    assert d["kind"] == "threads" and "cannot be pickled" in d["reason"], d
+    assert aex.submit(h.unpicklable_at_2, 2).result(timeout=60) is not None   # a lock, on a thread
