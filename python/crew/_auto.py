@@ -24,7 +24,6 @@ import concurrent.futures as cf
 import functools
 import math
 import os
-import pickle
 import sys
 import threading
 import time
@@ -55,7 +54,12 @@ _local = threading.local()   # .auto: the AutoExecutor whose thread task runs on
 
 def gil_enabled():
     """False on a free-threaded interpreter running without the GIL
-    (``sys._is_gil_enabled()``, Python 3.13+); True everywhere else."""
+    (``sys._is_gil_enabled()``, Python 3.13+); True everywhere else.
+
+    Asked at run time, not from the build (``Py_GIL_DISABLED``): a
+    free-threaded build runs with the GIL when ``PYTHON_GIL=1`` or
+    ``-X gil=1`` asks for it, or once it imports an extension module that
+    does not declare free-threading support (the GIL is enabled then)."""
     f = getattr(sys, "_is_gil_enabled", None)
     return True if f is None else bool(f())
 
@@ -111,13 +115,11 @@ def measured(flags, fn, args, kwargs, deep=True):
     t1 = time.perf_counter()
     c1 = time.thread_time()
     q1 = _queued() if deep else 0.0
-    if rt.IN_WORKER and out[0] == 1:
-        try:
-            pickle.dumps(out[1], 5)
-        except Exception:
-            out = (1, rt.RemoteError(repr(out[1])), out[2])
     _local.q_end = q1 if deep else None
-    return (out, c1 - c0, t1 - t0, q1 - q0, t0, t1, pre)
+    r = (out, c1 - c0, t1 - t0, q1 - q0, t0, t1, pre)
+    if rt.IN_WORKER:   # an outcome that cannot cross is fixed as a fixed kind's would be
+        return rt.Carrier(r, flags in rt.CHUNKS)
+    return r
 
 
 def _noop():
@@ -261,8 +263,9 @@ class Placement(list):
 def function_key(fn):
     """(key, name) of a callable for placement: the code object of a Python
     function (a lambda or closure made anew on each call is still one
-    function), the function under a partial or bound method, else the
-    callable itself or its type."""
+    function), the function under a partial or bound method, the __call__
+    of a Python class's instance, else the callable itself or its type.
+    No key holds an instance alive."""
     if isinstance(fn, functools.partial):
         k, n = function_key(fn.func)
         return ("partial", k), f"partial({n})"
@@ -270,6 +273,11 @@ def function_key(fn):
     code = getattr(f, "__code__", None)
     if isinstance(code, types.CodeType):
         return code, f"{getattr(f, '__module__', '?')}.{getattr(f, '__qualname__', code.co_name)}"
+    call = getattr(type(fn), "__call__", None)
+    if not isinstance(fn, type) and isinstance(getattr(call, "__code__", None), types.CodeType):
+        # an instance of a Python class with __call__: its code (the instance
+        # itself would be kept alive by the table)
+        return call.__code__, f"{type(fn).__module__}.{type(fn).__qualname__}"
     name = getattr(fn, "__qualname__", None) or type(fn).__qualname__
     mod = getattr(fn, "__module__", None) or type(fn).__module__
     try:
@@ -330,6 +338,7 @@ class AutoFuture(Future):
                 return True
         ex = self._auto_ex()
         if self._inner is None and ex is not None and ex._unqueue(self):
+            ex._own["cancelled"] += 1
             self._crew_cancelled()
             ex._pending.pop(id(self), None)
             return True
@@ -353,6 +362,7 @@ def _on_done(inner):
     """Done callback of an inner future (runs in the parent, on the thread
     that settled it): records what the run cost, then settles the outer."""
     outer, rec, kind, trial = inner._auto
+    inner._crew_args = None   # the call is not kept past its run (its arguments may be big)
     ex = outer._auto_ex()
     if ex is not None and kind == "threads":
         ex._thread_done()
@@ -376,6 +386,10 @@ def _on_done(inner):
             out, cpu, wall, q, t0, t1, pre = inner.result()
             if ex is not None:
                 ex._ended(rec, kind, trial, (cpu, wall, q, t0, t1), inner._t_disp, pre)
+                if kind == "processes":
+                    lost = _lost_crossing(out, inner._flags)
+                    if lost:
+                        ex._unpicklable(rec, lost)
             if out[0] == 0:
                 outer.set_result(out[1])
             else:
@@ -385,6 +399,21 @@ def _on_done(inner):
     finally:
         if ex is not None:
             ex._pending.pop(id(outer), None)
+
+
+def _lost_crossing(out, flags):
+    """Why a result of a process run could not be pickled back (the worker
+    made its outcome, or a chunk item's, an error that says so), or None."""
+    if out[0] == 1:
+        e = out[1]
+        if type(e) is rt.SerializationError and str(e).startswith("crew cannot send"):
+            return str(e).split(". Fix")[0]
+        return None
+    if flags in rt.CHUNKS and out[1][1]:
+        for o in out[1][1].values():
+            if type(o[1]) is rt.RemoteError and str(o[1]).startswith("unpicklable outcome"):
+                return str(o[1])
+    return None
 
 
 class _Both:
@@ -446,6 +475,9 @@ class AutoExecutor(Executor):
         self._kind = "auto"
         self._max_workers = max_workers
         self._max_threads = max_threads
+        # calls of a function on trial on processes at once: every worker (a
+        # worker's run does not slow another's, as threads under the GIL do)
+        self._pwidth = max(TRIAL_WIDTH, max_workers)
         self._shutdown = False
         self._pending = {}
         self._lock = threading.RLock()
@@ -454,10 +486,14 @@ class AutoExecutor(Executor):
         self._hop = DEFAULT_HOP
         self._hop_measured = False
         self._hop_seen = float("inf")
-        self._no_gil = not gil_enabled()
         self._placer = None
         self._held = collections.deque()   # thread calls that tasks submitted while all were taken
         self._tin = 0                      # calls given to the thread pool, not yet done
+        self._tdone = 0                    # thread calls ended (the spare maker's sign of progress)
+        # stats: calls submitted here; runs, cancels and hop probes that the
+        # inner pools count otherwise or not at all
+        self._own = collections.Counter()
+        self._spares = None                # the thread that starts spare threads, while one runs
         self._gil = collections.deque(maxlen=400)   # (time, seconds the probe waited for the GIL)
         self._ref = weakref.ref(self)
         self._conf = dict(start_method=start_method, initializer=initializer,
@@ -471,6 +507,12 @@ class AutoExecutor(Executor):
         if not self._no_gil:       # warm now: a process hop must not wait for a start
             self._procs_ex()
         self._pool = _Both(self)
+
+    @property
+    def _no_gil(self):
+        """No GIL now: asked when a function is first placed and before each
+        move to processes (an import may enable the GIL at any time)."""
+        return not gil_enabled()
 
     # ---------------------------------------------------------- pools --
 
@@ -571,6 +613,7 @@ class AutoExecutor(Executor):
         item = (fut, rec, fn, args, kwargs, timeout, flags)
         trial = False
         with self._lock:
+            self._own["submitted"] += 1
             if kind is not None:
                 rec.explicit = kind
             target = kind or rec.pinned
@@ -586,7 +629,7 @@ class AutoExecutor(Executor):
                         rec.backlog.append(item)
                         return fut
                 elif rec.kind == "trial-p":
-                    if rec.ptrial_in < TRIAL_WIDTH:
+                    if rec.ptrial_in < self._pwidth:
                         rec.ptrial_in += 1
                         target, trial = "processes", "p"
                     else:
@@ -601,8 +644,9 @@ class AutoExecutor(Executor):
             self._dispatch(item, target, trial, explicit=kind is not None or rec.pinned is not None)
         except BaseException:
             self._pending.pop(id(fut), None)
-            if trial:
-                with self._lock:
+            with self._lock:
+                self._own["submitted"] -= 1
+                if trial:
                     self._untrial(rec, trial)
             raise
         return fut
@@ -622,6 +666,7 @@ class AutoExecutor(Executor):
                 a = rt._wrap_big(args) if flags == rt.F_CALL else args
                 inner = _Inner()
                 inner._auto = (fut, rec, kind, trial)
+                inner._flags = flags
                 inner._t_disp = time.perf_counter()
                 fut._inner = inner
                 self._procs_ex()._submit(measured, (flags, fn, a, kwargs, bool(trial)), None,
@@ -653,6 +698,10 @@ class AutoExecutor(Executor):
                 fut._item = item
                 fut._held = trial
                 self._held.append(item)
+                if self._spares is None:
+                    self._spares = threading.Thread(target=_spare_loop, args=(self._ref,),
+                                                    daemon=True, name="crew-auto-spares")
+                    self._spares.start()
                 return
             self._tin += 1
         inner = _Inner()
@@ -709,10 +758,14 @@ class AutoExecutor(Executor):
             return False
 
     def _thread_done(self):
-        """A thread task ended: a held call, if any, takes its place."""
+        """A thread task ended: a held call, if any, takes its place if that
+        leaves no call queued in the thread pool."""
         with self._lock:
             self._tin -= 1
-            if not self._held:
+            self._tdone += 1
+            # only into a free worker: in the pool's queue it could wait behind
+            # tasks that wait for it (the queue's calls are not held: no spare runs them)
+            if not self._held or self._tin >= self._max_threads:
                 return
             item = self._held.popleft()
             trial, item[0]._held = item[0]._held, False
@@ -730,17 +783,27 @@ class AutoExecutor(Executor):
             inner = fut._inner
             if inner is None or inner._auto[2] != "threads":
                 return
+            call = inner._crew_args   # (cancel() drops it)
+            if call is None:
+                return
             fut._stolen = True
             if not inner.cancel():
                 fut._stolen = False
                 return
             trial = inner._auto[3]
-            run = (fut, inner._auto[1]) + inner._crew_args
+            run = (fut, inner._auto[1]) + call
+            self._own["stolen"] += 1   # (counted cancelled by the thread pool)
             if trial:
                 with self._lock:
                     self._untrial(inner._auto[1], trial)
-        fut_, rec, fn, args, kwargs, timeout, flags = run
+        self._run_here(run)
+
+    def _run_here(self, item):
+        """Runs a call that no worker has taken in this thread, and settles
+        its future."""
+        fut, rec, fn, args, kwargs, timeout, flags = item
         r = measured(flags, fn, args, kwargs)
+        self._own["ran"] += 1
         out = r[0]
         self._ended(rec, "threads", False, r[1:6])
         try:
@@ -751,6 +814,35 @@ class AutoExecutor(Executor):
         except cf.InvalidStateError:
             pass
         self._pending.pop(id(fut), None)
+
+    def _take_held(self):
+        """The oldest held call, taken off the queue (None: there is none).
+        Lock held by the caller."""
+        if not self._held:
+            return None
+        item = self._held.popleft()
+        fut = item[0]
+        fut._item = None
+        if fut._held:
+            self._untrial(item[1], fut._held)
+            fut._held = False
+        return item
+
+    def _run_spare(self, item):
+        """A spare thread: runs held calls (the first given) until none is
+        left, as a thread task of this executor (its own follow-ups may be
+        held in turn)."""
+        prev = getattr(_local, "auto", None)
+        _local.auto = self
+        try:
+            while item is not None:
+                if not item[0].done():
+                    self._run_here(item)
+                with self._lock:
+                    self._tdone += 1
+                    item = self._take_held()
+        finally:
+            _local.auto = prev
 
     # --------------------------------------------------------- deciding --
 
@@ -796,7 +888,7 @@ class AutoExecutor(Executor):
 
     def _feed_trial(self, rec, go):
         if rec.kind == "trial-p":
-            while rec.backlog and rec.ptrial_in < TRIAL_WIDTH:
+            while rec.backlog and rec.ptrial_in < self._pwidth:
                 rec.ptrial_in += 1
                 go.append((rec.backlog.pop(0), "processes", "p"))
             return
@@ -1113,6 +1205,12 @@ class AutoExecutor(Executor):
              "workers": [w for p in parts for w in p["workers"]]}
         for k in _COUNTERS:
             d[k] = sum(p.get(k, 0) for p in parts)
+        own = self._own
+        # what the user submitted, not what reached the inner pools (a call
+        # may wait in a trial's backlog; crew's own hop probes are no calls)
+        d["submitted"] = own["submitted"]
+        d["done"] += own["ran"] - own["probes"]
+        d["cancelled"] += own["cancelled"] - own["stolen"]
         d["placement"] = self.placement()
         return d
 
@@ -1135,6 +1233,7 @@ class AutoExecutor(Executor):
             for item in self._drain_backlog():
                 item[0]._item = None
                 item[0]._crew_cancelled()
+                self._own["cancelled"] += 1
                 self._pending.pop(id(item[0]), None)
             for f in list(self._pending.values()):
                 f.cancel()
@@ -1153,6 +1252,7 @@ class AutoExecutor(Executor):
         for item in self._drain_backlog():
             item[0]._item = None
             item[0]._crew_cancelled()
+            self._own["cancelled"] += 1
             self._pending.pop(id(item[0]), None)
         for e in self._inner():
             e.terminate()
@@ -1162,6 +1262,7 @@ class AutoExecutor(Executor):
         for item in self._drain_backlog():
             item[0]._item = None
             item[0]._crew_cancelled()
+            self._own["cancelled"] += 1
             self._pending.pop(id(item[0]), None)
         self._threads.shutdown(wait=False, cancel_futures=True)
         if self._procs is not None:
@@ -1192,6 +1293,36 @@ def _placer_loop(ref):
         ex = None
 
 
+UNSTICK = 0.02   # held calls and no thread call ended for this long: a spare thread runs one
+
+
+def _spare_loop(ref):
+    """While thread calls are held (every thread worker is taken by tasks of
+    this executor, which submitted them): when no thread call has ended for
+    UNSTICK seconds, starts a spare thread for the oldest held call. The
+    tasks may all wait for their follow-ups with concurrent.futures.wait or
+    as_completed, which cannot run them in the waiting thread as result()
+    does (_steal); a spare thread per stalled interval breaks that deadlock
+    and adds nothing while calls end."""
+    last = None
+    while True:
+        time.sleep(UNSTICK)
+        ex = ref()
+        if ex is None:
+            return
+        with ex._lock:
+            if not ex._held:
+                ex._spares = None
+                return
+            if ex._tdone != last:
+                last = ex._tdone
+                continue
+            item = ex._take_held()
+        threading.Thread(target=ex._run_spare, args=(item,), daemon=True,
+                         name="crew-auto-spare").start()
+        ex = item = None
+
+
 def _measure_hop(ref):
     """Measures the process round trip: no-op calls, one at a time (the
     first ones wait for the workers to start; the least of the rest counts)."""
@@ -1207,6 +1338,10 @@ def _measure_hop(ref):
             p.submit(_noop).result(timeout=60)
         except Exception:
             return
+        ex = ref()
+        if ex is not None:
+            ex._own["probes"] += 1   # a done no-op of crew's own: no call of the user's
+        ex = None
         if i >= 3:
             times.append(time.perf_counter() - t0)
     ex = ref()

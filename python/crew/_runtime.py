@@ -835,6 +835,22 @@ def _run_call(flags, fn, args, kwargs):
     return _call(fn, args, kwargs)
 
 
+class Carrier(tuple):
+    """A task's result that carries another call's outcome first, plain
+    figures after it (kind="auto"'s measured runs): if it cannot be pickled,
+    that outcome is fixed as the call's own would be (an unpicklable value
+    fails that call, or that item of a chunk), not the whole result.
+    ``chunk``: whether the carried outcome is a chunk's."""
+
+    def __new__(cls, items, chunk=False):
+        self = super().__new__(cls, items)
+        self.chunk = chunk
+        return self
+
+    def __reduce__(self):
+        return (tuple, (tuple(self),))   # crosses as a plain tuple
+
+
 def _picklable_outcome(out, logs, chunk=False):
     """The outcome with logs, made safe to pickle (an unpicklable value or
     exception becomes an error that says so)."""
@@ -845,28 +861,39 @@ def _picklable_outcome(out, logs, chunk=False):
     try:
         return encode(msg)
     except Exception as e:
-        if out[0] == 0 and not chunk:
-            err = SerializationError(
-                f"crew cannot send the task's result ({_describe(out[1])}) back: "
-                f"{type(e).__name__}: {str(e).rstrip('.')}. Fix: return only picklable values (plain data, "
-                f"module-level classes; numpy arrays cross by shared memory); turn an open "
-                f"resource (file, socket, lock, generator) into data before returning it, or "
-                f"use kind='threads'.")
-            return encode((1, err, "", logs))
-        if out[0] == 1:
-            return encode((1, RemoteError(repr(out[1])), out[2], logs))
-        # a chunk: fix item by item
-        vals, errs = out[1]
-        vals, errs = list(vals), dict(errs or {})
-        for i, v in enumerate(vals):
-            o = errs.get(i)
-            try:
-                pickle.dumps(v if o is None else o, 5)
-            except Exception as e2:
-                what = _describe(v if o is None else o[1])
-                vals[i] = None
-                errs[i] = (1, RemoteError(f"unpicklable outcome {what}: {e2}"), "")
-        return encode((0, (vals, errs or None), logs))
+        if out[0] == 0 and type(out[1]) is Carrier:
+            inner = out[1]
+            fixed = _fixed_outcome(inner[0], inner.chunk, e)
+            return encode((0, (fixed,) + tuple(inner[1:]), logs))
+        return encode(_fixed_outcome(out, chunk, e) + (logs,))
+
+
+def _fixed_outcome(out, chunk, e):
+    """An outcome that encode() failed on (e), made safe to pickle: a value
+    becomes a SerializationError that says so, an exception a RemoteError
+    with its repr, and a chunk's items are fixed one by one."""
+    if out[0] == 0 and not chunk:
+        err = SerializationError(
+            f"crew cannot send the task's result ({_describe(out[1])}) back: "
+            f"{type(e).__name__}: {str(e).rstrip('.')}. Fix: return only picklable values (plain data, "
+            f"module-level classes; numpy arrays cross by shared memory); turn an open "
+            f"resource (file, socket, lock, generator) into data before returning it, or "
+            f"use kind='threads'.")
+        return (1, err, "")
+    if out[0] == 1:
+        return (1, RemoteError(repr(out[1])), out[2])
+    # a chunk: fix item by item
+    vals, errs = out[1]
+    vals, errs = list(vals), dict(errs or {})
+    for i, v in enumerate(vals):
+        o = errs.get(i)
+        try:
+            pickle.dumps(v if o is None else o, 5)
+        except Exception as e2:
+            what = _describe(v if o is None else o[1])
+            vals[i] = None
+            errs[i] = (1, RemoteError(f"unpicklable outcome {what}: {e2}"), "")
+    return (0, (vals, errs or None))
 
 
 _tokens_lock = threading.Lock()

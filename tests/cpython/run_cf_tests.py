@@ -1,14 +1,15 @@
 """Runs CPython's own concurrent.futures tests against crew.Executor.
 
-    <venv python> tests/cpython/run_cf_tests.py [-v] [--methods fork,spawn,forkserver]
+    <venv python> tests/cpython/run_cf_tests.py [-v] [--methods fork,spawn,forkserver,auto]
                                                  [--serial] [--source PATH]
 
 The Wait, AsCompleted, Executor (ExecutorTest and ProcessPoolExecutorTest) and
 Initializer families of the running interpreter's test package (or the
 nearest one on this machine: see cf_source.py) run on crew.Executor with the
-fork, spawn and forkserver start methods (see cf_crew.py for how). Each start
-method runs in its own child process, all at once (--serial: one after the
-other); most of these tests sleep, so they overlap well.
+fork, spawn and forkserver start methods, and on crew.Executor(kind="auto")
+("auto": its process workers by forkserver), see cf_crew.py for how. Each
+method runs in its own child processes, all at once (--serial: one after
+the other); most of these tests sleep, so they overlap well.
 
 Prints a summary per start method, then one last line
 ``N passed, N failed, N skipped``; exits 1 on any failure or error.
@@ -115,7 +116,8 @@ def _counts(outcomes):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--methods", default="fork,spawn,forkserver")
+    ap.add_argument("--methods", default="fork,spawn,forkserver,auto",
+                    help="start methods, and auto: kind=\"auto\" (its processes by forkserver)")
     ap.add_argument("--serial", action="store_true", help="one start method at a time")
     ap.add_argument("--source", help="a test_concurrent_futures package, module or test folder")
     ap.add_argument("-v", "--verbose", action="store_true")

@@ -8,7 +8,9 @@ sys.path.insert(0, os.path.dirname(__file__))
 import crew  # noqa: E402
 
 METHODS = ["forkserver", "spawn", "fork"]
-KINDS = [("threads", None)] + [("processes", m) for m in METHODS]
+# "auto": kind="auto" (thread and process workers, each function placed by
+# measurement): every executor behaviour of the suite holds there too
+KINDS = [("threads", None)] + [("processes", m) for m in METHODS] + [("auto", None)]
 
 
 def _id(p):

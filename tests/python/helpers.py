@@ -158,3 +158,11 @@ def nap_pid(s):
     """Sleeps s seconds; returns the worker's pid."""
     time.sleep(s)
     return os.getpid()
+
+
+def unpicklable_error_at_1(x):
+    """Raises an exception that cannot be pickled (it holds a lock) for 1, else x."""
+    import threading
+    if x == 1:
+        raise ValueError(threading.Lock())
+    return x

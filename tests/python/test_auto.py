@@ -1,6 +1,7 @@
 """kind="auto": each workload is placed where it runs best, says why, moves when it changes, can be pinned."""
 import concurrent.futures as cf
 import os
+import re
 import threading
 import time
 
@@ -127,8 +128,32 @@ def test_pinning(aex):
         assert fixed.options(kind="threads").submit(h.square, 2).result() == 4
 
 
+def test_gil_detection_follows_sys_is_gil_enabled(monkeypatch):
+    # no free-threaded interpreter here: the detection is checked against
+    # what sys._is_gil_enabled() says (absent before 3.13: a GIL)
+    import sys
+    monkeypatch.delattr(sys, "_is_gil_enabled", raising=False)
+    assert _auto.gil_enabled() is True
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: True, raising=False)
+    assert _auto.gil_enabled() is True
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: False, raising=False)
+    assert _auto.gil_enabled() is False
+
+
+def test_gil_disabled_after_the_pool_started_is_seen(monkeypatch):
+    # asked when a function is first placed, not once at construction
+    import sys
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: True, raising=False)
+    with crew.Executor(2, kind="auto") as ex:
+        monkeypatch.setattr(sys, "_is_gil_enabled", lambda: False, raising=False)
+        assert set(run_all(ex, t.spin_pid, [(N // 4,)] * 12)) == {os.getpid()}
+        d = place(ex, t.spin_pid)
+        assert d["kind"] == "threads" and "sys._is_gil_enabled() is False" in d["reason"]
+
+
 def test_no_gil_interpreter_keeps_everything_on_threads(monkeypatch):
-    monkeypatch.setattr(_auto, "gil_enabled", lambda: False)
+    import sys
+    monkeypatch.setattr(sys, "_is_gil_enabled", lambda: False, raising=False)
     with crew.Executor(2, kind="auto") as ex:
         assert ex._procs is None           # no process pool is even started
         assert set(run_all(ex, t.spin_pid, [(N // 4,)] * 12)) == {os.getpid()}
@@ -308,3 +333,98 @@ def test_pool_kind_auto():
         assert sorted(p.imap_unordered(h.square, range(7))) == [x * x for x in range(7)]
         assert p.starmap(h.add, [(1, 2), (3, 4)]) == [3, 7]
         assert "placement" in p.stats()
+
+
+def _outcomes(ex, fn, items, chunksize):
+    """What map yields, item by item, until it raises: (values, (type, message) or None)."""
+    got, it = [], ex.map(fn, items, chunksize=chunksize)
+    try:
+        for v in it:
+            got.append(v)
+    except Exception as e:
+        return got, (type(e), re.sub(r" at 0x[0-9a-f]+", "", str(e)))
+    return got, None
+
+
+@pytest.mark.parametrize("fn", [h.unpicklable_at_2, h.unpicklable_error_at_1])
+@pytest.mark.parametrize("chunksize", [1, 5])
+def test_map_on_processes_fails_only_the_unpicklable_item(fn, chunksize):
+    # a chunk whose one result (or exception) cannot be pickled fails that
+    # item only, exactly as kind="processes" does (it failed the whole chunk)
+    with crew.Executor(2) as fixed, crew.Executor(2, kind="auto") as auto:
+        want = _outcomes(fixed, fn, range(5), chunksize)
+        assert want[0] and want[1] is not None
+        assert _outcomes(auto.options(kind="processes"), fn, range(5), chunksize) == want
+        auto.pin(fn, "processes")
+        assert _outcomes(auto, fn, range(5), chunksize) == want
+        f = auto.submit(fn, 2 if fn is h.unpicklable_at_2 else 1)
+        g = fixed.submit(fn, 2 if fn is h.unpicklable_at_2 else 1)
+        assert type(f.exception(60)) is type(g.exception(60))
+
+
+@pytest.mark.parametrize("how", ["wait", "as_completed", "first_completed", "result"])
+def test_thread_tasks_wait_for_follow_up_work_with_concurrent_futures(how):
+    # every thread worker taken by tasks that wait for their follow-ups with
+    # cf.wait / as_completed (which cannot run them in the waiting thread as
+    # result() does); more tasks queued behind them. It deadlocked: the
+    # follow-ups were held, or queued behind the waiting tasks
+    seen = []
+    with crew.Executor(2, kind="auto", max_threads=2) as ex:
+        def fan(n, fn, arg):
+            fs = [ex.submit(fn, arg) for _ in range(n)]
+            for f in fs:
+                f.add_done_callback(lambda f: seen.append(os.getpid()))
+            if how == "wait":
+                assert not cf.wait(fs, timeout=60)[1]
+            elif how == "as_completed":
+                assert len(list(cf.as_completed(fs, timeout=60))) == n
+            elif how == "first_completed":
+                cf.wait(fs, timeout=60, return_when=cf.FIRST_COMPLETED)
+                assert not cf.wait(fs, timeout=60)[1]
+            return [f.result(timeout=60) for f in fs]
+        ex.pin(fan, "threads")
+        outer = ([ex.submit(fan, 10, t.spin_pid, N // 20) for _ in range(3)] +
+                 [ex.submit(fan, 10, t.nap, 0.005) for _ in range(3)])
+        assert all(len(f.result(timeout=120)) == 10 for f in outer)
+    assert len(seen) == 60 and set(seen) == {os.getpid()}   # callbacks ran in the parent
+
+
+class _Callable:
+    def __call__(self, x):
+        return x + 1
+
+
+@pytest.mark.parametrize("make", [lambda o: o, lambda o: o.__call__], ids=["instance", "method"])
+def test_a_finished_call_keeps_nothing_of_it(aex, make):
+    # neither the future (its inner future kept the call) nor the placement
+    # table (it was keyed by a callable instance) may keep the callable alive
+    import gc
+    import weakref
+    obj = _Callable()
+    ref = weakref.ref(obj)
+    f = aex.submit(make(obj), 1)
+    assert f.result(timeout=60) == 2
+    del obj
+    gc.collect()
+    assert ref() is None
+    assert any(d["function"].endswith("_Callable") or d["function"].endswith("__call__")
+               for d in aex.placement())
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["submit", "map"])
+def test_a_result_that_cannot_cross_back_moves_the_function_to_threads(aex, chunked):
+    # placed on processes (as measurement would, from picklable results),
+    # then a result that cannot be pickled: that call (item) fails, and the
+    # calls after it run on threads, where nothing is pickled
+    rec = aex._rec(h.unpicklable_at_2)
+    with aex._lock:
+        aex._decide(rec, "processes", "placed by the test", [])
+    if chunked:
+        with pytest.raises(crew.CrewError, match="unpicklable"):
+            list(aex.map(h.unpicklable_at_2, range(4), chunksize=4))
+    else:
+        with pytest.raises(crew.SerializationError, match="cannot send the task's result"):
+            aex.submit(h.unpicklable_at_2, 2).result(timeout=60)
+    d = place(aex, h.unpicklable_at_2)
+    assert d["kind"] == "threads" and "cannot be pickled" in d["reason"], d
+    assert aex.submit(h.unpicklable_at_2, 2).result(timeout=60) is not None   # a lock, on a thread

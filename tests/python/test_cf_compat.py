@@ -29,7 +29,9 @@ def test_map_chunksize_below_one_raises(ex, bad):
 def test_map_timeout_cancels_the_chunk_it_gave_up_on(kind_method):
     import crew
     kind, m = kind_method
-    with crew.Executor(1, kind=kind, start_method=m) as ex:
+    # every worker busy (kind="auto": its one thread worker too)
+    more = {"max_threads": 1} if kind == "auto" else {}
+    with crew.Executor(1, kind=kind, start_method=m, **more) as ex:
         busy = ex.submit(h.sleep, 0.5)
         it = ex.map(h.square, [3], timeout=0.05)
         with pytest.raises(TimeoutError):

@@ -139,7 +139,8 @@ def test_stats(ex):
     assert st["submitted"] >= 1 and st["done"] >= 1
     for k in ("failed", "crashed", "timed_out"):
         assert k in st
-    assert len(st["workers"]) == 2
+    # kind="auto": its thread workers besides its process workers
+    assert len(st["workers"]) == 2 + (ex.max_threads if ex.kind == "auto" else 0)
     for w in st["workers"]:
         assert {"pid", "kind", "tasks", "busy_seconds"} <= set(w)
     assert sum(w["tasks"] for w in st["workers"]) >= 1
