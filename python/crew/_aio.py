@@ -33,8 +33,7 @@ async def map_async(ex, fn, iterables, chunksize, ordered, task_timeout):
     """Executor.map_async's body (an async generator)."""
     if not iterables:
         raise TypeError("map_async() needs at least one iterable")
-    if chunksize is not None and chunksize < 1:
-        raise ValueError("chunksize must be >= 1")
+    ex._chunksize(0, chunksize)   # a bad chunksize fails before the input is read
     star = len(iterables) != 1
     items = list(zip(*iterables)) if star else list(iterables[0])
     futs = ex._chunks(fn, items, chunksize, task_timeout, star)
