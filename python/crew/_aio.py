@@ -24,11 +24,6 @@ def await_future(fut):
     return asyncio.wrap_future(fut).__await__()
 
 
-def _values(ex, res):
-    vals = getattr(ex, "_chunk_values", None)
-    return vals(res) if vals is not None else rt.take_values(res)
-
-
 async def map_async(ex, fn, iterables, chunksize, ordered, task_timeout):
     """Executor.map_async's body (an async generator)."""
     if not iterables:
@@ -42,7 +37,7 @@ async def map_async(ex, fn, iterables, chunksize, ordered, task_timeout):
         if ordered:
             for f in futs:
                 res = await asyncio.wrap_future(f)
-                for v in _values(ex, res):
+                for v in rt.take_values(res):
                     yield v
         else:
             pending = {asyncio.wrap_future(f) for f in futs}
@@ -50,7 +45,7 @@ async def map_async(ex, fn, iterables, chunksize, ordered, task_timeout):
                 done, pending = await asyncio.wait(pending,
                                                    return_when=asyncio.FIRST_COMPLETED)
                 for d in done:
-                    for v in _values(ex, d.result()):
+                    for v in rt.take_values(d.result()):
                         yield v
     finally:
         for f in futs:
