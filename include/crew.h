@@ -267,10 +267,23 @@ int crew_wait_all(crew_future *const *fs, size_t n, double timeout);
 typedef struct crew_batch crew_batch;
 
 /*
+ * The chunk plan of every crew map, C's crew_map() and Python's maps alike:
+ * the items per chunk for n items over `workers` workers. `chunk` itself when
+ * it is > 0; 0 asks for the automatic size, about 4 chunks per worker
+ * (n / (4 * workers) rounded up, at least 1). n == 0 also stands for an input
+ * of unknown length (a lazy map): 1 item per chunk. Chunk k holds items
+ * [k * size, min(n, (k + 1) * size)), in input order. Cannot fail.
+ */
+size_t crew_map_chunksize(size_t n, int workers, size_t chunk);
+
+/*
  * Runs task `name` over n inputs (args[i], lens[i]), grouping them into
- * chunks of `chunk` items per message (0: automatic, about 4 chunks per
- * worker), and waits for all. Returns 0 and *out, or a submit error; per-item
- * failures are read with crew_batch_get().
+ * chunks as crew_map_chunksize(n, crew_pool_workers(p), chunk) says, one
+ * message per chunk (each item's bytes packed one after another; the worker
+ * runs the task once per item and packs each item's status and result), and
+ * waits for all. Returns 0 and *out, or a submit error; per-item failures are
+ * read with crew_batch_get(): a failed item fails alone, a chunk that fails
+ * whole (its worker crashed, its timeout) fails each of its items.
  */
 int crew_map(crew_pool *p, const char *name, size_t n, const void *const *args,
              const size_t *lens, size_t chunk, crew_batch **out);

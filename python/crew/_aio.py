@@ -24,17 +24,11 @@ def await_future(fut):
     return asyncio.wrap_future(fut).__await__()
 
 
-def _values(ex, res):
-    vals = getattr(ex, "_chunk_values", None)
-    return vals(res) if vals is not None else rt.take_values(res)
-
-
 async def map_async(ex, fn, iterables, chunksize, ordered, task_timeout):
     """Executor.map_async's body (an async generator)."""
     if not iterables:
         raise TypeError("map_async() needs at least one iterable")
-    if chunksize is not None and chunksize < 1:
-        raise ValueError("chunksize must be >= 1")
+    ex._chunksize(0, chunksize)   # a bad chunksize fails before the input is read
     star = len(iterables) != 1
     items = list(zip(*iterables)) if star else list(iterables[0])
     futs = ex._chunks(fn, items, chunksize, task_timeout, star)
@@ -43,7 +37,7 @@ async def map_async(ex, fn, iterables, chunksize, ordered, task_timeout):
         if ordered:
             for f in futs:
                 res = await asyncio.wrap_future(f)
-                for v in _values(ex, res):
+                for v in rt.take_values(res):
                     yield v
         else:
             pending = {asyncio.wrap_future(f) for f in futs}
@@ -51,7 +45,7 @@ async def map_async(ex, fn, iterables, chunksize, ordered, task_timeout):
                 done, pending = await asyncio.wait(pending,
                                                    return_when=asyncio.FIRST_COMPLETED)
                 for d in done:
-                    for v in _values(ex, d.result()):
+                    for v in rt.take_values(d.result()):
                         yield v
     finally:
         for f in futs:

@@ -22,7 +22,6 @@ How it measures and decides is in docs/placement.md; in short:
 import collections
 import concurrent.futures as cf
 import functools
-import math
 import os
 import sys
 import threading
@@ -1143,15 +1142,10 @@ class AutoExecutor(Executor):
 
     # ------------------------------------------------------------- map --
 
-    def _chunks(self, fn, items, chunksize, task_timeout, star=True, kind=None):
-        n = len(items)
-        if chunksize is None:   # enough chunks for the thread side, where waiting work goes
-            chunksize = max(1, math.ceil(n / (4 * max(self._max_threads, self._max_workers))))
-        elif chunksize < 1:
-            raise ValueError("chunksize must be >= 1")
-        flags = rt.F_CHUNK if star else rt.F_CHUNK1
-        return [self._submit(fn, items[i:i + chunksize], None, task_timeout, flags, kind)
-                for i in range(0, n, chunksize)]
+    def _chunk_workers(self):
+        """Chunks are planned over the larger side: enough of them for the
+        thread side, where waiting work goes."""
+        return max(self._max_threads, self._max_workers)
 
     # ------------------------------------------------------- explaining --
 

@@ -1283,6 +1283,56 @@ static PyObject *m_strerror(PyObject *m, PyObject *arg)
     return PyUnicode_FromString(crew_strerror(code));
 }
 
+/* map_chunksize(n, workers, chunksize) -> int: crew_map_chunksize, the one
+ * chunk plan of C's and Python's maps. chunksize None: automatic (about 4
+ * chunks per worker; n == 0, an input of unknown length: 1). ValueError
+ * when chunksize < 1, TypeError when it is no integer. */
+static PyObject *m_map_chunksize(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)m;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "map_chunksize takes 3 arguments");
+        return NULL;
+    }
+    Py_ssize_t n = PyNumber_AsSsize_t(args[0], PyExc_OverflowError);
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    long workers = PyLong_AsLong(args[1]);
+    if (workers == -1 && PyErr_Occurred())
+        return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "n must be >= 0");
+        return NULL;
+    }
+    Py_ssize_t chunk = 0; /* 0: automatic */
+    if (args[2] != Py_None) {
+        int below = 0;
+        if (!PyIndex_Check(args[2])) {
+            /* no integer: a number below 1 (0.5) is still "below 1", as in
+             * concurrent.futures; anything else is the TypeError below */
+            PyObject *one = PyLong_FromLong(1);
+            below = one ? PyObject_RichCompareBool(args[2], one, Py_LT) : -1;
+            Py_XDECREF(one);
+            if (below < 0) {
+                PyErr_Clear();
+                below = 0;
+            }
+        }
+        if (!below) {
+            chunk = PyNumber_AsSsize_t(args[2], NULL); /* a huge int clips to +-max */
+            if (chunk == -1 && PyErr_Occurred())
+                return NULL;
+            below = chunk < 1;
+        }
+        if (below) {
+            PyErr_SetString(PyExc_ValueError, "chunksize must be >= 1");
+            return NULL;
+        }
+    }
+    int w = workers > INT_MAX ? INT_MAX : workers < 0 ? 0 : (int)workers;
+    return PyLong_FromSize_t(crew_map_chunksize((size_t)n, w, (size_t)chunk));
+}
+
 /* settle(fut, result, exception, pending, finished) -> bool: finishes a
  * concurrent.futures.Future that has no Condition yet (crew's futures make
  * theirs lazily), in one step no other Python thread can interleave with:
@@ -1323,6 +1373,10 @@ static PyMethodDef module_methods[] = {
     {"settle", (PyCFunction)(void (*)(void))m_settle, METH_FASTCALL,
      "settle(fut, result, exception, pending, finished) -> bool: finishes a future that has "
      "no Condition yet, atomically with respect to other Python threads."},
+    {"map_chunksize", (PyCFunction)(void (*)(void))m_map_chunksize, METH_FASTCALL,
+     "map_chunksize(n, workers, chunksize) -> int: items per chunk (crew_map_chunksize, the one "
+     "chunk plan of every crew map); chunksize None: about 4 chunks per worker, 1 when n is 0 "
+     "(unknown); ValueError when chunksize < 1."},
     {"cpu_count", m_cpu_count, METH_NOARGS, "The CPUs this process may use (affinity, cgroup quota)."},
     {"set_runner", m_set_runner, METH_O, "Sets the Python runner of the 'crew.py' task."},
     {"worker_run", m_worker_run, METH_VARARGS,

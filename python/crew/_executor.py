@@ -4,7 +4,6 @@ import collections
 import concurrent.futures as cf
 import functools
 import itertools
-import math
 import os
 import signal
 import sys
@@ -469,17 +468,26 @@ class Executor(cf.Executor):
             raise ValueError(f'kind must be "threads", "processes" or None, not {kind!r}')
         return _Options(self, timeout, kind)
 
+    def _chunk_workers(self):
+        """The workers a map's chunks are planned over."""
+        return self._max_workers
+
+    def _chunksize(self, n, chunksize):
+        """Items per chunk for n items (0: an input of unknown length), by
+        the one chunk plan of every crew map, C's crew_map included
+        (crew_map_chunksize): chunksize itself, or None for about 4 chunks
+        per worker (1 for an unknown length). ValueError below 1."""
+        return _core.map_chunksize(n, self._chunk_workers(), chunksize)
+
     def _chunks(self, fn, items, chunksize, task_timeout, star=True, kind=None):
-        """Submits items in chunks: each item a tuple of arguments (star), or
-        the one argument."""
+        """Submits items in chunks as _chunksize plans them: each item a
+        tuple of arguments (star), or the one argument. One task per chunk;
+        its outcome is split back per item by _runtime.take_values."""
         n = len(items)
-        if chunksize is None:
-            chunksize = max(1, math.ceil(n / (self._max_workers * 4)))
-        elif chunksize < 1:
-            raise ValueError("chunksize must be >= 1")
+        size = self._chunksize(n, chunksize)
         flags = rt.F_CHUNK if star else rt.F_CHUNK1
-        return [self._submit(fn, items[i:i + chunksize], None, task_timeout, flags, kind)
-                for i in range(0, n, chunksize)]
+        return [self._submit(fn, items[i:i + size], None, task_timeout, flags, kind)
+                for i in range(0, n, size)]
 
     def map(self, fn, *iterables, timeout=None, chunksize=None, buffersize=None,
             progress=False, task_timeout=None, _place=None):
@@ -497,8 +505,7 @@ class Executor(cf.Executor):
 
         The iterator holds no result it has already yielded; closing it (or
         a timeout, or an error) cancels the tasks that have not started."""
-        if chunksize is not None and chunksize < 1:
-            raise ValueError("chunksize must be >= 1")
+        lazy_size = self._chunksize(0, chunksize)   # checks chunksize first, as before
         if buffersize is not None:
             if not isinstance(buffersize, int):
                 raise TypeError("buffersize must be an integer or None")
@@ -516,8 +523,7 @@ class Executor(cf.Executor):
             more = None
         else:
             args = zip(*iterables) if star else iter(iterables[0])
-            size = chunksize or 1
-            more = iter(lambda: list(itertools.islice(args, size)), [])
+            more = iter(lambda: list(itertools.islice(args, lazy_size)), [])
             futs = collections.deque(self._submit(fn, chunk, None, task_timeout, flags, _place)
                                      for chunk in itertools.islice(more, buffersize))
             bar = _progress_bar(progress, None)

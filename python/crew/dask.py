@@ -256,9 +256,6 @@ class DistributedExecutor(Executor):
                     name="crew-dask-collector", daemon=True)
                 self._collector.start()
 
-    def _chunk_values(self, res):
-        return rt.take_values(res)
-
     # ---------------------------------------------------------- shutdown --
 
     def shutdown(self, wait=True, *, cancel_futures=False):

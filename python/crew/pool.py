@@ -153,8 +153,9 @@ class Pool:
 
     def _lazy(self, func, iterable, chunksize, ordered, progress):
         self._check()
-        if chunksize < 1:
-            raise ValueError("chunksize must be >= 1")
+        if chunksize is None:   # as multiprocessing.Pool: an int, not "automatic"
+            raise TypeError("chunksize must be an integer >= 1, not None")
+        chunksize = self._ex._chunksize(0, chunksize)
         from ._executor import _progress_bar
         ex, items = self._ex, iter(iterable)
         # enough chunks ahead to keep every worker busy, few enough that a

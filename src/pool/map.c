@@ -1,4 +1,4 @@
-/* map.c — crew_map: many inputs packed into chunk messages, results unpacked in input order. */
+/* map.c — crew_map and the one chunk plan of every crew map (C and Python): items per chunk, inputs packed into chunk messages, results unpacked in input order. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +80,14 @@ static void unpack(crew_batch *b, crew_future *f, size_t from, size_t to)
     }
 }
 
+size_t crew_map_chunksize(size_t n, int workers, size_t chunk)
+{
+    if (chunk)
+        return chunk;
+    size_t parts = (size_t)(workers > 0 ? workers : 1) * 4;
+    return n ? (n - 1) / parts + 1 : 1; /* n / parts rounded up, without overflow */
+}
+
 int crew_map(crew_pool *p, const char *name, size_t n, const void *const *args,
              const size_t *lens, size_t chunk, crew_batch **out)
 {
@@ -89,12 +97,7 @@ int crew_map(crew_pool *p, const char *name, size_t n, const void *const *args,
     int rc = crew__task_hash(name, &h);
     if (rc < 0)
         return rc;
-    if (chunk == 0) {
-        size_t parts = (size_t)crew_pool_workers(p) * 4;
-        chunk = (n + parts - 1) / parts;
-        if (chunk == 0)
-            chunk = 1;
-    }
+    chunk = crew_map_chunksize(n, crew_pool_workers(p), chunk);
     crew_batch *b = calloc(1, sizeof *b);
     if (!b)
         return -ENOMEM;

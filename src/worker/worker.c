@@ -114,8 +114,11 @@ int crew_out_error(crew_out *out, const char *fmt, ...)
     return CREW_ETASK;
 }
 
-/* Runs one map chunk: items packed as [u64 len][bytes]..., results packed as
- * [i32 status][u32 pad][u64 len][bytes]... into out. */
+/* Runs one chunk of a crew_map (pool/map.c plans the chunks and packs them):
+ * items packed as [u64 len][bytes]..., the task called once per item,
+ * results packed as [i32 status][u32 pad][u64 len][bytes]... into out
+ * (map.c's unpack reads them back). Python's chunks are ordinary tasks: see
+ * docs/architecture.md, "The path of a map". */
 static int run_chunk(crew_task_fn fn, void *ud, const uint8_t *in, size_t inlen, crew_out *out)
 {
     uint8_t *res = NULL;

@@ -388,6 +388,39 @@ TEST(map_with_auto_and_explicit_chunks)
     crew_pool_free(p);
 }
 
+/* The one chunk plan (crew_map_chunksize, which Python's maps call too
+ * through _core.map_chunksize: tests/python/test_map_chunks.py pins the same
+ * figures), and crew_map sends exactly the chunks it plans. */
+TEST(map_chunks_follow_the_one_plan)
+{
+    CHECK_EQ_SZ(crew_map_chunksize(1000, 2, 0), 125); /* 4 chunks per worker */
+    CHECK_EQ_SZ(crew_map_chunksize(1001, 2, 0), 126); /* rounded up */
+    CHECK_EQ_SZ(crew_map_chunksize(5, 4, 0), 1);      /* never 0 */
+    CHECK_EQ_SZ(crew_map_chunksize(0, 4, 0), 1);      /* unknown length: 1 */
+    CHECK_EQ_SZ(crew_map_chunksize(10, 0, 0), 3);     /* no workers counts as 1 */
+    CHECK_EQ_SZ(crew_map_chunksize(10, -3, 0), 3);
+    CHECK_EQ_SZ(crew_map_chunksize(1000, 2, 7), 7);   /* an explicit size stands */
+    CHECK_EQ_SZ(crew_map_chunksize(SIZE_MAX, 1, 0), SIZE_MAX / 4 + 1); /* no overflow */
+
+    crew_options o = pool_opts(3);
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    const size_t ns[] = {1, 11, 12, 13, 1000};
+    const size_t chunks[] = {0, 1, 5};
+    for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
+        for (size_t c = 0; c < sizeof chunks / sizeof *chunks; c++) {
+            crew_stats before, after;
+            CHECK_OK(crew_pool_stats(p, &before));
+            int bad;
+            check_map(p, "add1", ns[a], chunks[c], false, &bad);
+            CHECK_EQ_INT(bad, 0);
+            CHECK_OK(crew_pool_stats(p, &after));
+            size_t size = crew_map_chunksize(ns[a], 3, chunks[c]);
+            CHECK_EQ_SZ((size_t)(after.submitted - before.submitted), (ns[a] + size - 1) / size);
+        }
+    crew_pool_free(p);
+}
+
 TEST(map_of_zero_items)
 {
     crew_options o = pool_opts(1);
