@@ -205,6 +205,12 @@ out:
     return rc;
 }
 
+void crew__forkserver_forget(void)
+{
+    fs_sock = -1;
+    fs_pid = -1;
+}
+
 bool crew__forkserver_running(void)
 {
     crew__lock(&fs_mu, CREW__LOCK_FORKSERVER);

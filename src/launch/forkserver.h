@@ -30,6 +30,12 @@ pid_t crew__forkserver_fork(int shm_fd, int slot);
  */
 pid_t crew__fork_parented(void);
 
+/* In a worker forked from the owner (its descriptors already closed, see
+ * base/fdset.h): forgets the owner's fork server, so that a pool made in a
+ * task starts a server of its own rather than write to a reused descriptor
+ * number. Lock-free: the child of a threaded parent may find fs_mu held. */
+void crew__forkserver_forget(void);
+
 /* In a process started as the fork server: serves and never returns.
  * Elsewhere returns at once. */
 void crew__forkserver_maybe_serve(void);

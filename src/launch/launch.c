@@ -212,7 +212,8 @@ static int launch_process(const crew__launch_req *r, crew__launched *out)
             }
             _exit(127);
         }
-        crew__fd_close_others(r->shm_fd); /* other pools' memfds, pidfds, ... */
+        crew__fd_close_others(-1); /* every pool's memfd, eventfd, pidfds, ...: it has its mapping */
+        crew__forkserver_forget(); /* the owner's fork server is not its own */
         crew__worker_loop(&r->reg, (uint32_t)r->slot);
         _exit(0);
     }

@@ -305,6 +305,10 @@ void crew__run_done(crew__fifo *done)
  */
 static void update_depth(crew_pool *p, uint64_t run_ns)
 {
+    /* run_ns is the worker's word (shared memory): bounded, so that no value
+     * a task forges wraps the sums below (a divide by zero killed the parent) */
+    if (run_ns > 1000000000000ull)
+        run_ns = 1000000000000ull;
     p->avg_task_ns = p->avg_task_ns ? (p->avg_task_ns * 7 + run_ns) / 8 : run_ns;
     uint64_t d = 200000 / (p->avg_task_ns + 1);
     uint64_t min = p->avg_task_ns >= 1000000 ? 1 : 2;
@@ -394,6 +398,7 @@ static void broke_protocol_locked(crew_pool *p, int i, const char *why)
     }
     snprintf(ws->errbuf, sizeof ws->errbuf, "broke crew's protocol (%s) and was killed", why);
     ws->broke_protocol = true;
+    atomic_store_explicit(&ws->deaf, true, memory_order_relaxed);
     ws->killing = true;
     crew__kill_worker(ws);
 }
@@ -483,7 +488,8 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
 static bool rings_nonempty(crew_pool *p)
 {
     for (int i = 0; i < p->nworkers; i++)
-        if (atomic_load_explicit(&crew__region_resp(&p->reg, (uint32_t)i)->tail,
+        if (!atomic_load_explicit(&p->w[i].deaf, memory_order_relaxed) &&
+            atomic_load_explicit(&crew__region_resp(&p->reg, (uint32_t)i)->tail,
                                  memory_order_acquire) !=
             atomic_load_explicit(&p->w[i].resp_head, memory_order_relaxed))
             return true;

@@ -57,6 +57,8 @@ typedef struct crew__wslot {
     bool retiring;               /* QUIT sent: no more tasks for this worker  */
     bool killing;                /* SIGKILL sent, waiting for its exit        */
     bool broke_protocol;         /* killed for a bad answer (errbuf says which) */
+    _Atomic bool deaf;           /* ... so its ring is not read: the collector,
+                                    without mu, does not wait on it either */
     crew__msg init_req;          /* the initializer request, freed on answer */
     char errbuf[160];            /* how its last worker ended                 */
     crew_future *kill_tag;       /* the task whose deadline got it killed     */

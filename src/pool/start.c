@@ -36,6 +36,7 @@ static int launch_prepare(crew_pool *p, int i, crew__launch_req *r)
     ws->ghost_end = 0;
     ws->ready = false;
     ws->retiring = ws->killing = ws->broke_protocol = false;
+    atomic_store_explicit(&ws->deaf, false, memory_order_relaxed);
     ws->kill_reason = 0;
     ws->kill_tag = NULL;
     ws->pid = 0;

@@ -110,7 +110,7 @@ int crew__region_map(int fd, crew__region *R)
     }
     L.shm = s;
     L.size = size;
-    L.shared_futex = s->shared_futex != 0;
+    L.shared_futex = 1; /* only process workers map a region: never read from it */
     L.arena.ctl = (crew__arena_ctl *)((char *)s + aoff);
     *R = L;
     return 0;

@@ -12,8 +12,9 @@
 /* "crew" plus the protocol's version in the top byte: a worker of another
  * libcrew (a stale build, another spawn_argv) refuses to map the region
  * rather than misread it. 1: workers say HELLO before they take tasks;
- * 2: workers claim each request before they run it (crew__slot.claimed). */
-#define CREW__MAGIC (0x00726577u | (2u << 24))
+ * 2: workers claim each request before they run it (crew__slot.claimed);
+ * 3: rings lie where the layout puts them (no offsets in the slots). */
+#define CREW__MAGIC (0x00726577u | (3u << 24))
 #define CREW__RING_CAP 256u     /* messages per ring                          */
 #define CREW__MAX_WORKERS 256
 _Static_assert(CREW__RING_CAP == CREW__RING_MAXCAP, "shared rings have room for the largest");

@@ -114,12 +114,28 @@ int crew_out_error(crew_out *out, const char *fmt, ...)
     return CREW_ETASK;
 }
 
+/* A task forked, and its child came back into the worker loop: the child is
+ * no worker (its parent is), and the rings are not its to touch; it leaves
+ * at once, saying why, giving back any arena room its answer r took (R).
+ * Async-signal-safe: a child of a threaded process. */
+static void forked_copy_leaves(const crew__region *R, const crew__msg *r)
+{
+    if (R && r)
+        crew__msg_free(&R->arena, r);
+    static const char msg[] = "crew: a process forked inside a task returned into crew's worker "
+                              "loop; it exits now (end such a child with os._exit() or exec)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    (void)w;
+    _exit(0);
+}
+
 /* Runs one chunk of a crew_map (pool/map.c plans the chunks and packs them):
  * items packed as [u64 len][bytes]..., the task called once per item,
  * results packed as [i32 status][u32 pad][u64 len][bytes]... into out
  * (map.c's unpack reads them back). Python's chunks are ordinary tasks: see
  * docs/architecture.md, "The path of a map". */
-static int run_chunk(crew_task_fn fn, void *ud, const uint8_t *in, size_t inlen, crew_out *out)
+static int run_chunk(crew_task_fn fn, void *ud, const uint8_t *in, size_t inlen, crew_out *out,
+                     pid_t me)
 {
     uint8_t *res = NULL;
     size_t rlen = 0, rcap = 0;
@@ -135,6 +151,8 @@ static int run_chunk(crew_task_fn fn, void *ud, const uint8_t *in, size_t inlen,
         }
         item.len = 0;
         int st = fn(in + pos, len, &item, ud);
+        if (getpid() != me) /* a copy the item forked: no more items here */
+            forked_copy_leaves(NULL, NULL);
         pos += len;
         size_t need = rlen + 16 + item.len;
         if (need > rcap) {
@@ -182,9 +200,13 @@ static uint64_t resident_bytes(void)
  * memory, which is corrupt: it aborts, as the parent does then. */
 static void slot_overwritten(bool thread, uint64_t claimed, uint64_t head, uint64_t tail)
 {
-    fprintf(stderr, "crew: worker %d: its slot in shared memory was overwritten (claimed %llu, "
-            "ring at %llu..%llu); it leaves\n", (int)getpid(), (unsigned long long)claimed,
-            (unsigned long long)head, (unsigned long long)tail);
+    char msg[200]; /* written whole with write(2): a fork child may not use stdio's locks */
+    int n = snprintf(msg, sizeof msg, "crew: worker %d: its slot in shared memory was "
+                     "overwritten (claimed %llu, ring at %llu..%llu); it leaves\n", (int)getpid(),
+                     (unsigned long long)claimed, (unsigned long long)head,
+                     (unsigned long long)tail);
+    ssize_t w = write(2, msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
+    (void)w;
     if (thread)
         abort();
     _exit(3);
@@ -255,18 +277,6 @@ static void respond(const crew__region *R, crew__ring *resp, const crew__msg *r)
     }
 }
 
-/* A task forked, and its child came back into the worker loop: the child is
- * no worker (its parent is), and the rings are not its to touch; it leaves
- * at once, saying why. Async-signal-safe: a child of a threaded process. */
-static void forked_copy_leaves(void)
-{
-    static const char msg[] = "crew: a process forked inside a task returned into crew's worker "
-                              "loop; it exits now (end such a child with os._exit() or exec)\n";
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-    _exit(0);
-}
-
 void crew__worker_loop(const crew__region *R, uint32_t i)
 {
     crew__shm *shm = R->shm;
@@ -316,11 +326,11 @@ void crew__worker_loop(const crew__region *R, uint32_t i)
             r.status = crew_out_error(&out, "no task with this name is registered in worker %d "
                                       "(register it before crew_main())", (int)getpid());
         else if (m.flags & CREW__MSG_CHUNK)
-            r.status = run_chunk(fn, ud, arg, m.len, &out);
+            r.status = run_chunk(fn, ud, arg, m.len, &out, me);
         else
             r.status = fn(arg, m.len, &out, ud);
         if (getpid() != me)
-            forked_copy_leaves();
+            forked_copy_leaves(R, &r);
         if (r.status == CREW_ETASK && r.len == 0)
             (void)crew_out_set(&out, "task failed", 12);
         uint64_t t1 = crew__now_ns();
