@@ -56,6 +56,7 @@ static int launch_prepare(crew_pool *p, int i, crew__launch_req *r)
         .kind = p->kind,
         .start = p->start,
         .spawn_argv = p->opt.spawn_argv,
+        .prelude_fd = p->prelude_fd,
         .launch = p->opt.launch,
         .launch_udata = p->opt.launch_udata,
         .on_exit = thread_left,
