@@ -48,7 +48,7 @@ typedef struct server {
 static pthread_mutex_t fs_mu = PTHREAD_MUTEX_INITIALIZER;
 static server *servers; /* fs_mu */
 static pid_t fs_owner;  /* the process they belong to (fs_mu) */
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static pthread_once_t fs_atfork_once = PTHREAD_ONCE_INIT;
 
 /* Sends one int and optionally one fd. */
 static int send_msg(int sock, int value, int fd)
@@ -372,7 +372,7 @@ fail:
 
 int crew__forkserver_start(char *const *argv, int prelude_fd)
 {
-    pthread_once(&atfork_once, register_atfork);
+    pthread_once(&fs_atfork_once, register_atfork);
     crew__lock(&fs_mu, CREW__LOCK_FORKSERVER);
     server *s = find_server(argv, prelude_fd);
     int rc = s ? start_locked(s) : -ENOMEM;
@@ -382,7 +382,7 @@ int crew__forkserver_start(char *const *argv, int prelude_fd)
 
 pid_t crew__forkserver_fork(char *const *argv, int prelude_fd, int shm_fd, int slot)
 {
-    pthread_once(&atfork_once, register_atfork);
+    pthread_once(&fs_atfork_once, register_atfork);
     crew__lock(&fs_mu, CREW__LOCK_FORKSERVER);
     server *s = find_server(argv, prelude_fd);
     int rc = s ? 0 : -ENOMEM;

@@ -142,8 +142,7 @@ int crew__fork_warning(char *buf, size_t len)
                  "thread%s. A forked worker gets a copy of every lock those threads held at that "
                  "moment (malloc, stdio, your own) with no thread left to release it, and can "
                  "deadlock. Create the pool before starting threads, or use the forkserver or "
-                 "spawn start method (CREW_START_FORKSERVER, CREW_START_SPAWN).", others,
-                 others == 1 ? "" : "s");
+                 "spawn start method.", others, others == 1 ? "" : "s");
     return others > 0 ? others : 0;
 }
 
@@ -151,7 +150,7 @@ void crew__warn_fork_with_threads(void)
 {
     char msg[512];
     if (!hooks_set && crew__fork_warning(msg, sizeof msg))
-        fprintf(stderr, "crew: warning: %s\n", msg);
+        fprintf(stderr, "crew: warning: %s (CREW_START_FORKSERVER, CREW_START_SPAWN)\n", msg);
 }
 
 crew_start_method crew_get_start_method(void)

@@ -698,7 +698,9 @@ static void release_fds_locked(crew_pool *p)
         close(p->evfd);
     if (p->shm_fd >= 0)
         close(p->shm_fd);
-    p->evfd = p->shm_fd = -1;
+    if (p->prelude_fd >= 0)
+        close(p->prelude_fd);
+    p->evfd = p->shm_fd = p->prelude_fd = -1;
 }
 
 /* Stops and joins the collector and the supervisor. Close and terminate
