@@ -56,7 +56,10 @@ DEAD_SERVER = textwrap.dedent("""
         assert servers, "no fork server"
         for server in servers:
             os.kill(server, signal.SIGKILL)
-            os.waitpid(server, 0)
+            try:
+                os.waitpid(server, 0)
+            except ChildProcessError:   # crew reaped it first (a worker was starting)
+                pass
         # the replacement worker may already be up (forked by the server before
         # it died; a child of ours): kill it too, so the next task needs a new one
         for child in psutil.Process().children():
