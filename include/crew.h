@@ -323,7 +323,8 @@ const char *crew_start_method_name(crew_start_method m);
  * Call at the top of main(), after registering tasks. In a normal run it
  * returns 0 at once (and, for the forkserver default, starts the fork server
  * while the program still has one thread). When this process was started as
- * a spawned worker it runs the worker loop and exits, never returning.
+ * a spawned worker it runs the worker loop and exits, never returning; when
+ * it was started as a fork server it serves, never returning.
  */
 int crew_main(int argc, char **argv);
 
