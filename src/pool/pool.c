@@ -15,8 +15,9 @@
  * drop its Python thread state: join_retired joins it later, unlocked; every
  * join asserts no lock is held), no callback runs (they run from the `done`
  * list after the unlock), no process is launched: fork, exec, the fork
- * server's round trip and a custom launcher (Python's takes the GIL) run
- * with p->mu released while the slot is STARTING (start.c).
+ * server's round trip, a custom launcher and the worker hooks around a fork
+ * (Python's take the GIL) run with p->mu released while the slot is
+ * STARTING (start.c).
  * Nothing in shared memory is a lock, so a worker that dies wedges nothing.
  */
 

@@ -115,8 +115,9 @@ int crew__start_worker_locked(crew_pool *p, int i)
         rc = crew__launch_worker(&r, &got);
         return launch_commit(p, i, rc, &got);
     }
-    /* fork, exec or the fork server may take long, and a custom launcher
-     * (Python's) takes the GIL: none of that happens under p->mu. The slot is
+    /* fork, exec or the fork server may take long, and the worker hooks
+     * around a fork (Python's) take the GIL: none of that happens under
+     * p->mu. The slot is
      * STARTING meanwhile: nothing is sent to it, close and terminate wait for
      * it (launch_commit), and only the supervisor starts processes, so no
      * one else starts this slot. */
