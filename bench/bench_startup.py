@@ -1,6 +1,6 @@
 """bench_startup.py — pool start-up time per start method: a 2-worker Executor made and one result got, in a fresh program (cold: the fork server starts too) and again in the same program (warm), against a peer interpreter (another crew install) measured in the same run, interleaved; medians of repeats.
 
-Usage: python bench/bench_startup.py [--peer PYTHON] [--rounds N]
+Usage: python bench/bench_startup.py [--peer PYTHON] [--rounds N] [--methods fork,spawn,forkserver]
 """
 import argparse
 import json
@@ -37,11 +37,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--peer", help="another interpreter with crew installed (e.g. a baseline)")
     ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--methods", default="fork,spawn,forkserver")
     a = ap.parse_args()
     pythons = {"this": sys.executable}
     if a.peer:
         pythons["peer"] = a.peer
-    methods = ("fork", "spawn", "forkserver")
+    methods = tuple(a.methods.split(","))
     times = {(p, m, k): [] for p in pythons for m in methods for k in (0, 1)}
     for _ in range(a.rounds):
         for m in methods:
