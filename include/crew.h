@@ -144,7 +144,12 @@ typedef struct crew_options {
     const void *init_arg;      /* its argument (copied), init_len bytes     */
     size_t init_len;
     size_t arena_size;         /* shared arena bytes (virtual); 0: 1 GiB     */
-    char *const *spawn_argv;   /* spawn: program + args to exec; NULL: this program */
+    char *const *spawn_argv;   /* spawn and fork server: program + args to exec;
+                                  NULL: this program (which calls crew_main) */
+    int prelude_fd;            /* spawn and fork server: a descriptor above 2
+                                  the exec'd program inherits, its number in
+                                  $CREW_PRELUDE (an interpreter's start-up
+                                  state, e.g. a sealed memfd); -1: none */
     crew_launch_fn launch;     /* processes: start workers this way instead  */
     void *launch_udata;
 } crew_options;
@@ -332,9 +337,42 @@ const char *crew_start_method_name(crew_start_method m);
  * Call at the top of main(), after registering tasks. In a normal run it
  * returns 0 at once (and, for the forkserver default, starts the fork server
  * while the program still has one thread). When this process was started as
- * a spawned worker it runs the worker loop and exits, never returning.
+ * a spawned worker it runs the worker loop and exits, never returning; when
+ * it was started as a fork server it serves, never returning.
  */
 int crew_main(int argc, char **argv);
+
+/*
+ * For an embedder that runs an interpreter in its workers (the Python
+ * package does): its own steps around crew's launchers, which stay crew's.
+ * Any hook may be NULL (crew's own step). They run on crew's threads (or in
+ * a new worker) holding none of crew's locks, so they may take the
+ * interpreter's lock.
+ *   before_fork        in the parent right before a fork launch's fork():
+ *                      0, or a negative errno (no fork; the launch fails)
+ *   after_fork_parent  in the parent right after it (whatever it returned)
+ *   after_fork_child   first thing in a worker forked by this process: fork
+ *                      launches and the children of the fork server this
+ *                      process is
+ *   run                a worker process's life in place of crew's: it must
+ *                      call crew_worker_run(shm_fd, slot) and returns the
+ *                      process's exit status; forked workers and a spawned
+ *                      worker (crew_main) run it
+ * Where spawned workers and fork servers of such a program come from:
+ * crew_options.spawn_argv (the interpreter and its bootstrap) and
+ * crew_options.prelude_fd; fork servers are shared by the pools whose
+ * program and prelude bytes are equal.
+ */
+typedef struct crew_worker_hooks {
+    int (*before_fork)(void);
+    void (*after_fork_parent)(void);
+    void (*after_fork_child)(void);
+    int (*run)(int shm_fd, int slot);
+} crew_worker_hooks;
+
+/* Sets this process's hooks (copied; NULL: none). Call it before the first
+ * pool is created. */
+void crew_set_worker_hooks(const crew_worker_hooks *h);
 
 /*
  * Runs the worker loop of slot `slot` of the pool whose shared memory is

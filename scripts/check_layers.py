@@ -30,7 +30,7 @@ C_LOWER = {
 
 # Python: module -> layer rank (higher may import lower, never the reverse)
 PY_RANKS = {"_core": 0, "_shared": 0,
-            "_runtime": 1, "_worker": 1, "_forkserver": 1,
+            "_runtime": 1, "_worker": 1,
             "_cli": 3, "__main__": 3}
 PY_PUBLIC = 2
 PY_NAMES = {0: "extension", 1: "runtime", 2: "public API", 3: "tools"}

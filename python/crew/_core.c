@@ -7,31 +7,25 @@
  * crew_future_on_done callbacks on crew's collector thread.
  *
  * The GIL is released around every call that blocks or takes the pool lock:
- * crew's supervisor thread may need the GIL (the fork launcher) while it
- * holds that lock.
+ * crew's supervisor thread takes the GIL to fork a worker (the fork hooks),
+ * never while it holds that lock.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
-#include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "crew.h"
 #include "_errors.h"
-#include "pool/bindings.h" /* internal: crew's own threads, the fork server's fork */
+#include "pool/bindings.h" /* internal: crew's own threads, become(), the fork servers */
 
 /* Py_IsFinalizing() is public API from Python 3.13 on. 3.11 and 3.12 have
  * only the private _Py_IsFinalizing(), with the same meaning; there is no
@@ -44,8 +38,6 @@
 
 #define TASK_NAME "crew.py"
 #define MAX_PARTS 64
-
-extern char **environ;
 
 /* ------------------------------------------------------------ state -- */
 
@@ -303,46 +295,42 @@ done:
     return rc;
 }
 
-/* ------------------------------------------------------- launchers -- */
+/* ---------------------------------------------------- worker hooks -- */
 
-enum { L_FORK = 1, L_SPAWN = 2, L_FORKSERVER = 3 };
+/*
+ * libcrew's launchers start every process worker (fork, spawn and the fork
+ * server are libcrew's alone); these are Python's steps around them, set
+ * once for the process (crew_set_worker_hooks). The fork steps run on the
+ * thread that forks (a pool's supervisor, or the fork server's one thread),
+ * which holds none of crew's locks: taking the GIL there is in the lock
+ * order (src/base/lockorder.h). A spawned worker and a fork server are this
+ * interpreter running crew._worker's bootstrap, which applies the parent's
+ * prelude and then calls become() below.
+ */
 
-typedef struct launcher {
-    int method;
-    char **argv;     /* spawn: program and arguments; the prelude's fd, the
-                        region's fd and the slot are appended */
-    int argc;
-    int prelude_fd;  /* spawn: sealed memfd with the parent's preparation
-                        data (close-on-exec; a copy crosses each exec) */
-    char *sock_path; /* forkserver: the server's socket */
-    char *fs_extra;  /* forkserver: sent after the slot in every request */
-    size_t fs_extra_len;
-    PyObject *fs_restart; /* forkserver: () -> the socket path of a running
-                             server (a new one when this one died) */
-} launcher;
+static __thread PyGILState_STATE fork_gil; /* before_fork -> after_fork_parent */
 
-static void launcher_free(launcher *L)
+static int hook_before_fork(void)
 {
-    if (!L)
-        return;
-    if (L->argv) {
-        for (int i = 0; i < L->argc; i++)
-            free(L->argv[i]);
-        free(L->argv);
-    }
-    free(L->sock_path);
-    free(L->fs_extra);
-    if (L->fs_restart && !Py_IsFinalizing()) { /* any thread: take the GIL */
-        PyGILState_STATE g = PyGILState_Ensure();
-        Py_DECREF(L->fs_restart);
-        PyGILState_Release(g);
-    }
-    if (L->prelude_fd >= 0)
-        close(L->prelude_fd);
-    free(L);
+    if (Py_IsFinalizing())
+        return -ECANCELED;
+    fork_gil = PyGILState_Ensure();
+    PyOS_BeforeFork();
+    return 0;
 }
 
-/* Calls crew._runtime.<name>() in a fresh worker process; errors are printed. */
+static void hook_after_fork_parent(void)
+{
+    PyOS_AfterFork_Parent();
+    PyGILState_Release(fork_gil);
+}
+
+static void hook_after_fork_child(void)
+{
+    PyOS_AfterFork_Child(); /* this thread holds the GIL: before_fork took it */
+}
+
+/* Calls crew._runtime.<name>() in a worker process; errors are printed. */
 static void call_runtime_hook(const char *name)
 {
     PyObject *mod = PyImport_ImportModule("crew._runtime");
@@ -353,12 +341,11 @@ static void call_runtime_hook(const char *name)
     Py_XDECREF(mod);
 }
 
-/* In a forked worker (GIL held): runs the worker loop and never returns. */
-static void forked_child_run(int shm_fd, int slot)
+/* A process worker's life (forked or spawned): the runtime's first steps,
+ * the worker loop with the GIL released, its last steps. */
+static int hook_run(int shm_fd, int slot)
 {
-    char name[16];
-    snprintf(name, sizeof name, "crew:worker%d", slot);
-    crew__name_thread(name); /* what ps and top show */
+    PyGILState_STATE g = PyGILState_Ensure();
     sigset_t none;
     sigemptyset(&none);
     pthread_sigmask(SIG_SETMASK, &none, NULL);
@@ -370,67 +357,16 @@ static void forked_child_run(int shm_fd, int slot)
     if (rc < 0)
         fprintf(stderr, "crew: worker cannot map its pool: %s\n", crew_strerror(rc));
     call_runtime_hook("process_worker_exit");
-    _exit(rc < 0 ? 2 : 0);
-}
-
-static pid_t launch_fork(int shm_fd, int slot)
-{
-    if (Py_IsFinalizing())
-        return -ECANCELED;
-    PyGILState_STATE g = PyGILState_Ensure();
-    PyOS_BeforeFork();
-    pid_t pid = fork();
-    if (pid == 0) {
-        PyOS_AfterFork_Child();
-        forked_child_run(shm_fd, slot);
-    }
-    int e = errno;
-    PyOS_AfterFork_Parent();
     PyGILState_Release(g);
-    return pid < 0 ? -e : pid;
+    return rc < 0 ? 2 : 0;
 }
 
-static pid_t launch_spawn(launcher *L, int shm_fd, int slot)
-{
-    /* copies without close-on-exec: these two cross the exec */
-    int fd = fcntl(shm_fd, F_DUPFD, 3);
-    if (fd < 0)
-        return -errno;
-    int pfd = fcntl(L->prelude_fd, F_DUPFD, 3);
-    if (pfd < 0) {
-        int e = -errno;
-        close(fd);
-        return e;
-    }
-    char pbuf[16], fdbuf[16], slotbuf[16];
-    snprintf(pbuf, sizeof pbuf, "%d", pfd);
-    snprintf(fdbuf, sizeof fdbuf, "%d", fd);
-    snprintf(slotbuf, sizeof slotbuf, "%d", slot);
-    char **argv = calloc((size_t)L->argc + 4, sizeof *argv);
-    if (!argv) {
-        close(fd);
-        close(pfd);
-        return -ENOMEM;
-    }
-    for (int i = 0; i < L->argc; i++)
-        argv[i] = L->argv[i];
-    argv[L->argc] = pbuf;
-    argv[L->argc + 1] = fdbuf;
-    argv[L->argc + 2] = slotbuf;
-    posix_spawnattr_t at;
-    posix_spawnattr_init(&at);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&at, &none); /* crew's threads block every signal */
-    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK);
-    pid_t pid = -1;
-    int rc = posix_spawn(&pid, argv[0], NULL, &at, argv, environ);
-    posix_spawnattr_destroy(&at);
-    free(argv);
-    close(fd);
-    close(pfd);
-    return rc ? -rc : pid;
-}
+static const crew_worker_hooks py_hooks = {
+    .before_fork = hook_before_fork,
+    .after_fork_parent = hook_after_fork_parent,
+    .after_fork_child = hook_after_fork_child,
+    .run = hook_run,
+};
 
 static char *dup_utf8(PyObject *o)
 {
@@ -441,109 +377,6 @@ static char *dup_utf8(PyObject *o)
     if (!d)
         PyErr_NoMemory();
     return d;
-}
-
-/*
- * The fork server is gone (its socket refuses, or is no more): asks Python
- * for a running one (crew._forkserver.ensure_running starts another) and
- * keeps its socket path. Called by the supervisor thread, which holds no
- * crew lock (launches run outside the pool lock), so taking the GIL is in
- * the lock order. 0, or -ENOTCONN when no server could be had.
- */
-static int forkserver_restart(launcher *L)
-{
-    if (!L->fs_restart || Py_IsFinalizing())
-        return -ENOTCONN;
-    PyGILState_STATE g = PyGILState_Ensure();
-    int rc = -ENOTCONN;
-    PyObject *path = PyObject_CallNoArgs(L->fs_restart);
-    char *p = path ? dup_utf8(path) : NULL;
-    if (p) {
-        free(L->sock_path);
-        L->sock_path = p; /* only this pool's supervisor reads it */
-        rc = 0;
-    } else {
-        PyErr_WriteUnraisable(L->fs_restart); /* says why no server started */
-    }
-    Py_XDECREF(path);
-    PyGILState_Release(g);
-    return rc;
-}
-
-/* Connects to the fork server: the socket, or a negative errno. */
-static int forkserver_connect(const launcher *L)
-{
-    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -errno;
-    struct sockaddr_un sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sun_family = AF_UNIX;
-    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", L->sock_path);
-    if (connect(s, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        int e = -errno;
-        close(s);
-        return e;
-    }
-    return s;
-}
-
-static pid_t launch_forkserver(launcher *L, int shm_fd, int slot)
-{
-    int s = forkserver_connect(L);
-    if ((s == -ECONNREFUSED || s == -ENOENT) && forkserver_restart(L) == 0)
-        s = forkserver_connect(L); /* the server died: a new one, once */
-    if (s < 0)
-        return s == -ECONNREFUSED || s == -ENOENT ? -ENOTCONN : s;
-    pid_t result = -ENOTCONN;
-    int32_t msg = slot;
-    struct iovec iov[2] = {{&msg, sizeof msg}, {L->fs_extra, L->fs_extra_len}};
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    memset(&u, 0, sizeof u);
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = L->fs_extra_len ? 2 : 1, .msg_control = u.buf,
-                        .msg_controllen = sizeof u.buf};
-    struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &shm_fd, sizeof(int));
-    if (sendmsg(s, &mh, MSG_NOSIGNAL) < 0) {
-        result = -errno;
-        goto out;
-    }
-    int32_t pid = 0;
-    size_t got = 0;
-    while (got < sizeof pid) {
-        struct pollfd pf = {s, POLLIN, 0};
-        if (poll(&pf, 1, 30000) <= 0) {
-            result = -ETIMEDOUT;
-            goto out;
-        }
-        ssize_t r = read(s, (char *)&pid + got, sizeof pid - got);
-        if (r <= 0) {
-            result = -EPIPE;
-            goto out;
-        }
-        got += (size_t)r;
-    }
-    result = pid > 0 ? pid : (pid < 0 ? pid : -ECHILD);
-out:
-    close(s);
-    return result;
-}
-
-static pid_t py_launch(int shm_fd, int slot, void *udata)
-{
-    launcher *L = udata;
-    switch (L->method) {
-    case L_FORK: return launch_fork(shm_fd, slot);
-    case L_SPAWN: return launch_spawn(L, shm_fd, slot);
-    case L_FORKSERVER: return launch_forkserver(L, shm_fd, slot);
-    default: return -EINVAL;
-    }
 }
 
 /* ---------------------------------------------------------- Future -- */
@@ -763,21 +596,13 @@ static void done_cb(crew_future *f, void *ud)
 typedef struct {
     PyObject_HEAD
     crew_pool *p;
-    launcher *L;
+    bool fork; /* its workers start by fork (Pool_submit) */
 } PoolObject;
-
-typedef struct {
-    crew_pool *p;
-    launcher *L;
-} free_job;
 
 static void *free_thread(void *arg)
 {
     crew__name_thread("crew:free");
-    free_job *j = arg;
-    crew_pool_free(j->p);
-    launcher_free(j->L);
-    free(j);
+    crew_pool_free(arg);
     return NULL;
 }
 
@@ -790,31 +615,18 @@ static int on_pool_thread(crew_pool *p)
 static void pool_release(PoolObject *self)
 {
     crew_pool *p = self->p;
-    launcher *L = self->L;
     self->p = NULL;
-    self->L = NULL;
-    if (!p) {
-        launcher_free(L);
+    if (!p)
         return;
-    }
     if (on_pool_thread(p)) { /* it cannot join itself: free it from a helper */
-        free_job *j = malloc(sizeof *j);
         pthread_t t;
-        if (j) {
-            j->p = p;
-            j->L = L;
-            if (pthread_create(&t, NULL, free_thread, j) == 0) {
-                pthread_detach(t);
-                return;
-            }
-            free(j);
-        }
-        return; /* leaked rather than deadlocked */
+        if (pthread_create(&t, NULL, free_thread, p) == 0)
+            pthread_detach(t);
+        return; /* (else leaked rather than deadlocked) */
     }
     Py_BEGIN_ALLOW_THREADS
     crew_pool_free(p);
     Py_END_ALLOW_THREADS
-    launcher_free(L);
 }
 
 static void Pool_dealloc(PoolObject *self)
@@ -835,20 +647,20 @@ static PyObject *raise_crew(int rc, const char *what)
 static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"kind", "workers", "start", "task_timeout", "max_tasks",
-                             "init", "spawn_argv", "sock_path", "arena_size", "prelude_fd",
-                             "fs_extra", "fs_restart", NULL};
+                             "init", "spawn_argv", "arena_size", "prelude_fd", NULL};
     int kind, workers = 0, start = 0, prelude_fd = -1;
     double task_timeout = 0;
     unsigned long max_tasks = 0;
-    Py_buffer init = {0}, extra = {0};
-    PyObject *argv_obj = Py_None, *sock_obj = Py_None, *restart = Py_None;
+    Py_buffer init = {0};
+    PyObject *argv_obj = Py_None;
     unsigned long long arena = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "i|iidkz*OOKiz*O", kwlist, &kind, &workers,
-                                     &start, &task_timeout, &max_tasks, &init, &argv_obj,
-                                     &sock_obj, &arena, &prelude_fd, &extra, &restart))
+    char **argv = NULL;
+    Py_ssize_t argc = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "i|iidkz*OKi", kwlist, &kind, &workers, &start,
+                                     &task_timeout, &max_tasks, &init, &argv_obj, &arena,
+                                     &prelude_fd))
         return NULL;
     PoolObject *self = (PoolObject *)type->tp_alloc(type, 0);
-    launcher *L = NULL;
     if (!self)
         goto fail;
     crew_options o;
@@ -864,78 +676,43 @@ static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         o.init_len = (size_t)init.len;
     }
     if (o.kind == CREW_PROCESSES) {
-        L = calloc(1, sizeof *L);
-        if (!L) {
-            PyErr_NoMemory();
+        if (start != CREW_START_FORK && start != CREW_START_SPAWN &&
+            start != CREW_START_FORKSERVER) {
+            PyErr_SetString(PyExc_ValueError, "start must be 1 (fork), 2 (spawn), 3 (forkserver)");
             goto fail;
         }
-        L->method = start;
-        L->prelude_fd = -1;
-        if (start == L_SPAWN) {
-            if (prelude_fd < 0) {
-                PyErr_SetString(PyExc_ValueError, "spawn needs prelude_fd");
-                goto fail;
-            }
-            L->prelude_fd = fcntl(prelude_fd, F_DUPFD_CLOEXEC, 3); /* the pool's own copy */
-            if (L->prelude_fd < 0) {
-                PyErr_SetFromErrno(PyExc_OSError);
+        o.start = (crew_start_method)start;
+        self->fork = start == CREW_START_FORK;
+        if (start != CREW_START_FORK) {
+            /* libcrew execs this interpreter running crew's bootstrap, with
+             * the prelude (the parent's start-up state) */
+            if (prelude_fd < 3) {
+                PyErr_SetString(PyExc_ValueError, "spawn and forkserver need prelude_fd");
                 goto fail;
             }
             PyObject *seq = PySequence_Fast(argv_obj, "spawn_argv must be a list of str");
             if (!seq)
                 goto fail;
             Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-            L->argv = calloc((size_t)n + 1, sizeof(char *));
-            if (!L->argv) {
+            argv = calloc((size_t)n + 1, sizeof(char *));
+            if (!argv) {
                 Py_DECREF(seq);
                 PyErr_NoMemory();
                 goto fail;
             }
-            for (Py_ssize_t i = 0; i < n; i++) {
-                L->argv[i] = dup_utf8(PySequence_Fast_GET_ITEM(seq, i));
-                if (!L->argv[i]) {
+            for (; argc < n; argc++)
+                if (!(argv[argc] = dup_utf8(PySequence_Fast_GET_ITEM(seq, argc)))) {
                     Py_DECREF(seq);
                     goto fail;
                 }
-                L->argc = (int)i + 1;
-            }
             Py_DECREF(seq);
-            if (L->argc < 1) {
+            if (argc < 1) {
                 PyErr_SetString(PyExc_ValueError, "spawn_argv is empty");
                 goto fail;
             }
-        } else if (start == L_FORKSERVER) {
-            if (sock_obj == Py_None || !(L->sock_path = dup_utf8(sock_obj))) {
-                if (!PyErr_Occurred())
-                    PyErr_SetString(PyExc_ValueError, "forkserver needs sock_path");
-                goto fail;
-            }
-            if (restart != Py_None) {
-                if (!PyCallable_Check(restart)) {
-                    PyErr_SetString(PyExc_TypeError, "fs_restart must be callable");
-                    goto fail;
-                }
-                L->fs_restart = Py_NewRef(restart);
-            }
-            if (extra.buf && extra.len) {
-                if (extra.len > 8192) {
-                    PyErr_SetString(PyExc_ValueError, "fs_extra is longer than 8 KiB");
-                    goto fail;
-                }
-                L->fs_extra = malloc((size_t)extra.len);
-                if (!L->fs_extra) {
-                    PyErr_NoMemory();
-                    goto fail;
-                }
-                memcpy(L->fs_extra, extra.buf, (size_t)extra.len);
-                L->fs_extra_len = (size_t)extra.len;
-            }
-        } else if (start != L_FORK) {
-            PyErr_SetString(PyExc_ValueError, "start must be 1 (fork), 2 (spawn), 3 (forkserver)");
-            goto fail;
+            o.spawn_argv = argv;   /* the pool copies both */
+            o.prelude_fd = prelude_fd;
         }
-        o.launch = py_launch;
-        o.launch_udata = L;
     }
     int rc;
     crew_pool *p = NULL;
@@ -947,16 +724,17 @@ static PyObject *Pool_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         goto fail;
     }
     self->p = p;
-    self->L = L;
     PyBuffer_Release(&init);
-    PyBuffer_Release(&extra);
+    for (Py_ssize_t i = 0; i < argc; i++)
+        free(argv[i]);
+    free(argv);
     return (PyObject *)self;
 fail:
     if (init.buf)
         PyBuffer_Release(&init);
-    if (extra.buf)
-        PyBuffer_Release(&extra);
-    launcher_free(L);
+    for (Py_ssize_t i = 0; argv && i < argc; i++)
+        free(argv[i]);
+    free(argv);
     Py_XDECREF(self);
     return NULL;
 }
@@ -1003,10 +781,10 @@ static PyObject *Pool_submit(PoolObject *self, PyObject *args)
     /* Dropping the GIL hands it to crew's collector, which wants it for the
      * completions: on a busy pool the submitter then waits a switch interval
      * to get it back. So a submit keeps the GIL when nothing can make it
-     * wait: the fork launcher takes the GIL while holding the pool's lock
-     * (release it there), and a full arena waits for completions (nowait,
+     * wait: a fork pool's supervisor takes the GIL to fork (the fork hooks;
+     * release it there), and a full arena waits for completions (nowait,
      * then retry without the GIL). */
-    bool keep_gil = !(self->L && self->L->method == L_FORK);
+    bool keep_gil = !self->fork;
     if (keep_gil) {
         crew_submit_opts now = {.timeout = timeout, .nowait = 1};
         rc = crew_submitv(self->p, TASK_NAME, iov, (int)n, &now, &f);
@@ -1178,8 +956,9 @@ static PyType_Slot Pool_slots[] = {
     {Py_tp_new, Pool_new},
     {Py_tp_methods, Pool_methods},
     {Py_tp_doc, "Pool(kind, workers=0, start=0, task_timeout=0.0, max_tasks=0, init=None, "
-                "spawn_argv=None, sock_path=None, arena_size=0, prelude_fd=-1, fs_extra=None, "
-                "fs_restart=None): a libcrew pool (private)."},
+                "spawn_argv=None, arena_size=0, prelude_fd=-1): a libcrew pool (private); "
+                "spawn and forkserver workers exec spawn_argv (the interpreter running "
+                "crew's bootstrap) with the prelude memfd prelude_fd."},
     {0, NULL},
 };
 
@@ -1206,48 +985,53 @@ static PyObject *m_set_runner(PyObject *m, PyObject *fn)
     Py_RETURN_NONE;
 }
 
-static PyObject *m_worker_run(PyObject *m, PyObject *args)
+/* become(server, worker): the bootstrap of a spawned worker or a fork
+ * server, once its prelude is applied: libcrew serves as the fork server,
+ * or runs the worker, and the process exits. */
+static PyObject *m_become(PyObject *m, PyObject *args)
 {
     (void)m;
-    int fd, slot, rc;
-    if (!PyArg_ParseTuple(args, "ii", &fd, &slot))
+    const char *server, *worker;
+    if (!PyArg_ParseTuple(args, "zz", &server, &worker))
         return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    rc = crew_worker_run(fd, slot);
+    int rc;
+    Py_BEGIN_ALLOW_THREADS /* the hooks take the GIL for each fork and worker */
+    rc = crew__become(server, worker);
     Py_END_ALLOW_THREADS
-    if (rc < 0)
-        return raise_crew(rc, "worker_run");
-    Py_RETURN_NONE;
+    return raise_crew(rc, "become");
 }
 
-/* Fork server: forks a worker as a sibling (CLONE_PARENT: a child of the
- * pool owner, who can then reap it); the child never returns. */
-static PyObject *m_fork_worker(PyObject *m, PyObject *args)
+/* The pids of this process's running fork servers. */
+static PyObject *m_forkserver_pids(PyObject *m, PyObject *Py_UNUSED(a))
 {
     (void)m;
-    int fd, slot, clone_parent = 1;
-    if (!PyArg_ParseTuple(args, "ii|p", &fd, &slot, &clone_parent))
-        return NULL;
-    PyOS_BeforeFork();
-    long pid = clone_parent ? (long)crew__fork_parented() : (long)fork();
-    if (pid == 0) {
-        PyOS_AfterFork_Child();
-        forked_child_run(fd, slot);
+    pid_t pids[64];
+    int n;
+    Py_BEGIN_ALLOW_THREADS /* it takes the fork servers' lock */
+    n = crew__forkserver_pids(pids, 64);
+    Py_END_ALLOW_THREADS
+    if (n > 64)
+        n = 64;
+    PyObject *l = PyList_New(n);
+    for (int i = 0; l && i < n; i++) {
+        PyObject *v = PyLong_FromLong(pids[i]);
+        if (!v) {
+            Py_CLEAR(l);
+            break;
+        }
+        PyList_SET_ITEM(l, i, v);
     }
-    int e = errno;
-    PyOS_AfterFork_Parent();
-    if (pid < 0) {
-        errno = e;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    return PyLong_FromLong(pid);
+    return l;
 }
 
-/* Threads of this process other than the caller and crew's own threads. */
-static PyObject *m_other_threads(PyObject *m, PyObject *Py_UNUSED(a))
+/* libcrew's fork-with-threads warning, or None when no other thread runs. */
+static PyObject *m_fork_warning(PyObject *m, PyObject *Py_UNUSED(a))
 {
     (void)m;
-    return PyLong_FromLong(crew__other_threads()); /* libcrew's own counter */
+    char msg[512];
+    if (!crew__fork_warning(msg, sizeof msg))
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(msg);
 }
 
 /* The default start method, kept by libcrew for C and Python alike. */
@@ -1379,23 +1163,25 @@ static PyMethodDef module_methods[] = {
      "(unknown); ValueError when chunksize < 1."},
     {"cpu_count", m_cpu_count, METH_NOARGS, "The CPUs this process may use (affinity, cgroup quota)."},
     {"set_runner", m_set_runner, METH_O, "Sets the Python runner of the 'crew.py' task."},
-    {"worker_run", m_worker_run, METH_VARARGS,
-     "worker_run(fd, slot): runs the worker loop (GIL released) until the pool says quit."},
-    {"fork_worker", m_fork_worker, METH_VARARGS,
-     "fork_worker(fd, slot, clone_parent=True) -> pid: forks a process worker."},
+    {"become", m_become, METH_VARARGS,
+     "become(server, worker): the values of $CREW_FORKSERVER and $CREW_WORKER (one is None); "
+     "this process becomes that fork server or spawned worker and exits."},
+    {"forkserver_pids", m_forkserver_pids, METH_NOARGS,
+     "The pids of this process's running fork servers."},
+    {"fork_warning", m_fork_warning, METH_NOARGS,
+     "libcrew's fork-with-threads warning, or None when no other thread runs."},
     {"strerror", m_strerror, METH_O, "crew_strerror(code)."},
     {"get_start_method", m_get_start_method, METH_NOARGS,
      "The default start method (libcrew's, shared with C code in this process)."},
     {"set_start_method", m_set_start_method, METH_O,
      "Sets libcrew's default start method: 'fork', 'spawn' or 'forkserver'."},
-    {"other_threads", m_other_threads, METH_NOARGS,
-     "Threads of this process besides the caller and crew's own."},
     {NULL, NULL, 0, NULL},
 };
 
 static int module_exec(PyObject *m)
 {
     core_state *st = get_state(m);
+    crew_set_worker_hooks(&py_hooks); /* the same for every import: this process is Python */
     int rc = crew_register(TASK_NAME, py_task, NULL);
     if (rc < 0 && rc != -EEXIST) {
         PyErr_Format(PyExc_RuntimeError, "crew: cannot register the Python task: %s",
@@ -1428,9 +1214,9 @@ static int module_exec(PyObject *m)
     K("ETIMEDOUT", -ETIMEDOUT)
     K("ECANCELED", -ECANCELED)
     K("EINPROGRESS", -EINPROGRESS)
-    K("START_FORK", L_FORK)
-    K("START_SPAWN", L_SPAWN)
-    K("START_FORKSERVER", L_FORKSERVER)
+    K("START_FORK", CREW_START_FORK)
+    K("START_SPAWN", CREW_START_SPAWN)
+    K("START_FORKSERVER", CREW_START_FORKSERVER)
     K("THREADS", 1)
     K("PROCESSES", 2)
 #undef K

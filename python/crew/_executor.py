@@ -2,7 +2,7 @@
 import atexit
 import collections
 import concurrent.futures as cf
-import functools
+import errno
 import itertools
 import os
 import signal
@@ -17,6 +17,15 @@ from concurrent.futures._base import (CANCELLED, CANCELLED_AND_NOTIFIED, FINISHE
 from . import _core, _runtime as rt
 
 _START_METHODS = ("forkserver", "spawn", "fork")
+_MAIN_GUARD = ("{what} the main script {main} (its traceback is above). A process worker "
+               "imports the main script to find its functions: code that starts a pool at the "
+               "script's top level must sit under if __name__ == \"__main__\": (the main guard)")
+
+
+def _main_path(name="__main__"):
+    """The main script, when it is a file a worker imports (in a worker
+    importing it: the module "__mp_main__")."""
+    return getattr(sys.modules.get(name), "__file__", None)
 _default_start = None
 _live = weakref.WeakSet()
 
@@ -341,40 +350,35 @@ class Executor(cf.Executor):
         self._lock = threading.Lock()
         self._init_key = 0
         start = 0
-        spawn_argv = sock = None
-        spawn_prep = None     # spawn: the parent's preparation data (sent in a memfd)
-        fs_extra = None       # forkserver: what each fork request carries
-        fs_restart = None     # forkserver: () -> a running server's socket path
+        spawn_argv = None
+        prep = None           # spawn, forkserver: the parent's preparation data (a memfd)
         self._start_method = None
         if kind == "processes":
             method = start_method or get_start_method()
             if method not in _START_METHODS:
                 raise ValueError(f"unknown start method {method!r}; use one of {_START_METHODS}")
+            if rt.BOOTSTRAPPING:
+                raise RuntimeError("crew: a process pool was started " + _MAIN_GUARD.format(
+                    what="while a process worker imported", main=_main_path("__mp_main__")))
             self._start_method = method
             if method == "fork":
-                others = _core.other_threads()   # crew's own threads excluded
-                if others:
+                msg = _core.fork_warning()   # libcrew's one warning; crew's threads excluded
+                if msg:
                     names = [t.name for t in threading.enumerate()
                              if t is not threading.current_thread()
                              and not isinstance(t, threading._DummyThread)]
-                    warnings.warn(
-                        f"crew: the fork start method is used while this process runs "
-                        f"{others} other thread(s) ({', '.join(names[:5]) or 'not Python'}); a forked worker may inherit locks held by them and "
-                        f"deadlock. Create the executor before starting threads, or use "
-                        f'start_method="forkserver" or "spawn".', RuntimeWarning, stacklevel=2)
+                    warnings.warn(f"crew: {msg} (threads: {', '.join(names[:5]) or 'not Python'})",
+                                  RuntimeWarning, stacklevel=2)
                 start = _core.START_FORK
             else:
+                # libcrew's spawn and fork server exec this interpreter running
+                # crew's bootstrap (_worker), which applies the prelude; a fork
+                # server serves every pool with the same prelude, and one
+                # killed from outside is started again when a worker needs it
                 from . import _worker
                 prep = _worker.preparation()
-                if method == "spawn":
-                    start, spawn_argv = _core.START_SPAWN, _worker.spawn_argv()
-                    spawn_prep = prep
-                else:
-                    from . import _forkserver
-                    start, sock = _core.START_FORKSERVER, _forkserver.ensure_running(prep)
-                    fs_extra = _forkserver.request_extra(prep)
-                    # a server killed from outside is replaced when a worker next starts
-                    fs_restart = functools.partial(_forkserver.ensure_running, prep)
+                start = _core.START_SPAWN if method == "spawn" else _core.START_FORKSERVER
+                spawn_argv = _worker.boot_argv()
         init = None
         if initializer is not None:
             # a thread pool shares the initializer; a fork pool's workers inherit
@@ -386,25 +390,37 @@ class Executor(cf.Executor):
                 init = rt.token(self._init_key, b"K")
         if kind == "processes" and self._start_method != "fork":
             # spawned and fork-server workers get the initializer pickled, and
-            # multiprocessing's authkey with it (a forked one inherits both), so
-            # that a task can use the parent's Manager proxies and listeners;
-            # it travels through the pool's shared memory, never argv
+            # with it multiprocessing's authkey (so that a task can use the
+            # parent's Manager proxies and listeners), the working directory
+            # and the root log level (a forked one inherits all of them); it
+            # travels through the pool's shared memory, never argv
             import multiprocessing
-            setup = {"authkey": bytes(multiprocessing.current_process().authkey)}
+            setup = {"authkey": bytes(multiprocessing.current_process().authkey),
+                     "log_level": rt.logging.getLogger().getEffectiveLevel()}
+            try:
+                setup["cwd"] = os.getcwd()
+            except OSError:
+                pass    # the directory was removed: the worker stays where it starts
             init = b"".join(bytes(p) for p in rt.encode_call(initializer, tuple(initargs), setup,
                                                             rt.F_INIT))
         prelude = -1
-        if spawn_prep is not None:
+        if prep is not None:
             from . import _worker
-            prelude = _worker.prelude_fd(spawn_prep)
+            prelude = _worker.prelude_fd(prep)
         try:
             self._pool = _core.Pool(1 if kind == "threads" else 2, max_workers, start,
                                     float(task_timeout or 0), int(max_tasks_per_child or 0),
-                                    init, spawn_argv, sock, int(arena_size or 0), prelude,
-                                    fs_extra, fs_restart)
+                                    init, spawn_argv, int(arena_size or 0), prelude)
+        except OSError as e:
+            if start == _core.START_FORKSERVER and e.errno == errno.ENOTCONN:
+                main = _main_path()
+                raise RuntimeError("crew: the fork server exited before it served" + (
+                    " " + _MAIN_GUARD.format(what="while it imported", main=main)
+                    if main else " (its error is above)")) from e
+            raise
         finally:
             if prelude >= 0:
-                os.close(prelude)   # the pool's launcher holds its own copy
+                os.close(prelude)   # the pool holds its own copy
         self._ref = weakref.ref(self)
         _live.add(self)
 

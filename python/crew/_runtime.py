@@ -52,7 +52,7 @@ F_CALL, F_CHUNK, F_INIT, F_CHUNK1 = 0, 1, 2, 3
 CHUNKS = (F_CHUNK, F_CHUNK1)
 
 IN_WORKER = False     # true in a process worker
-FORKSERVER_LOG_LEVEL = None  # in the fork server: the parent's root log level
+BOOTSTRAPPING = False  # a spawned worker or fork server imports the parent's main script
 
 try:
     import cloudpickle
@@ -706,11 +706,16 @@ def _run_initializer(fn, args, setup=None):
     return (True, ())
 
 
-def _setup_worker(authkey=None):
-    """Applies the settings an init message carries (see Executor)."""
+def _setup_worker(authkey=None, cwd=None, log_level=None):
+    """Applies the settings an init message carries (see Executor): the
+    parent's multiprocessing authkey, working directory and root log level."""
     if authkey is not None:
         import multiprocessing
         multiprocessing.current_process().authkey = authkey
+    if cwd is not None:
+        os.chdir(cwd)
+    if log_level is not None:
+        logging.getLogger().setLevel(log_level)
 
 
 def _flush_std():
@@ -722,22 +727,16 @@ def _flush_std():
             pass
 
 
-def process_worker_init(log_level=None):
-    """First Python steps of every process worker (whatever the start method)."""
+def process_worker_init():
+    """First Python steps of every process worker (whatever the start method;
+    the root log level comes with the init message, or by fork)."""
     global IN_WORKER
     IN_WORKER = True
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     except (ValueError, OSError):
         pass
-    from . import _forkserver
-    _forkserver.close_server_fds()
-    root = logging.getLogger()
-    root.handlers[:] = [_collector]
-    if log_level is None:
-        log_level = FORKSERVER_LOG_LEVEL
-    if log_level is not None:
-        root.setLevel(log_level)
+    logging.getLogger().handlers[:] = [_collector]
     _collector.records = []
 
 

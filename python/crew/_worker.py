@@ -1,14 +1,17 @@
-"""Entry point of spawned process workers and of the fork server.
+"""The bootstrap of spawned process workers and of fork servers: this
+interpreter, exec'd by libcrew's launchers (spawn, fork server) as
+``python -c BOOT``.
 
 A worker sees the parent's sys.path and can import the functions of the
 parent's ``__main__`` script: the parent's preparation data (as
 multiprocessing's spawn makes it) travels in a sealed memfd whose number is
-the only start-up state in argv (so a long command line cannot overflow
-exec's limit, and ``ps`` shows none of the parent's arguments), and is
-applied with ``multiprocessing.spawn.prepare``.
+in ``$CREW_PRELUDE`` (no start-up state in argv: a long command line cannot
+overflow exec's limit, and ``ps`` shows none of the parent's arguments), and
+is applied with ``multiprocessing.spawn.prepare``. Then libcrew takes over
+(``_core.become``): the process serves as the fork server, or runs the
+worker, as ``$CREW_FORKSERVER`` or ``$CREW_WORKER`` says.
 """
 import fcntl
-import logging
 import os
 import pickle
 import sys
@@ -18,15 +21,22 @@ BOOT = ("import sys; sys.path.insert(0, %r); from crew._worker import main; main
         % _CREW_DIR)
 
 
+def boot_argv():
+    """What libcrew execs for a spawned worker or a fork server."""
+    return [sys.executable, "-c", BOOT]
+
+
 def preparation():
-    """The parent's preparation data (a dict), as multiprocessing's spawn makes it."""
+    """The parent's preparation data (a dict), as multiprocessing's spawn
+    makes it, less what a worker gets from its pool instead (the working
+    directory, see Executor): pools that differ only there share a fork server."""
     from multiprocessing import spawn
     d = spawn.get_preparation_data("crew-worker")
     d.pop("authkey", None)
+    d.pop("dir", None)
     main_path = d.get("init_main_from_path")
     if main_path is not None and not os.path.isfile(main_path):
         del d["init_main_from_path"]   # e.g. "<stdin>": functions go by value instead
-    d["crew_log_level"] = logging.getLogger().getEffectiveLevel()
     return d
 
 
@@ -66,35 +76,24 @@ def read_prelude(fd):
 
 
 def apply_prelude(prep):
-    """Applies the parent's preparation data here; returns its root log level."""
-    prep = dict(prep)
-    level = prep.pop("crew_log_level", None)
+    """Applies the parent's preparation data here. While it imports the
+    parent's main script, no process pool may start (the main guard)."""
     from multiprocessing import spawn
-    spawn.prepare(prep)
-    return level
-
-
-def spawn_argv():
-    """A spawned worker's command line; the launcher appends the prelude's fd,
-    the pool's region fd and the slot."""
-    return [sys.executable, "-c", BOOT, "spawn"]
+    from . import _runtime
+    _runtime.BOOTSTRAPPING = True
+    try:
+        spawn.prepare(dict(prep))
+    finally:
+        _runtime.BOOTSTRAPPING = False
 
 
 def main():
-    argv = sys.argv[:]   # prepare() replaces sys.argv with the parent's
-    mode = argv[1]
-    if mode == "spawn":
-        pfd, fd, slot = int(argv[2]), int(argv[3]), int(argv[4])
-        level = apply_prelude(read_prelude(pfd))
-        from . import _runtime, _core
-        _runtime.process_worker_init(level)
-        try:
-            _core.worker_run(fd, slot)
-        finally:
-            _runtime.process_worker_exit()
-        os._exit(0)
-    elif mode == "forkserver":
-        from . import _forkserver
-        _forkserver.serve(argv[2], int(argv[3]), int(argv[4]))
-    else:
-        sys.exit(f"crew._worker: unknown mode {mode!r}")
+    env = os.environ    # crew's variables leave it: no process of ours inherits them
+    pfd, server, worker = (env.pop(k, None) for k in
+                           ("CREW_PRELUDE", "CREW_FORKSERVER", "CREW_WORKER"))
+    if server is None and worker is None:
+        sys.exit("crew._worker: started by no crew launcher")
+    if pfd is not None:
+        apply_prelude(read_prelude(int(pfd)))
+    from . import _core
+    _core.become(server, worker)   # never returns

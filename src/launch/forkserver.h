@@ -1,4 +1,4 @@
-/* forkserver.h — the fork server's owner-side calls and its entry point. */
+/* forkserver.h — the fork servers: the owner's calls, and the entry point of a process started as one. */
 #ifndef CREW_FORKSERVER_H
 #define CREW_FORKSERVER_H
 
@@ -7,17 +7,21 @@
 
 #include "crew.h"
 
-/* Starts the fork server (a fresh exec of this program) unless it runs.
- * Returns 0 or a negative errno. Thread-safe. */
-int crew__forkserver_start(void);
+/* Starts the fork server of program argv (NULL: this program) and prelude
+ * prelude_fd (-1: none) unless it runs. Returns 0 or a negative errno:
+ * -ENOTCONN when it exited before it served (its error is on stderr),
+ * -ETIMEDOUT when it did not serve within 60 s. Thread-safe. */
+int crew__forkserver_start(char *const *argv, int prelude_fd);
 
-/* Whether a fork server is up (as far as the owner knows). */
-bool crew__forkserver_running(void);
+/* Asks that fork server (started, or started again after it died, as
+ * needed) for a worker on slot of the pool whose memfd is shm_fd; returns
+ * the new worker's pid (a child of this process) or a negative errno.
+ * Thread-safe. */
+pid_t crew__forkserver_fork(char *const *argv, int prelude_fd, int shm_fd, int slot);
 
-/* Asks the server for a worker on slot of the pool whose memfd is shm_fd;
- * returns the new worker's pid (a child of this process) or a negative
- * errno (-ENOTCONN when no server runs). Thread-safe. */
-pid_t crew__forkserver_fork(int shm_fd, int slot);
+/* The pids of this process's running fork servers (at most max of them in
+ * out); returns how many there are. */
+int crew__forkserver_pids(pid_t *out, int max);
 
 /*
  * fork() with CLONE_PARENT: the child is a sibling of the caller, a child of
@@ -30,14 +34,8 @@ pid_t crew__forkserver_fork(int shm_fd, int slot);
  */
 pid_t crew__fork_parented(void);
 
-/* In a worker forked from the owner (its descriptors already closed, see
- * base/fdset.h): forgets the owner's fork server, so that a pool made in a
- * task starts a server of its own rather than write to a reused descriptor
- * number. Lock-free: the child of a threaded parent may find fs_mu held. */
-void crew__forkserver_forget(void);
-
-/* In a process started as the fork server: serves and never returns.
- * Elsewhere returns at once. */
-void crew__forkserver_maybe_serve(void);
+/* In a process started as a fork server ($CREW_FORKSERVER's value: its
+ * socket): serves and never returns; returns when the value does not parse. */
+void crew__forkserver_serve_env(const char *value);
 
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/fdset.h"
+#include "base/lockorder.h"
 #include "base/procfs.h"
 #include "base/sync.h"
 #include "launch/forkserver.h"
@@ -21,7 +22,13 @@
 
 #define WORKER_ENV "CREW_WORKER"
 
+extern char **environ;
+
+#define PRELUDE_ENV "CREW_PRELUDE"
+
 static _Atomic int default_start = CREW_START_FORKSERVER;
+static crew_worker_hooks hooks;    /* crew_set_worker_hooks: set before any pool */
+static bool hooks_set;
 static _Atomic bool main_called;   /* crew_main() ran: re-executing us is safe */
 _Atomic int crew__internal_threads; /* threads crew itself runs in this process */
 
@@ -31,6 +38,56 @@ int crew_set_start_method(crew_start_method m)
         return -EINVAL;
     atomic_store(&default_start, (int)m);
     return 0;
+}
+
+void crew_set_worker_hooks(const crew_worker_hooks *h)
+{
+    hooks = h ? *h : (crew_worker_hooks){0};
+    hooks_set = h != NULL;
+}
+
+const crew_worker_hooks *crew__worker_hooks(void)
+{
+    return &hooks;
+}
+
+int crew__worker_main(int shm_fd, int slot)
+{
+    if (hooks.run)
+        return hooks.run(shm_fd, slot);
+    int rc = crew_worker_run(shm_fd, slot);
+    if (rc < 0)
+        fprintf(stderr, "crew: worker cannot map its pool: %s\n", crew_strerror(rc));
+    return rc < 0 ? 2 : 0;
+}
+
+char **crew__exec_env(const char *add1, const char *add2)
+{
+    size_t n = 0, bytes = 0;
+    for (char **e = environ; *e; e++)
+        n++;
+    const char *add[2] = {add1, add2};
+    for (int k = 0; k < 2; k++)
+        if (add[k])
+            bytes += strlen(add[k]) + 1;
+    char **env = malloc((n + 3) * sizeof *env + bytes);
+    if (!env)
+        return NULL;
+    char *room = (char *)(env + n + 3);
+    size_t m = 0;
+    for (char **e = environ; *e; e++)
+        if (strncmp(*e, WORKER_ENV "=", sizeof WORKER_ENV) != 0 &&
+            strncmp(*e, PRELUDE_ENV "=", sizeof PRELUDE_ENV) != 0 &&
+            strncmp(*e, "CREW_FORKSERVER=", 16) != 0)
+            env[m++] = *e;
+    for (int k = 0; k < 2; k++)
+        if (add[k]) {
+            strcpy(room, add[k]);
+            env[m++] = room;
+            room += strlen(add[k]) + 1;
+        }
+    env[m] = NULL;
+    return env;
 }
 
 bool crew__can_reexec(void)
@@ -77,16 +134,24 @@ int crew__other_threads(void)
     return n;
 }
 
-void crew__warn_fork_with_threads(void)
+int crew__fork_warning(char *buf, size_t len)
 {
     int others = crew__other_threads();
     if (others > 0)
-        fprintf(stderr,
-                "crew: warning: the fork start method is used while this process runs %d other "
-                "thread%s. A forked worker gets a copy of every lock those threads held at that "
-                "moment (malloc, stdio, your own) with no thread left to release it, and can "
-                "deadlock. Create the pool before starting threads, or use CREW_START_FORKSERVER "
-                "or CREW_START_SPAWN.\n", others, others == 1 ? "" : "s");
+        snprintf(buf, len,
+                 "the fork start method is used while this process runs %d other "
+                 "thread%s. A forked worker gets a copy of every lock those threads held at that "
+                 "moment (malloc, stdio, your own) with no thread left to release it, and can "
+                 "deadlock. Create the pool before starting threads, or use the forkserver or "
+                 "spawn start method.", others, others == 1 ? "" : "s");
+    return others > 0 ? others : 0;
+}
+
+void crew__warn_fork_with_threads(void)
+{
+    char msg[512];
+    if (!hooks_set && crew__fork_warning(msg, sizeof msg))
+        fprintf(stderr, "crew: warning: %s (CREW_START_FORKSERVER, CREW_START_SPAWN)\n", msg);
 }
 
 crew_start_method crew_get_start_method(void)
@@ -173,6 +238,70 @@ static int watch_process(const crew__launch_req *r, pid_t pid, crew__launched *o
     return 0;
 }
 
+/* fork: the child runs the worker loop (or the hooks' run) in a copy of
+ * this process; the hooks' fork steps (an interpreter's) go around it. */
+static int launch_fork(const crew__launch_req *r, crew__launched *out)
+{
+    pid_t parent = getpid();
+    crew__lock_none_held("a fork launch's hooks");
+    int rc = hooks.before_fork ? hooks.before_fork() : 0;
+    if (rc < 0)
+        return rc;
+    pid_t pid = fork();
+    int e = errno;
+    if (pid == 0) {
+        child_setup(parent);
+        if (hooks.after_fork_child)
+            hooks.after_fork_child();
+        char name[16];
+        snprintf(name, sizeof name, "crew:worker%d", r->slot);
+        crew__name_thread(name); /* what ps and top show (not its parent thread's name) */
+        /* every pool's memfd, eventfd, pidfds, prelude and fork-server
+         * sockets are this process's parent's, not the worker's; the run
+         * hook maps the region from its fd (and closes it), the loop below
+         * has the mapping already */
+        crew__fd_close_others(hooks.run ? r->shm_fd : -1);
+        if (hooks.run)
+            _exit(hooks.run(r->shm_fd, r->slot));
+        crew__worker_loop(&r->reg, (uint32_t)r->slot);
+        _exit(0);
+    }
+    if (hooks.after_fork_parent)
+        hooks.after_fork_parent();
+    return pid < 0 ? -e : watch_process(r, pid, out);
+}
+
+/* spawn: the child execs spawn_argv (or this program) with the region's fd
+ * and the prelude's crossing the exec, their numbers in the environment
+ * (built here: nothing but async-signal-safe calls run in the child). */
+static int launch_spawn(const crew__launch_req *r, crew__launched *out)
+{
+    char wenv[64], penv[48];
+    snprintf(wenv, sizeof wenv, WORKER_ENV "=%d:%d", r->shm_fd, r->slot);
+    snprintf(penv, sizeof penv, PRELUDE_ENV "=%d", r->prelude_fd);
+    char **env = crew__exec_env(wenv, r->prelude_fd >= 0 ? penv : NULL);
+    if (!env)
+        return -ENOMEM;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    int e = errno;
+    if (pid == 0) {
+        child_setup(parent);
+        fcntl(r->shm_fd, F_SETFD, 0); /* the shared region crosses exec */
+        if (r->prelude_fd >= 0)
+            fcntl(r->prelude_fd, F_SETFD, 0);
+        if (r->spawn_argv)
+            execvpe(r->spawn_argv[0], r->spawn_argv, env);
+        else {
+            char *argv[] = {(char *)"crew-worker", NULL};
+            execve("/proc/self/exe", argv, env);
+        }
+        _exit(127);
+    }
+    free(env);
+    return pid < 0 ? -e : watch_process(r, pid, out);
+}
+
 static int launch_process(const crew__launch_req *r, crew__launched *out)
 {
     if (r->launch) {
@@ -182,42 +311,10 @@ static int launch_process(const crew__launch_req *r, crew__launched *out)
         return watch_process(r, pid, out);
     }
     if (r->start == CREW_START_FORKSERVER) {
-        int rc = crew__forkserver_start(); /* no-op when it runs already */
-        pid_t pid = rc < 0 ? rc : crew__forkserver_fork(r->shm_fd, r->slot);
-        if (pid == -ENOTCONN || pid == -EPIPE) { /* it died: start another once */
-            rc = crew__forkserver_start();
-            pid = rc < 0 ? rc : crew__forkserver_fork(r->shm_fd, r->slot);
-        }
+        pid_t pid = crew__forkserver_fork(r->spawn_argv, r->prelude_fd, r->shm_fd, r->slot);
         return pid < 0 ? pid : watch_process(r, pid, out);
     }
-    pid_t parent = getpid();
-    char env[64];
-    snprintf(env, sizeof env, WORKER_ENV "=%d:%d", r->shm_fd, r->slot);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -errno;
-    if (pid == 0) {
-        child_setup(parent);
-        char name[16];
-        snprintf(name, sizeof name, "crew:worker%d", r->slot);
-        crew__name_thread(name); /* what ps and top show (not its parent thread's name) */
-        if (r->start == CREW_START_SPAWN) {
-            fcntl(r->shm_fd, F_SETFD, 0); /* the shared region crosses exec */
-            putenv(env);
-            if (r->spawn_argv)
-                execvp(r->spawn_argv[0], r->spawn_argv);
-            else {
-                char *argv[] = {(char *)"crew-worker", NULL};
-                execv("/proc/self/exe", argv);
-            }
-            _exit(127);
-        }
-        crew__fd_close_others(-1); /* every pool's memfd, eventfd, pidfds, ...: it has its mapping */
-        crew__forkserver_forget(); /* the owner's fork server is not its own */
-        crew__worker_loop(&r->reg, (uint32_t)r->slot);
-        _exit(0);
-    }
-    return watch_process(r, pid, out);
+    return r->start == CREW_START_SPAWN ? launch_spawn(r, out) : launch_fork(r, out);
 }
 
 int crew__launch_worker(const crew__launch_req *r, crew__launched *out)
@@ -228,27 +325,39 @@ int crew__launch_worker(const crew__launch_req *r, crew__launched *out)
 
 /* ---------------------------------------------------------------- spawn -- */
 
+int crew__become(const char *server_env, const char *worker_env)
+{
+    if (server_env)
+        crew__forkserver_serve_env(server_env); /* returns only when it does not parse */
+    int fd = -1, slot = -1;
+    if (!worker_env || sscanf(worker_env, "%d:%d", &fd, &slot) != 2 || fd < 0 || slot < 0) {
+        fprintf(stderr, "crew: bad %s=%s\n", server_env ? "CREW_FORKSERVER" : WORKER_ENV,
+                server_env ? server_env : worker_env ? worker_env : "");
+        return -EINVAL;
+    }
+    _exit(crew__worker_main(fd, slot));
+}
+
+/* Takes variable name out of the environment: its value (malloc'd) or NULL. */
+static char *take_env(const char *name)
+{
+    const char *v = getenv(name);
+    char *copy = v ? strdup(v) : NULL;
+    if (v)
+        unsetenv(name);
+    return copy;
+}
+
 int crew_main(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
     atomic_store(&main_called, true);
-    crew__forkserver_maybe_serve(); /* never returns in the fork server */
-    const char *env = getenv(WORKER_ENV);
-    if (!env) {
-        /* start the fork server now, while the program has one thread */
-        if (crew_get_start_method() == CREW_START_FORKSERVER)
-            return crew__forkserver_start();
-        return 0;
-    }
-    int fd = -1, slot = -1;
-    if (sscanf(env, "%d:%d", &fd, &slot) != 2 || fd < 0 || slot < 0) {
-        fprintf(stderr, "crew: bad %s=%s\n", WORKER_ENV, env);
-        _exit(2);
-    }
-    unsetenv(WORKER_ENV);
-    int rc = crew_worker_run(fd, slot);
-    if (rc < 0)
-        fprintf(stderr, "crew: spawned worker cannot map its pool: %s\n", crew_strerror(rc));
-    _exit(rc < 0 ? 2 : 0);
+    char *server = take_env("CREW_FORKSERVER"), *worker = take_env(WORKER_ENV);
+    if (server || worker) /* a fork server or a spawned worker: never returns */
+        _exit(crew__become(server, worker) < 0 ? 2 : 0);
+    /* start the fork server now, while the program has one thread */
+    if (crew_get_start_method() == CREW_START_FORKSERVER)
+        return crew__forkserver_start(NULL, -1);
+    return 0;
 }

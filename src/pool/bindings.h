@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <sys/types.h>
 
 #include "crew.h"
@@ -22,13 +23,20 @@ bool crew__pool_on_worker_thread(crew_pool *p);
 extern _Atomic int crew__internal_threads;
 
 /* Threads of this process besides the caller and crew's own: the one
- * counter behind both fork-with-threads warnings (launch/launch.c). */
+ * counter behind the fork-with-threads warning (launch/launch.c). */
 int crew__other_threads(void);
+/* The fork-with-threads warning's text, when such threads run (returns
+ * their number; 0: none, buf untouched). A binding with worker hooks says
+ * it in its own language: libcrew then prints nothing. */
+int crew__fork_warning(char *buf, size_t len);
 /* Names the calling thread "crew:..." (see launch/launch.h). */
 void crew__name_thread(const char *name);
 
-/* fork() whose child is a sibling of the caller, reaped by the caller's
- * parent (launch/forkserver.h says how; fork servers only). */
-pid_t crew__fork_parented(void);
+/* A binding's bootstrap, once its prelude is applied: becomes the fork
+ * server or the spawned worker that $CREW_FORKSERVER / $CREW_WORKER (the
+ * values given) say; never returns, or -EINVAL (launch/launch.h). */
+int crew__become(const char *server_env, const char *worker_env);
+/* The pids of this process's running fork servers (launch/forkserver.h). */
+int crew__forkserver_pids(pid_t *out, int max);
 
 #endif

@@ -15,12 +15,14 @@
  * drop its Python thread state: join_retired joins it later, unlocked; every
  * join asserts no lock is held), no callback runs (they run from the `done`
  * list after the unlock), no process is launched: fork, exec, the fork
- * server's round trip and a custom launcher (Python's takes the GIL) run
- * with p->mu released while the slot is STARTING (start.c).
+ * server's round trip, a custom launcher and the worker hooks around a fork
+ * (Python's take the GIL) run with p->mu released while the slot is
+ * STARTING (start.c).
  * Nothing in shared memory is a lock, so a worker that dies wedges nothing.
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -42,6 +44,7 @@ void crew_options_init(crew_options *o)
 {
     memset(o, 0, sizeof *o);
     o->kind = CREW_PROCESSES;
+    o->prelude_fd = -1;
 }
 
 void crew__pool_ref(crew_pool *p)
@@ -63,6 +66,11 @@ void crew__pool_unref(crew_pool *p)
         crew__fd_close(p->shm_fd);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    if (p->prelude_fd >= 0)
+        crew__fd_close(p->prelude_fd);
+    for (size_t k = 0; p->argv && p->argv[k]; k++)
+        free(p->argv[k]);
+    free(p->argv);
     free(p->init_arg);
     free(p->w);
     free(p->retired);
@@ -590,11 +598,11 @@ int crew_pool_create(crew_pool **out, const crew_options *o)
     crew_start_method start = o->start == CREW_START_DEFAULT ? crew_get_start_method() : o->start;
     if (o->kind == CREW_PROCESSES && !o->launch) {
         /* spawn and the fork server run this program again: it must know */
-        if (((start == CREW_START_SPAWN && !o->spawn_argv) || start == CREW_START_FORKSERVER) &&
+        if ((start == CREW_START_SPAWN || start == CREW_START_FORKSERVER) && !o->spawn_argv &&
             !crew__can_reexec())
             return CREW_ENOMAIN;
         if (start == CREW_START_FORK)
-            crew__warn_fork_with_threads();
+            crew__warn_fork_with_threads(); /* (a binding with hooks warns its own way) */
     }
     crew_pool *p = calloc(1, sizeof *p);
     if (!p)
@@ -606,7 +614,7 @@ int crew_pool_create(crew_pool **out, const crew_options *o)
     if (p->nworkers > CREW__MAX_WORKERS)
         p->nworkers = CREW__MAX_WORKERS;
     p->depth = 1; /* until the first answers say how long tasks take */
-    p->shm_fd = p->evfd = -1;
+    p->shm_fd = p->evfd = p->prelude_fd = -1;
     atomic_init(&p->refs, 1);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
@@ -622,6 +630,30 @@ int crew_pool_create(crew_pool **out, const crew_options *o)
     if (!p->w || (o->init_len && !p->init_arg))
         goto fail;
     p->opt.init_arg = p->init_arg;
+    if (o->spawn_argv) { /* the pool's own copy: launches use it for its whole life */
+        size_t n = 0;
+        while (o->spawn_argv[n])
+            n++;
+        if (!n) {
+            rc = -EINVAL;
+            goto fail;
+        }
+        if (!(p->argv = calloc(n + 1, sizeof *p->argv)))
+            goto fail;
+        for (size_t k = 0; k < n; k++)
+            if (!(p->argv[k] = strdup(o->spawn_argv[k])))
+                goto fail;
+        p->opt.spawn_argv = p->argv;
+    }
+    if (o->kind == CREW_PROCESSES && o->prelude_fd > 2) {
+        p->prelude_fd = fcntl(o->prelude_fd, F_DUPFD_CLOEXEC, 3);
+        if (p->prelude_fd < 0) {
+            rc = -errno;
+            goto fail;
+        }
+        crew__fd_own(p->prelude_fd);
+    }
+    p->opt.prelude_fd = p->prelude_fd;
     rc = crew__region_create((uint32_t)p->nworkers,
                              o->arena_size ? o->arena_size : (1ull << 30),
                              o->kind == CREW_PROCESSES, &p->reg, &p->shm_fd);
@@ -696,7 +728,9 @@ static void release_fds_locked(crew_pool *p)
         crew__fd_close(p->evfd);
     if (p->shm_fd >= 0)
         crew__fd_close(p->shm_fd);
-    p->evfd = p->shm_fd = -1;
+    if (p->prelude_fd >= 0)
+        crew__fd_close(p->prelude_fd);
+    p->evfd = p->shm_fd = p->prelude_fd = -1;
 }
 
 /* Stops and joins the collector and the supervisor. Close and terminate

@@ -85,6 +85,8 @@ struct crew_pool {
     int shm_fd;
     crew_options opt;
     void *init_arg;              /* copy of opt.init_arg                     */
+    char **argv;                 /* copy of opt.spawn_argv (opt points to it) */
+    int prelude_fd;              /* our copy of opt.prelude_fd, or -1         */
 
     pthread_mutex_t mu;          /* guards everything below; never shared with workers */
     pthread_cond_t cv;           /* signalled on launches and worker exits    */

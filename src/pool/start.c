@@ -60,6 +60,7 @@ static int launch_prepare(crew_pool *p, int i, crew__launch_req *r)
         .kind = p->kind,
         .start = p->start,
         .spawn_argv = p->opt.spawn_argv,
+        .prelude_fd = p->prelude_fd,
         .launch = p->opt.launch,
         .launch_udata = p->opt.launch_udata,
         .on_exit = thread_left,
@@ -118,8 +119,9 @@ int crew__start_worker_locked(crew_pool *p, int i)
         rc = crew__launch_worker(&r, &got);
         return launch_commit(p, i, rc, &got);
     }
-    /* fork, exec or the fork server may take long, and a custom launcher
-     * (Python's) takes the GIL: none of that happens under p->mu. The slot is
+    /* fork, exec or the fork server may take long, and the worker hooks
+     * around a fork (Python's) take the GIL: none of that happens under
+     * p->mu. The slot is
      * STARTING meanwhile: nothing is sent to it, close and terminate wait for
      * it (launch_commit), and only the supervisor starts processes, so no
      * one else starts this slot. */

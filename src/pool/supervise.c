@@ -267,8 +267,9 @@ void *crew__supervisor_main(void *arg)
         crew__lock(&p->mu, CREW__LOCK_POOL);
         bool again = false;
         for (int i = 0; i < p->nworkers; i++) {
+            /* (after a failed first start crew_pool_create tears the pool down) */
             if (p->w[i].state == CREW__SLOT_DEAD && p->w[i].pidfd < 0 && !p->quitting &&
-                !p->terminated) {
+                !p->terminated && p->launch_rc == 0) {
                 again = true; /* a start failed earlier: try again, after its pause */
                 if (crew__now_ns() >= p->w[i].retry_at_ns)
                     relaunch(p, i, &done); /* may release mu while it launches */

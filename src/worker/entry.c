@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include "crew.h"
-#include "base/fdset.h"
 #include "transport/shm.h"
 #include "worker/worker.h"
 
@@ -22,9 +21,6 @@ int crew_worker_run(int shm_fd, int slot)
         return -EINVAL;
     }
     close(shm_fd);
-    /* a worker forked from a process with pools of its own (Python's fork
-     * launcher) holds their descriptors: they are not its to keep open */
-    crew__fd_close_others(-1);
     atomic_store(&R.shm->slots[slot].pid, getpid());
     crew__worker_loop(&R, (uint32_t)slot);
     /* the mapping stays until the process exits: arguments a task kept

@@ -64,8 +64,8 @@ def _tmp_crew():
 
 
 def _forkserver_pids():
-    from crew import _forkserver
-    return [s[0].pid for s in list(_forkserver._servers.values()) if s[0].poll() is None]
+    from crew import _core
+    return _core.forkserver_pids()
 
 
 def _mixed_batch(rng, ex, log, first, n, kind):
@@ -252,20 +252,13 @@ def _one_run(kind, method, rnd, tmp_path):
         time.sleep(0.05)
     assert _fds() <= fds0, f"{say}: {_fds() - fds0} more descriptors than before"
     assert _threads() <= threads0, f"{say}: {_threads() - threads0} more threads than before"
-    assert set(_tmp_crew()) <= set(tmp0) | set(_forkserver_dirs()), \
+    assert set(_tmp_crew()) <= set(tmp0), \
         f"{say}: left in $TMPDIR: {sorted(set(_tmp_crew()) - set(tmp0))}"
     FIGURES.append(f"{name:22} seed {seed:>10}: {len(futs):4} tasks, "
                    f"{chaos.kills if chaos else 0:3} kills, {chaos.stops if chaos else 0:3} stops, "
                    f"{chaos.server_hits if chaos else 0} fork-server hits, {raised} raised, "
                    f"{hung} timed out, {len(crashed):3} crashed "
                    f"({(len(crashed) / chaos.kills) if chaos and chaos.kills else 0:.2f} per kill)")
-
-
-def _forkserver_dirs():
-    """The directories of the fork servers running now (one lives as long as
-    the program: it is no leak)."""
-    from crew import _forkserver
-    return [os.path.basename(s[3]) for s in list(_forkserver._servers.values())]
 
 
 @pytest.mark.parametrize("kind,method", CONFIGS, ids=[m or k for k, m in CONFIGS])
@@ -337,17 +330,16 @@ def test_kills_before_hello():
 
 
 def test_new_pool_after_forkserver_killed_gets_a_new_one():
-    """A fork server SIGKILLed from outside: the next pool starts a new one,
-    and the dead one's directory (its socket) leaves $TMPDIR."""
+    """A fork server SIGKILLed from outside: the next pool starts a new one
+    (its channel is a socketpair: nothing of it is left in $TMPDIR)."""
     log = os.path.join(_TMP, "fs-new")
     with crew.Executor(2, start_method="forkserver") as ex:
         ex.submit(chaos_tasks.task, log, 0, "fast").result(timeout=120)
-    old_dirs = set(_forkserver_dirs())
-    for pid in _forkserver_pids():
+    old = set(_forkserver_pids())
+    assert old
+    for pid in old:
         os.kill(pid, signal.SIGKILL)
-    end = time.monotonic() + 10
-    while _forkserver_pids() and time.monotonic() < end:
-        time.sleep(0.01)
+        os.waitpid(pid, 0)
     with crew.Executor(2, start_method="forkserver") as ex:
         assert ex.submit(chaos_tasks.task, log, 1, "fast").result(timeout=120)[0] == 1
-    assert not old_dirs & set(_tmp_crew()), f"left in $TMPDIR: {sorted(old_dirs & set(_tmp_crew()))}"
+    assert _forkserver_pids() and not old & set(_forkserver_pids())

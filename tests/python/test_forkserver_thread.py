@@ -44,7 +44,7 @@ def test_workers_outlive_the_thread_that_started_the_fork_server(tmp_path):
 
 DEAD_SERVER = textwrap.dedent("""
     import os, signal, crew, psutil
-    from crew import _forkserver
+    from crew import _core
 
     def pid(_=None):
         return os.getpid()
@@ -52,15 +52,21 @@ DEAD_SERVER = textwrap.dedent("""
     if __name__ == "__main__":
         ex = crew.Executor(1, max_tasks_per_child=1)     # every task needs a new worker
         ex.submit(pid).result(timeout=30)
-        for proc, path, w, d in _forkserver._servers.values():
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        servers = _core.forkserver_pids()
+        assert servers, "no fork server"
+        for server in servers:
+            os.kill(server, signal.SIGKILL)
+            try:
+                os.waitpid(server, 0)
+            except ChildProcessError:   # crew reaped it first (a worker was starting)
+                pass
         # the replacement worker may already be up (forked by the server before
         # it died; a child of ours): kill it too, so the next task needs a new one
         for child in psutil.Process().children():
             child.kill()
         try:
             ex.submit(pid).result(timeout=30)
+            assert _core.forkserver_pids() and set(_core.forkserver_pids()).isdisjoint(servers)
             print("ran")
         except crew.WorkerCrashedError as e:
             print("failed:", e)

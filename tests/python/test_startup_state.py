@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 import crew
-from crew import _forkserver
+from crew import _core
 
 SCRIPT = textwrap.dedent("""
     import os, sys, crew
@@ -54,13 +54,13 @@ def test_one_fork_server_serves_a_chdir_and_a_log_level_change(tmp_path):
     try:
         with crew.Executor(1, start_method="forkserver") as ex:
             ex.submit(_cwd, 0).result(timeout=60)
-        servers = len(_forkserver._servers)
+        servers = _core.forkserver_pids()
         os.chdir(tmp_path)
         root.setLevel(logging.ERROR)
         with crew.Executor(1, start_method="forkserver") as ex:
             assert ex.submit(_cwd, 0).result(timeout=60) == str(tmp_path)
             assert ex.submit(_level, 0).result(timeout=60) == logging.ERROR
-        assert len(_forkserver._servers) == servers   # the same server
+        assert _core.forkserver_pids() == servers   # the same server
     finally:
         os.chdir(old_cwd)
         root.setLevel(old_level)
@@ -95,3 +95,52 @@ def test_a_function_defined_under_the_main_guard_crosses_by_value(tmp_path, meth
                        timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split("\n")[0] == "42 [0, 2, 4, 6] 15", r.stdout
+
+
+NO_PATH = textwrap.dedent("""
+    import os, crew
+    def f(x):
+        return x + 1
+    if __name__ == "__main__":
+        with crew.Executor(2, start_method="forkserver") as ex:
+            assert ex.submit(f, 1).result(timeout=60) == 2
+            print(sorted(os.listdir(os.environ["TMPDIR"])))
+""")
+
+
+def test_the_fork_server_leaves_no_path_in_tmpdir(tmp_path):
+    # its channel is a socketpair: nothing named, nothing to clean up
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    script = tmp_path / "no_path.py"
+    script.write_text(NO_PATH)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "TMPDIR": str(tmp)})
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "[]", r.stdout
+    assert list(tmp.iterdir()) == []
+
+
+UNGUARDED = textwrap.dedent("""
+    import sys, crew
+    def f(x):
+        return x + 1
+    with crew.Executor(1, start_method=sys.argv[1]) as ex:
+        print(ex.submit(f, 1).result(timeout=60))
+""")
+
+
+def test_an_unguarded_fork_server_pool_names_the_main_guard(tmp_path):
+    # the fork server imports the script: its pool would start a fork server
+    # of its own, and so on; it fails instead, and the owner says why
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED)
+    r = subprocess.run([sys.executable, str(script), "forkserver"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode != 0
+    assert "the fork server exited before it served" in r.stderr, r.stderr[-3000:]
+    assert 'if __name__ == "__main__": (the main guard)' in r.stderr
+    # the server's own error (once: no chain of servers), then the owner's
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("RuntimeError: crew:")]
+    assert len(errors) == 2, r.stderr[-3000:]
+    assert "while a process worker imported the main script" in errors[0]
