@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "crew.h"
+#include "_codec.h"
 #include "_errors.h"
 #include "pool/bindings.h" /* internal: crew's own threads, the fork server's fork */
 
@@ -56,6 +57,7 @@ typedef struct {
     PyTypeObject *FutureType;
     PyTypeObject *ArgType;  /* the exporter of a task's argument bytes */
     PyObject *runner; /* crew._runtime.run, set by set_runner() */
+    PyObject *pickle_loads; /* for decode() */
     /* Completions waiting for the GIL: a lock-free stack pushed by crew's
      * threads (no GIL), drained in one go by whichever thread holds the GIL
      * next (a submit, a waiter, or the pushing thread itself). */
@@ -1206,6 +1208,50 @@ static PyObject *m_set_runner(PyObject *m, PyObject *fn)
     Py_RETURN_NONE;
 }
 
+/* encode(obj, flags, dumps, oob) -> list of parts: obj as one frame of
+ * crew's codec (_codec.h), for Pool.submit and the runner's result. */
+static PyObject *m_encode(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)m;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "encode(obj, flags, dumps, oob)");
+        return NULL;
+    }
+    long flags = PyLong_AsLong(args[1]);
+    if (flags == -1 && PyErr_Occurred())
+        return NULL;
+    if (flags < 0 || flags > 255) {
+        PyErr_SetString(PyExc_ValueError, "encode: flags must fit in a byte");
+        return NULL;
+    }
+    int oob = PyObject_IsTrue(args[3]);
+    if (oob < 0)
+        return NULL;
+    crew_codec_enc e;
+    PyObject *r = NULL;
+    if (crew__codec_encode(args[0], (int)flags, args[2], oob, &e) == 0)
+        r = crew__codec_parts(&e);
+    crew__codec_release(&e);
+    return r;
+}
+
+/* decode(buf) -> (flags, obj): a frame of crew's codec; out-of-band buffers
+ * are views of buf (no copy). ValueError for a malformed frame. */
+static PyObject *m_decode(PyObject *m, PyObject *buf)
+{
+    Py_buffer v;
+    if (PyObject_GetBuffer(buf, &v, PyBUF_SIMPLE) < 0)
+        return NULL;
+    int flags = 0;
+    PyObject *obj = crew__codec_decode(v.buf, (size_t)v.len, buf, get_state(m)->pickle_loads,
+                                       &flags);
+    PyBuffer_Release(&v);
+    if (!obj)
+        return NULL;
+    PyObject *r = Py_BuildValue("(iN)", flags, obj);
+    return r;
+}
+
 static PyObject *m_worker_run(PyObject *m, PyObject *args)
 {
     (void)m;
@@ -1325,6 +1371,12 @@ static PyMethodDef module_methods[] = {
      "no Condition yet, atomically with respect to other Python threads."},
     {"cpu_count", m_cpu_count, METH_NOARGS, "The CPUs this process may use (affinity, cgroup quota)."},
     {"set_runner", m_set_runner, METH_O, "Sets the Python runner of the 'crew.py' task."},
+    {"encode", (PyCFunction)(void (*)(void))m_encode, METH_FASTCALL,
+     "encode(obj, flags, dumps, oob) -> list of buffers: obj as one frame of crew's codec "
+     "(dumps(obj, 5[, buffer_callback=]) pickles; oob: large buffers out of band)."},
+    {"decode", m_decode, METH_O,
+     "decode(buf) -> (flags, obj): one frame of crew's codec; out-of-band buffers are views "
+     "of buf. ValueError when the frame is malformed."},
     {"worker_run", m_worker_run, METH_VARARGS,
      "worker_run(fd, slot): runs the worker loop (GIL released) until the pool says quit."},
     {"fork_worker", m_fork_worker, METH_VARARGS,
@@ -1362,6 +1414,13 @@ static int module_exec(PyObject *m)
     st->ArgType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Arg_spec, NULL);
     if (!st->ArgType)
         return -1;
+    PyObject *pk = PyImport_ImportModule("pickle");
+    if (!pk)
+        return -1;
+    st->pickle_loads = PyObject_GetAttrString(pk, "loads");
+    Py_DECREF(pk);
+    if (!st->pickle_loads)
+        return -1;
 #define K(n, v)                                                                \
     if (PyModule_AddIntConstant(m, n, v) < 0)                                  \
         return -1;
@@ -1378,6 +1437,8 @@ static int module_exec(PyObject *m)
     K("START_SPAWN", L_SPAWN)
     K("START_FORKSERVER", L_FORKSERVER)
     K("THREADS", 1)
+    K("OOB_MIN", CREW_CODEC_OOB_MIN)
+    K("MAX_OOB", CREW_CODEC_MAX_OOB)
     K("PROCESSES", 2)
 #undef K
     return 0;
@@ -1390,6 +1451,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->PoolType);
     Py_VISIT(st->ArgType);
     Py_VISIT(st->runner);
+    Py_VISIT(st->pickle_loads);
     return 0;
 }
 
@@ -1400,6 +1462,7 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->PoolType);
     Py_CLEAR(st->ArgType);
     Py_CLEAR(st->runner);
+    Py_CLEAR(st->pickle_loads);
     Py_CLEAR(st->s_condition);
     Py_CLEAR(st->s_state);
     Py_CLEAR(st->s_result);
