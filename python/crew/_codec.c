@@ -1,12 +1,12 @@
-/* _codec.c — encodes and decodes a Python object as a frame in crew shared memory (the format is in _codec.h). */
+/* _codec.c — encodes and decodes a Python object as a frame in crew shared memory (the format is in _frame.h). */
 #define PY_SSIZE_T_CLEAN
 #include "_codec.h"
 
 #include <string.h>
 
-static const char zeros[CREW_CODEC_ALIGN];
+static const char zeros[CREW_FRAME_ALIGN];
 
-static void add(crew_codec_enc *e, const void *p, size_t len, PyObject *src)
+static void add(crew__codec_enc *e, const void *p, size_t len, PyObject *src)
 {
     e->iov[e->n].iov_base = (void *)p;
     e->iov[e->n].iov_len = len;
@@ -15,30 +15,7 @@ static void add(crew_codec_enc *e, const void *p, size_t len, PyObject *src)
     e->len += len;
 }
 
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const char *p)
-{
-    const unsigned char *u = (const unsigned char *)p;
-    return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
-}
-
-static uint64_t get_u64(const char *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
-}
-
-void crew__codec_release(crew_codec_enc *e)
+void crew__codec_release(crew__codec_enc *e)
 {
     for (int i = 0; i < e->nkeep; i++)
         Py_DECREF(e->keep[i]);
@@ -48,7 +25,7 @@ void crew__codec_release(crew_codec_enc *e)
 }
 
 /* A header of kind with flags and the payload p (len bytes, src its owner). */
-static void fast(crew_codec_enc *e, char kind, int flags, const void *p, size_t len,
+static void fast(crew__codec_enc *e, char kind, int flags, const void *p, size_t len,
                  PyObject *src)
 {
     e->head[0] = (unsigned char)kind;
@@ -58,7 +35,7 @@ static void fast(crew_codec_enc *e, char kind, int flags, const void *p, size_t 
 }
 
 /* The fast kinds: 0 encoded, 1 not one of them, -1 error. */
-static int encode_fast(PyObject *obj, int flags, crew_codec_enc *e)
+static int encode_fast(PyObject *obj, int flags, crew__codec_enc *e)
 {
     PyTypeObject *t = Py_TYPE(obj);
     if (t == &PyBytes_Type) {
@@ -81,7 +58,7 @@ static int encode_fast(PyObject *obj, int flags, crew_codec_enc *e)
             return 1;
         e->head[0] = 'I';
         e->head[1] = (unsigned char)flags;
-        put_u64(e->head + 2, (uint64_t)v);
+        crew__frame_put_u64(e->head + 2, (uint64_t)v);
         add(e, e->head, 10, NULL);
         return 0;
     } else if (t == &PyFloat_Type) {
@@ -90,7 +67,7 @@ static int encode_fast(PyObject *obj, int flags, crew_codec_enc *e)
         memcpy(&u, &v, 8);
         e->head[0] = 'F';
         e->head[1] = (unsigned char)flags;
-        put_u64(e->head + 2, u);
+        crew__frame_put_u64(e->head + 2, u);
         add(e, e->head, 10, NULL);
         return 0;
     } else if (PyMemoryView_Check(obj) && PyBuffer_IsContiguous(PyMemoryView_GET_BUFFER(obj), 'C')) {
@@ -105,7 +82,7 @@ static int encode_fast(PyObject *obj, int flags, crew_codec_enc *e)
 }
 
 /* buffer_callback of pickle: a buffer of the policy (contiguous, at least
- * CREW_CODEC_OOB_MIN bytes, one of the first CREW_CODEC_MAX_OOB) is
+ * CREW_FRAME_OOB_MIN bytes, one of the first CREW_FRAME_MAX_OOB) is
  * appended to the list `bufs` as a byte view and kept out of band (False);
  * any other is pickled in band (True). */
 static PyObject *buffer_cb(PyObject *bufs, PyObject *pb)
@@ -117,8 +94,8 @@ static PyObject *buffer_cb(PyObject *bufs, PyObject *pb)
         PyErr_Clear(); /* not contiguous: in band */
         Py_RETURN_TRUE;
     }
-    if (!PyMemoryView_Check(m) || PyMemoryView_GET_BUFFER(m)->len < CREW_CODEC_OOB_MIN ||
-        PyList_GET_SIZE(bufs) >= CREW_CODEC_MAX_OOB) {
+    if (!PyMemoryView_Check(m) || PyMemoryView_GET_BUFFER(m)->len < CREW_FRAME_OOB_MIN ||
+        PyList_GET_SIZE(bufs) >= CREW_FRAME_MAX_OOB) {
         Py_DECREF(m);
         Py_RETURN_TRUE;
     }
@@ -132,7 +109,7 @@ static PyObject *buffer_cb(PyObject *bufs, PyObject *pb)
 static PyMethodDef buffer_cb_def = {"buffer_callback", buffer_cb, METH_O,
                                     "crew's out-of-band policy for pickle buffers."};
 
-int crew__codec_encode(PyObject *obj, int flags, PyObject *dumps, int oob, crew_codec_enc *e)
+int crew__codec_encode(PyObject *obj, int flags, PyObject *dumps, int oob, crew__codec_enc *e)
 {
     e->n = 0;
     e->len = 0;
@@ -166,34 +143,38 @@ int crew__codec_encode(PyObject *obj, int flags, PyObject *dumps, int oob, crew_
         return -1;
     }
     size_t nb = bufs ? (size_t)PyList_GET_SIZE(bufs) : 0;
+    if (nb > CREW_FRAME_MAX_OOB) { /* buffer_cb keeps to it: only a pickler that appends */
+        PyErr_SetString(PyExc_SystemError, "crew: too many out-of-band buffers");
+        return -1;
+    }
     size_t plen = (size_t)PyBytes_GET_SIZE(data);
-    size_t head = CREW_CODEC_HDR + 16 * nb;
+    size_t head = CREW_FRAME_HDR + 16 * nb;
     unsigned char *h = e->head;
     h[0] = 'P';
     h[1] = (unsigned char)flags;
     h[2] = h[3] = 0;
-    put_u32(h + 4, (uint32_t)nb);
-    put_u64(h + 8, plen);
+    crew__frame_put_u32(h + 4, (uint32_t)nb);
+    crew__frame_put_u64(h + 8, plen);
     add(e, h, head, NULL);
     add(e, PyBytes_AS_STRING(data), plen, data);
     size_t pos = head + plen;
     for (size_t i = 0; i < nb; i++) {
         PyObject *mv = PyList_GET_ITEM(bufs, (Py_ssize_t)i);
         Py_buffer *b = PyMemoryView_GET_BUFFER(mv);
-        size_t pad = (CREW_CODEC_ALIGN - pos % CREW_CODEC_ALIGN) % CREW_CODEC_ALIGN;
+        size_t pad = (CREW_FRAME_ALIGN - pos % CREW_FRAME_ALIGN) % CREW_FRAME_ALIGN;
         if (pad) {
             add(e, zeros, pad, NULL);
             pos += pad;
         }
-        put_u64(h + CREW_CODEC_HDR + 16 * i, pos);
-        put_u64(h + CREW_CODEC_HDR + 16 * i + 8, (uint64_t)b->len);
+        crew__frame_put_u64(h + CREW_FRAME_HDR + 16 * i, pos);
+        crew__frame_put_u64(h + CREW_FRAME_HDR + 16 * i + 8, (uint64_t)b->len);
         add(e, b->buf, (size_t)b->len, mv);
         pos += (size_t)b->len;
     }
     return 0;
 }
 
-char *crew__codec_join(crew_codec_enc *e, char *small, size_t cap, char **owned)
+char *crew__codec_join(crew__codec_enc *e, char *small, size_t cap, char **owned)
 {
     *owned = NULL;
     if (e->n == 1)
@@ -214,7 +195,7 @@ char *crew__codec_join(crew_codec_enc *e, char *small, size_t cap, char **owned)
     return p;
 }
 
-PyObject *crew__codec_parts(crew_codec_enc *e)
+PyObject *crew__codec_parts(crew__codec_enc *e)
 {
     PyObject *parts = PyList_New(e->n);
     for (int i = 0; parts && i < e->n; i++) {
@@ -231,30 +212,23 @@ PyObject *crew__codec_parts(crew_codec_enc *e)
     return parts;
 }
 
-static PyObject *malformed(void)
+/* loads(pickle, buffers=[...]) over a byte view `whole` of the frame f. */
+static PyObject *decode_oob(PyObject *whole, const crew__frame *f, PyObject *loads)
 {
-    PyErr_SetString(PyExc_ValueError, "crew: malformed shared message");
-    return NULL;
-}
-
-/* loads(pickle, buffers=[...]) over a byte view `whole` of the frame. */
-static PyObject *decode_oob(PyObject *whole, size_t start, size_t plen, const char *table,
-                            uint32_t nb, PyObject *loads)
-{
-    PyObject *bufs = PyList_New(nb), *r = NULL;
+    PyObject *bufs = PyList_New(f->nbufs), *r = NULL;
     if (!bufs)
         return NULL;
-    for (uint32_t i = 0; i < nb; i++) {
-        size_t off = (size_t)get_u64(table + 16 * (size_t)i);
-        size_t ln = (size_t)get_u64(table + 16 * (size_t)i + 8);
-        PyObject *sl = PySequence_GetSlice(whole, (Py_ssize_t)off, (Py_ssize_t)(off + ln));
+    for (uint32_t i = 0; i < f->nbufs; i++) {
+        Py_ssize_t off = (Py_ssize_t)f->buf[i][0], ln = (Py_ssize_t)f->buf[i][1];
+        PyObject *sl = PySequence_GetSlice(whole, off, off + ln);
         if (!sl) {
             Py_DECREF(bufs);
             return NULL;
         }
         PyList_SET_ITEM(bufs, i, sl);
     }
-    PyObject *pk = PySequence_GetSlice(whole, (Py_ssize_t)start, (Py_ssize_t)(start + plen));
+    PyObject *pk = PySequence_GetSlice(whole, (Py_ssize_t)f->pickle,
+                                       (Py_ssize_t)(f->pickle + f->pickle_len));
     PyObject *args = pk ? PyTuple_Pack(1, pk) : NULL;
     PyObject *kw = args ? Py_BuildValue("{s:O}", "buffers", bufs) : NULL;
     if (kw)
@@ -269,60 +243,44 @@ static PyObject *decode_oob(PyObject *whole, size_t start, size_t plen, const ch
 PyObject *crew__codec_decode(const char *p, size_t len, PyObject *base, PyObject *loads,
                              int *flags)
 {
-    if (len == 0) {
+    crew__frame f;
+    int rc = len > (size_t)PY_SSIZE_T_MAX ? -EINVAL : crew__frame_parse(p, len, &f);
+    if (rc == -ENODATA) {
         PyErr_SetString(PyExc_ValueError, "crew: empty shared message");
         return NULL;
     }
-    if (len < 2 || len > (size_t)PY_SSIZE_T_MAX)
-        return malformed();
+    if (rc < 0) {
+        PyErr_SetString(PyExc_ValueError, "crew: malformed shared message");
+        return NULL;
+    }
     if (flags)
-        *flags = (unsigned char)p[1];
-    const char *b = p + 2;
-    size_t n = len - 2;
-    switch (p[0]) {
+        *flags = f.flags;
+    const char *b = p + f.body;
+    Py_ssize_t n = (Py_ssize_t)f.body_len;
+    switch (f.kind) {
     case 'B':
-        return PyBytes_FromStringAndSize(b, (Py_ssize_t)n);
+        return PyBytes_FromStringAndSize(b, n);
     case 'A':
-        return PyByteArray_FromStringAndSize(b, (Py_ssize_t)n);
+        return PyByteArray_FromStringAndSize(b, n);
     case 'S':
-        return PyUnicode_DecodeUTF8(b, (Py_ssize_t)n, "strict");
+        return PyUnicode_DecodeUTF8(b, n, "strict");
     case 'I':
-        if (n != 8)
-            return malformed();
-        return PyLong_FromLongLong((long long)get_u64(b));
     case 'F': {
-        if (n != 8)
-            return malformed();
-        uint64_t u = get_u64(b);
-        double v;
-        memcpy(&v, &u, 8);
-        return PyFloat_FromDouble(v);
+        unsigned char u[8];
+        memcpy(u, b, 8);
+        uint64_t v = crew__frame_u64(u);
+        if (f.kind == 'I')
+            return PyLong_FromLongLong((long long)v);
+        double d;
+        memcpy(&d, &v, 8);
+        return PyFloat_FromDouble(d);
     }
-    case 'P':
+    default: /* 'P' */
         break;
-    default:
-        return malformed();
     }
-    if (len < CREW_CODEC_HDR || p[2] || p[3])
-        return malformed();
-    uint32_t nb = get_u32(p + 4);
-    uint64_t plen = get_u64(p + 8);
-    if (nb > CREW_CODEC_MAX_OOB)
-        return malformed();
-    size_t start = CREW_CODEC_HDR + 16 * (size_t)nb;
-    if (start > len || plen > len - start)
-        return malformed();
-    /* the table is copied first: p may be shared memory that another
-     * process rewrites between the check and the use */
-    char table[16 * CREW_CODEC_MAX_OOB];
-    memcpy(table, p + CREW_CODEC_HDR, 16 * (size_t)nb);
-    for (uint32_t i = 0; i < nb; i++) {
-        uint64_t off = get_u64(table + 16 * (size_t)i), ln = get_u64(table + 16 * (size_t)i + 8);
-        if (off > len || ln > len - off)
-            return malformed();
-    }
-    if (nb == 0) { /* in band: unpickled straight from p */
-        PyObject *mv = PyMemoryView_FromMemory((char *)p + start, (Py_ssize_t)plen, PyBUF_READ);
+    if (f.nbufs == 0) { /* in band: unpickled straight from p */
+        PyObject *mv = PyMemoryView_FromMemory((char *)p + f.pickle, (Py_ssize_t)f.pickle_len,
+                                               PyBUF_READ);
         if (!mv)
             return NULL;
         PyObject *r = PyObject_CallOneArg(loads, mv);
@@ -350,7 +308,7 @@ PyObject *crew__codec_decode(const char *p, size_t len, PyObject *base, PyObject
         if (!whole)
             return NULL;
     }
-    PyObject *r = decode_oob(whole, start, (size_t)plen, table, nb, loads);
+    PyObject *r = decode_oob(whole, &f, loads);
     Py_DECREF(whole);
     return r;
 }

@@ -1227,7 +1227,7 @@ static PyObject *m_encode(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
     int oob = PyObject_IsTrue(args[3]);
     if (oob < 0)
         return NULL;
-    crew_codec_enc e;
+    crew__codec_enc e;
     PyObject *r = NULL;
     if (crew__codec_encode(args[0], (int)flags, args[2], oob, &e) == 0)
         r = crew__codec_parts(&e);
@@ -1437,8 +1437,8 @@ static int module_exec(PyObject *m)
     K("START_SPAWN", L_SPAWN)
     K("START_FORKSERVER", L_FORKSERVER)
     K("THREADS", 1)
-    K("OOB_MIN", CREW_CODEC_OOB_MIN)
-    K("MAX_OOB", CREW_CODEC_MAX_OOB)
+    K("OOB_MIN", CREW_FRAME_OOB_MIN)
+    K("MAX_OOB", CREW_FRAME_MAX_OOB)
     K("PROCESSES", 2)
 #undef K
     return 0;

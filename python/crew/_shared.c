@@ -7,7 +7,7 @@
  * run here without a Python frame.
  *
  * Messages (queue items, dict keys and values) are frames of crew's one
- * codec (_codec.h, shared with task arguments and results): a bytes payload
+ * codec (_frame.h, _codec.h; shared with task arguments and results): a bytes payload
  * crosses as it is, and a large numpy array's data is copied once into the
  * ring (putv) and read back in place. Pipe messages are raw (send = pickle,
  * send_bytes = bytes), as multiprocessing's.
@@ -143,7 +143,7 @@ static int wait_sliced(void *h, void *ctx, wait_fn fn, double timeout)
 /* Queue items, dict keys and values cross as frames of crew's one codec
  * (_codec.h), as task arguments and results do; shared objects put flags 0
  * in them and pickle with plain pickle.dumps. */
-typedef crew_codec_enc enc_t;
+typedef crew__codec_enc enc_t;
 
 /* Encodes obj (oob: large buffers out of band, for a queue; else all in
  * band, as a dict key must be). 0 or -1 (Python error); release e either way. */
