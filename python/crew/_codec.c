@@ -17,6 +17,9 @@ static void add(crew__codec_enc *e, const void *p, size_t len, PyObject *src)
 
 void crew__codec_release(crew__codec_enc *e)
 {
+    if (e->has_view)
+        PyBuffer_Release(&e->view);
+    e->has_view = 0;
     for (int i = 0; i < e->nkeep; i++)
         Py_DECREF(e->keep[i]);
     e->nkeep = 0;
@@ -41,8 +44,11 @@ static int encode_fast(PyObject *obj, int flags, crew__codec_enc *e)
     if (t == &PyBytes_Type) {
         fast(e, 'B', flags, PyBytes_AS_STRING(obj), (size_t)PyBytes_GET_SIZE(obj), obj);
     } else if (t == &PyByteArray_Type) {
-        /* kept (and so not resized by us) until released */
-        fast(e, 'A', flags, PyByteArray_AS_STRING(obj), (size_t)PyByteArray_GET_SIZE(obj), obj);
+        /* exported until released: no other thread resizes it meanwhile */
+        if (PyObject_GetBuffer(obj, &e->view, PyBUF_SIMPLE) < 0)
+            return -1;
+        e->has_view = 1;
+        fast(e, 'A', flags, e->view.buf, (size_t)e->view.len, obj);
     } else if (t == &PyUnicode_Type) {
         Py_ssize_t n;
         const char *s = PyUnicode_AsUTF8AndSize(obj, &n); /* cached in the str */
@@ -70,9 +76,17 @@ static int encode_fast(PyObject *obj, int flags, crew__codec_enc *e)
         crew__frame_put_u64(e->head + 2, u);
         add(e, e->head, 10, NULL);
         return 0;
-    } else if (PyMemoryView_Check(obj) && PyBuffer_IsContiguous(PyMemoryView_GET_BUFFER(obj), 'C')) {
-        Py_buffer *b = PyMemoryView_GET_BUFFER(obj);
-        fast(e, 'B', flags, b->buf, (size_t)b->len, NULL); /* a view: copied by parts() */
+    } else if (PyMemoryView_Check(obj)) {
+        /* exported until released: a released view raises ValueError here
+         * (its memory may be gone), and none is released meanwhile */
+        if (PyObject_GetBuffer(obj, &e->view, PyBUF_SIMPLE) < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_BufferError))
+                return -1;
+            PyErr_Clear(); /* not C-contiguous: pickled (which refuses it) */
+            return 1;
+        }
+        e->has_view = 1;
+        fast(e, 'B', flags, e->view.buf, (size_t)e->view.len, NULL); /* copied by parts() */
     } else {
         return 1;
     }
@@ -114,6 +128,7 @@ int crew__codec_encode(PyObject *obj, int flags, PyObject *dumps, int oob, crew_
     e->n = 0;
     e->len = 0;
     e->nkeep = 0;
+    e->has_view = 0;
     int r = encode_fast(obj, flags, e);
     if (r <= 0)
         return r;

@@ -20,6 +20,10 @@ typedef struct {
     unsigned char head[CREW_FRAME_HDR + 16 * CREW_FRAME_MAX_OOB]; /* header and table */
     PyObject *keep[3]; /* the pickle, the list of out-of-band buffers, the object */
     int nkeep;
+    Py_buffer view; /* a bytearray's or memoryview's export (has_view), so that
+                     * it is neither resized nor released while the frame is
+                     * written (a put releases the GIL) */
+    int has_view;
 } crew__codec_enc;
 
 /*

@@ -2,6 +2,8 @@
 import pickle
 import random
 import struct
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -181,3 +183,44 @@ def test_process_task_with_forged_result_frame_is_an_error_not_a_crash():
     ok, parts = rt.run(memoryview(bytearray(_hdr(0, 99) + b".")))
     flags, out = rt.decode(memoryview(b"".join(bytes(p) for p in parts)))
     assert ok and out[0] == 1 and isinstance(out[1], ValueError) and MALFORMED in str(out[1])
+
+
+def test_released_memoryview_is_refused_not_read():
+    """A released memoryview raises ValueError on every path (it was read
+    after its memory was freed: garbage in the queue)."""
+    m = memoryview(bytearray(b"xyz" * 100))
+    m.release()
+    q, d = crew.Queue(), crew.SharedDict()
+    with pytest.raises(ValueError, match="released"):
+        q.put(m)
+    with pytest.raises(ValueError, match="released"):
+        d["k"] = m
+    with pytest.raises(ValueError, match="released"):
+        core.encode(m, 0, pickle.dumps, True)
+    assert q.empty() and "k" not in d
+
+
+def test_a_bytearray_being_sent_cannot_be_resized():
+    """While a bytearray's frame is written (a put may wait with the GIL
+    released), the bytearray is exported: a resize from another thread
+    fails instead of freeing the memory being copied."""
+    q = crew.Queue(maxbytes=1 << 16)
+    q.put(b"x" * 20000)
+    q.put(b"x" * 20000)            # the queue is then too full for `big`
+    big = bytearray(b"y" * 30000)
+    errs, got = [], []
+
+    def grow():
+        time.sleep(0.2)
+        try:
+            big.extend(b"z" * 10**6)
+        except BufferError as e:
+            errs.append(e)
+        got.append(q.get())        # room for the put
+        got.append(q.get())
+    t = threading.Thread(target=grow)
+    t.start()
+    q.put(big, timeout=10)
+    t.join()
+    assert got == [b"x" * 20000] * 2
+    assert errs and q.get(timeout=5) == bytearray(b"y" * 30000)
