@@ -107,6 +107,9 @@ build/fuzz/libcrew.a: $(patsubst src/%.c,build/fuzz/%.o,$(SRCS))
 build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard tests/fuzz/*.h) build/fuzz/libcrew.a
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< build/fuzz/libcrew.a -o $@ -pthread
 
+# fuzz_codec drives the frame parse of the Python extensions (no libcrew in it)
+build/fuzz/fuzz_codec: python/crew/_frame.h
+
 fuzz-build: $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 
 test-fuzz: fuzz-build

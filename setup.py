@@ -40,7 +40,10 @@ LIBCREW_FILES = libcrew[1]["sources"] + HEADERS
 
 
 def extension(name, source):
-    return Extension(name, sources=[source], depends=LIBCREW_FILES + ["python/crew/_errors.h"],
+    # _codec.c: the one format of a Python object in shared memory, used by both
+    return Extension(name, sources=[source, "python/crew/_codec.c"],
+                     depends=LIBCREW_FILES + ["python/crew/_errors.h", "python/crew/_codec.h",
+                                             "python/crew/_frame.h"],
                      include_dirs=INCLUDES,
                      define_macros=MACROS, extra_compile_args=CFLAGS,
                      extra_link_args=["-pthread"], libraries=["crew"])

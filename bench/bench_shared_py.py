@@ -3,8 +3,10 @@
     .venv/bin/python bench/bench_shared_py.py [--quick]
 
 Rows: queue messages/s (64-byte bytes, producer and consumer in separate
-processes, 1 -> 1 and 2 -> 2), pipe round trip (send_bytes/recv_bytes),
-SharedDict reads/s and writes/s against multiprocessing.Manager().dict(), and
+processes, 1 -> 1 and 2 -> 2; and a small tuple, which is pickled), pipe
+round trip (send_bytes/recv_bytes), SharedDict reads/s and writes/s (bytes
+values; tuple keys and values, pickled) against
+multiprocessing.Manager().dict(), and
 a 100 MB numpy array handed to a task (crew SharedArray through
 crew.Executor vs the array itself through multiprocessing.Pool).
 """
@@ -19,19 +21,20 @@ import numpy as np
 import crew
 
 PAYLOAD = b"x" * 64
+TUPLE = (1, "x" * 20, 2.5)  # pickled on every path
 FORK = mp.get_context("fork")
 
 
 # ---------------------------------------------------------------- workers
 
-def _producer(q, n, go, batch):
+def _producer(q, n, go, batch, item=PAYLOAD):
     go.wait()
     if batch:
         for i in range(0, n, 256):
-            q.put_many([PAYLOAD] * min(256, n - i))
+            q.put_many([item] * min(256, n - i))
     else:
         for _ in range(n):
-            q.put(PAYLOAD)
+            q.put(item)
 
 
 def _consumer(q, n, go, batch, out):
@@ -46,11 +49,11 @@ def _consumer(q, n, go, batch, out):
     out.put(time.monotonic())
 
 
-def queue_rate(make_queue, n, pairs, batch=False):
+def queue_rate(make_queue, n, pairs, batch=False, item=PAYLOAD):
     q = make_queue()
     go, out = FORK.Event(), FORK.Queue()
     per = n // pairs
-    ps = [FORK.Process(target=_producer, args=(q, per, go, batch)) for _ in range(pairs)]
+    ps = [FORK.Process(target=_producer, args=(q, per, go, batch, item)) for _ in range(pairs)]
     cs = [FORK.Process(target=_consumer, args=(q, per, go, batch, out)) for _ in range(pairs)]
     for p in ps + cs:
         p.start()
@@ -84,11 +87,12 @@ def pipe_rtt(make_pipe, n):
     return dt / n * 1e6
 
 
-def dict_rates(d, n):
-    keys = [f"k{i}" for i in range(100)]
+def dict_rates(d, n, tuples=False):
+    keys = [(i, "k") if tuples else f"k{i}" for i in range(100)]
+    value = TUPLE if tuples else PAYLOAD
     t0 = time.perf_counter()
     for i in range(n):
-        d[keys[i % 100]] = PAYLOAD
+        d[keys[i % 100]] = value
     w = n / (time.perf_counter() - t0)
     t0 = time.perf_counter()
     for i in range(n):
@@ -135,13 +139,20 @@ def main():
         row(f"queue {pairs} -> {pairs}, msgs/s", c, m, "msgs/s")
         cb = queue_rate(crew.Queue, nq * 4, pairs, batch=True)
         row(f"queue {pairs} -> {pairs}, put_many/get_many, msgs/s", cb, m, "msgs/s")
+    m = queue_rate(FORK.Queue, nmq, 1, item=TUPLE)
+    c = queue_rate(crew.Queue, nq, 1, item=TUPLE)
+    row("queue 1 -> 1, a small tuple, msgs/s", c, m, "msgs/s")
     row("pipe round trip, us", pipe_rtt(crew.Pipe, npipe), pipe_rtt(FORK.Pipe, npipe), "us",
         higher=False)
     cr, cw = dict_rates(crew.SharedDict(), nd)
+    tr, tw = dict_rates(crew.SharedDict(), nd, tuples=True)
     with FORK.Manager() as man:
         mr, mw = dict_rates(man.dict(), nmd)
+        mtr, mtw = dict_rates(man.dict(), nmd, tuples=True)
     row("dict reads/s", cr, mr, "ops/s")
     row("dict writes/s", cw, mw, "ops/s")
+    row("dict reads/s, tuple keys and values", tr, mtr, "ops/s")
+    row("dict writes/s, tuple keys and values", tw, mtw, "ops/s")
     big = np.random.rand(100 * 1024 * 1024 // 8)
     shared = crew.SharedArray.from_array(big)
     with crew.Executor(1, start_method="forkserver") as ex:

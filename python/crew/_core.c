@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "crew.h"
+#include "_codec.h"
 #include "_errors.h"
 #include "pool/bindings.h" /* internal: crew's own threads, become(), the fork servers */
 
@@ -48,6 +49,7 @@ typedef struct {
     PyTypeObject *FutureType;
     PyTypeObject *ArgType;  /* the exporter of a task's argument bytes */
     PyObject *runner; /* crew._runtime.run, set by set_runner() */
+    PyObject *pickle_loads; /* for decode() */
     /* Completions waiting for the GIL: a lock-free stack pushed by crew's
      * threads (no GIL), drained in one go by whichever thread holds the GIL
      * next (a submit, a waiter, or the pushing thread itself). */
@@ -985,6 +987,50 @@ static PyObject *m_set_runner(PyObject *m, PyObject *fn)
     Py_RETURN_NONE;
 }
 
+/* encode(obj, flags, dumps, oob) -> list of parts: obj as one frame of
+ * crew's codec (_codec.h), for Pool.submit and the runner's result. */
+static PyObject *m_encode(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)m;
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "encode(obj, flags, dumps, oob)");
+        return NULL;
+    }
+    long flags = PyLong_AsLong(args[1]);
+    if (flags == -1 && PyErr_Occurred())
+        return NULL;
+    if (flags < 0 || flags > 255) {
+        PyErr_SetString(PyExc_ValueError, "encode: flags must fit in a byte");
+        return NULL;
+    }
+    int oob = PyObject_IsTrue(args[3]);
+    if (oob < 0)
+        return NULL;
+    crew__codec_enc e;
+    PyObject *r = NULL;
+    if (crew__codec_encode(args[0], (int)flags, args[2], oob, &e) == 0)
+        r = crew__codec_parts(&e);
+    crew__codec_release(&e);
+    return r;
+}
+
+/* decode(buf) -> (flags, obj): a frame of crew's codec; out-of-band buffers
+ * are views of buf (no copy). ValueError for a malformed frame. */
+static PyObject *m_decode(PyObject *m, PyObject *buf)
+{
+    Py_buffer v;
+    if (PyObject_GetBuffer(buf, &v, PyBUF_SIMPLE) < 0)
+        return NULL;
+    int flags = 0;
+    PyObject *obj = crew__codec_decode(v.buf, (size_t)v.len, buf, get_state(m)->pickle_loads,
+                                       &flags);
+    PyBuffer_Release(&v);
+    if (!obj)
+        return NULL;
+    PyObject *r = Py_BuildValue("(iN)", flags, obj);
+    return r;
+}
+
 /* become(server, worker): the bootstrap of a spawned worker or a fork
  * server, once its prelude is applied: libcrew serves as the fork server,
  * or runs the worker, and the process exits. */
@@ -1170,6 +1216,12 @@ static PyMethodDef module_methods[] = {
      "The pids of this process's running fork servers."},
     {"fork_warning", m_fork_warning, METH_NOARGS,
      "libcrew's fork-with-threads warning, or None when no other thread runs."},
+    {"encode", (PyCFunction)(void (*)(void))m_encode, METH_FASTCALL,
+     "encode(obj, flags, dumps, oob) -> list of buffers: obj as one frame of crew's codec "
+     "(dumps(obj, 5[, buffer_callback=]) pickles; oob: large buffers out of band)."},
+    {"decode", m_decode, METH_O,
+     "decode(buf) -> (flags, obj): one frame of crew's codec; out-of-band buffers are views "
+     "of buf. ValueError when the frame is malformed."},
     {"strerror", m_strerror, METH_O, "crew_strerror(code)."},
     {"get_start_method", m_get_start_method, METH_NOARGS,
      "The default start method (libcrew's, shared with C code in this process)."},
@@ -1202,6 +1254,13 @@ static int module_exec(PyObject *m)
     st->ArgType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Arg_spec, NULL);
     if (!st->ArgType)
         return -1;
+    PyObject *pk = PyImport_ImportModule("pickle");
+    if (!pk)
+        return -1;
+    st->pickle_loads = PyObject_GetAttrString(pk, "loads");
+    Py_DECREF(pk);
+    if (!st->pickle_loads)
+        return -1;
 #define K(n, v)                                                                \
     if (PyModule_AddIntConstant(m, n, v) < 0)                                  \
         return -1;
@@ -1218,6 +1277,8 @@ static int module_exec(PyObject *m)
     K("START_SPAWN", CREW_START_SPAWN)
     K("START_FORKSERVER", CREW_START_FORKSERVER)
     K("THREADS", 1)
+    K("OOB_MIN", CREW_FRAME_OOB_MIN)
+    K("MAX_OOB", CREW_FRAME_MAX_OOB)
     K("PROCESSES", 2)
 #undef K
     return 0;
@@ -1230,6 +1291,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->PoolType);
     Py_VISIT(st->ArgType);
     Py_VISIT(st->runner);
+    Py_VISIT(st->pickle_loads);
     return 0;
 }
 
@@ -1240,6 +1302,7 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->PoolType);
     Py_CLEAR(st->ArgType);
     Py_CLEAR(st->runner);
+    Py_CLEAR(st->pickle_loads);
     Py_CLEAR(st->s_condition);
     Py_CLEAR(st->s_state);
     Py_CLEAR(st->s_result);

@@ -1,17 +1,17 @@
 """Both sides of a task's journey: framing, (cloud)pickling with out-of-band
 buffers, and the runner that crew's one C task ("crew.py") calls in a worker.
 
-Wire format of a process payload (and of its result)::
-
-    header  b"P", flags u8, 2 pad, nbufs u32, pickle_len u64   (16 bytes)
-    table   nbufs x (offset u64, length u64)
-    pickle  protocol 5 stream
-    buffers each 64-byte aligned, at its offset from the payload's start
-
-The payload lives in the pool's shared arena; the worker unpickles with
-memoryviews of it as the out-of-band buffers, so a large numpy array or
-bytes-like object is copied once (into shared memory) and read in place.
-Thread pools skip pickling: the payload is a token b"T" + key into a dict.
+A process payload (and its result) is one frame of crew's codec, the
+format every Python object in crew shared memory has (queue items and
+shared dict entries too): defined once, in C, in _codec.h, and reached here
+through _core.encode/_core.decode. A 'P' frame is a 16-byte header (kind,
+flags, the number of out-of-band buffers, the pickle's length), a table of
+(offset, length), the pickle (protocol 5), and the out-of-band buffers,
+64-byte aligned. The payload lives in the pool's shared arena; the worker
+unpickles with memoryviews of it as the out-of-band buffers, so a large
+numpy array or bytes-like object is copied once (into shared memory) and
+read in place. Thread pools skip pickling: the payload is a token b"T" +
+key into a dict.
 
 What crosses by value and what by reference: a bound method whose object is
 a global of an importable module (``os.environ.__setitem__``, ``random.seed``,
@@ -31,7 +31,6 @@ import os
 import pickle
 import reprlib
 import signal
-import struct
 import sys
 import threading
 import traceback
@@ -40,11 +39,9 @@ from concurrent.futures import BrokenExecutor
 
 from . import _core
 
-HDR = struct.Struct("<cBxxIQ")
-ENT = struct.Struct("<QQ")
-ALIGN = 64
-OOB_MIN = 64 * 1024   # buffers from this size go out-of-band
-MAX_OOB = 24          # at most this many out-of-band buffers per message
+OOB_MIN = _core.OOB_MIN   # buffers from this size go out-of-band (_codec.h)
+MAX_OOB = _core.MAX_OOB   # at most this many out-of-band buffers per frame
+_encode = _core.encode    # (obj, flags, dumps, oob) -> parts of one frame
 
 # F_CHUNK: a chunk of map items, each a tuple of arguments; F_CHUNK1: each
 # item is the one argument (map over one iterable: no tuple per item)
@@ -357,10 +354,10 @@ class _PlainPickler(pickle.Pickler):
     dispatch_table = collections.ChainMap(_BY_REF, copyreg.dispatch_table)
 
 
-def _plain_dumps(obj, cb):
-    """pickle.dumps(obj, 5), bound methods of module globals by reference."""
+def _plain_dumps(obj, protocol, buffer_callback=None):
+    """pickle.dumps(obj, protocol), bound methods of module globals by reference."""
     f = io.BytesIO()
-    _PlainPickler(f, 5, buffer_callback=cb).dump(obj)
+    _PlainPickler(f, protocol, buffer_callback=buffer_callback).dump(obj)
     return f.getvalue()
 
 
@@ -379,9 +376,9 @@ if cloudpickle is not None:
         dispatch_table = collections.ChainMap({t: _reduce_method_cloud for t in _METHOD_TYPES},
                                               _cloud_table)
 
-    def _cloud_dumps(obj, cb):
+    def _cloud_dumps(obj, protocol, buffer_callback=None):
         f = io.BytesIO()
-        _CloudPickler(f, 5, buffer_callback=cb).dump(obj)
+        _CloudPickler(f, protocol, buffer_callback=buffer_callback).dump(obj)
         return f.getvalue()
 
 
@@ -423,55 +420,22 @@ def _by_value_needed(fn):
 
 
 def encode(obj, flags=0, prefer_cloud=False):
-    """Pickles obj; returns the list of parts of the message (header first)."""
-    bufs = []
-
-    def cb(pb):
-        try:
-            m = pb.raw()
-        except BufferError:
-            return True
-        if m.nbytes < OOB_MIN or len(bufs) >= MAX_OOB:
-            return True
-        bufs.append(m)
-        return False
-
-    data = None
+    """Pickles obj into one frame of crew's codec (flags in its header);
+    returns the list of its parts (header first). Buffers from OOB_MIN bytes
+    go out of band; what plain pickle cannot send, cloudpickle tries."""
     if not prefer_cloud:
         try:
-            data = _plain_dumps(obj, cb)
-        except Exception as e:
-            first = e
-            bufs.clear()
-    if data is None:
-        if cloudpickle is None:
-            raise first
-        data = _cloud_dumps(obj, cb)
-    n = len(bufs)
-    pos = HDR.size + n * ENT.size + len(data)
-    parts = [None, data]
-    table = []
-    for m in bufs:
-        pad = -pos % ALIGN
-        if pad:
-            parts.append(bytes(pad))
-            pos += pad
-        table.append(ENT.pack(pos, m.nbytes))
-        parts.append(m)
-        pos += m.nbytes
-    parts[0] = HDR.pack(b"P", flags, n, len(data)) + b"".join(table)
-    return parts
+            return _encode(obj, flags, _plain_dumps, True)
+        except Exception:
+            if cloudpickle is None:
+                raise
+    return _encode(obj, flags, _cloud_dumps, True)
 
 
 def decode(mv):
-    """Unpickles a message; out-of-band buffers are views of mv (no copy)."""
-    kind, flags, n, plen = HDR.unpack_from(mv, 0)
-    bufs = []
-    for i in range(n):
-        off, ln = ENT.unpack_from(mv, HDR.size + i * ENT.size)
-        bufs.append(mv[off:off + ln])
-    start = HDR.size + n * ENT.size
-    return flags, pickle.loads(mv[start:start + plen], buffers=bufs)
+    """(flags, object) of one frame; out-of-band buffers are views of mv (no
+    copy). ValueError when the frame breaks the format."""
+    return _core.decode(mv)
 
 
 _short = reprlib.Repr()
@@ -564,11 +528,9 @@ def encode_call(fn, args, kwargs, flags):
         else:
             if not _by_value_needed(fn):
                 try:
-                    data = _dumps((fn, args, kwargs), 5)
+                    return _encode((fn, args, kwargs), flags, _dumps, False)
                 except Exception:
                     pass
-                else:
-                    return (HDR.pack(b"P", flags, 0, len(data)), data)
     if flags in (F_CALL, F_INIT):
         f = _refuse_files(args, kwargs)
         if f is not None:
@@ -855,8 +817,8 @@ def _picklable_outcome(out, logs, chunk=False):
     exception becomes an error that says so)."""
     msg = out + (logs,)
     if not logs and out[0] == 0 and type(out[1]) in _PLAIN:
-        data = _dumps(msg, 5)  # the common case: no buffers to place, nothing to fix
-        return (HDR.pack(b"P", 0, 0, len(data)), data)
+        # the common case: no buffers to place, nothing to fix
+        return _encode(msg, 0, _dumps, False)
     try:
         return encode(msg)
     except Exception as e:

@@ -6,13 +6,11 @@
  * methods: the hot paths (queue put/get, pipe send/recv, dict get/set)
  * run here without a Python frame.
  *
- * Messages (queue items, dict keys and values) end with a one-byte tag:
- *   'B' bytes   'A' bytearray   'S' str (utf-8)   'I' int64   'F' float
- *   'P' pickle (protocol 5)
- *   'O' pickle with out-of-band buffers: pickle, buffers..., u64 lens[n+1], u32 n
- * so a bytes payload crosses as it is, and a numpy array's data is copied
- * once into the ring (putv) and read back in place. Pipe messages are raw
- * (send = pickle, send_bytes = bytes), as multiprocessing's.
+ * Messages (queue items, dict keys and values) are frames of crew's one
+ * codec (_frame.h, _codec.h; shared with task arguments and results): a bytes payload
+ * crosses as it is, and a large numpy array's data is copied once into the
+ * ring (putv) and read back in place. Pipe messages are raw (send = pickle,
+ * send_bytes = bytes), as multiprocessing's.
  *
  * Every call that may wait releases the GIL; waits without a bound run in
  * slices of 0.2 s so that signals (Ctrl-C) are seen.
@@ -31,6 +29,7 @@
 #include <unistd.h>
 
 #include "crew.h"
+#include "_codec.h"
 #include "_errors.h"
 #include "shared/region.h" /* internal: holders, for peer counts */
 
@@ -141,304 +140,33 @@ static int wait_sliced(void *h, void *ctx, wait_fn fn, double timeout)
 
 /* ------------------------------------------------------------ encoding -- */
 
-typedef struct {
-    struct iovec iov[8];
-    int n;
-    size_t len;
-    char small[24];      /* ints, floats, the tag and table of a few buffers */
-    PyObject *keep[4];   /* objects the iovs point into */
-    int nkeep;
-    PyObject *bufs;      /* list of PickleBuffers ('O') */
-    uint64_t *table;     /* 'O' lens (malloc) */
-} enc_t;
+/* Queue items, dict keys and values cross as frames of crew's one codec
+ * (_codec.h), as task arguments and results do; shared objects put flags 0
+ * in them and pickle with plain pickle.dumps. */
+typedef crew__codec_enc enc_t;
+
+/* Encodes obj (oob: large buffers out of band, for a queue; else all in
+ * band, as a dict key must be). 0 or -1 (Python error); release e either way. */
+static int encode(shared_state *st, PyObject *obj, enc_t *e, int oob)
+{
+    return crew__codec_encode(obj, 0, st->pickle_dumps, oob, e);
+}
 
 static void enc_release(enc_t *e)
 {
-    for (int i = 0; i < e->nkeep; i++)
-        Py_DECREF(e->keep[i]);
-    Py_XDECREF(e->bufs);
-    PyMem_Free(e->table);
+    crew__codec_release(e);
 }
 
-static void enc_add(enc_t *e, const void *p, size_t len)
-{
-    e->iov[e->n].iov_base = (void *)p;
-    e->iov[e->n].iov_len = len;
-    e->n++;
-    e->len += len;
-}
-
-static int enc_simple(PyObject *obj, enc_t *e, int allow_fast_scalars);
-
-/* Encodes obj as iovs (see the header comment). oob: pickle buffers out of
- * band (queue); else one pickle in-band. 0 or -1 (Python error). The iovs
- * stay valid until enc_release. */
-static int encode(shared_state *st, PyObject *obj, enc_t *e, int oob)
-{
-    memset(e, 0, sizeof *e);
-    int r = enc_simple(obj, e, 1);
-    if (r <= 0)
-        return r;
-    PyObject *data;
-    if (oob) {
-        e->bufs = PyList_New(0);
-        if (!e->bufs)
-            return -1;
-        PyObject *append = PyObject_GetAttrString(e->bufs, "append");
-        if (!append)
-            return -1;
-        PyObject *kw = Py_BuildValue("{s:O}", "buffer_callback", append);
-        Py_DECREF(append);
-        if (!kw)
-            return -1;
-        PyObject *args = Py_BuildValue("(Oi)", obj, 5);
-        data = args ? PyObject_Call(st->pickle_dumps, args, kw) : NULL;
-        Py_XDECREF(args);
-        Py_DECREF(kw);
-    } else {
-        data = PyObject_CallFunction(st->pickle_dumps, "Oi", obj, 5);
-    }
-    if (!data)
-        return -1;
-    e->keep[e->nkeep++] = data;
-    enc_add(e, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data));
-    Py_ssize_t nb = e->bufs ? PyList_GET_SIZE(e->bufs) : 0;
-    if (nb == 0) {
-        e->small[0] = 'P';
-        enc_add(e, e->small, 1);
-        return 0;
-    }
-    /* out of band: pickle, buffers, lens, n, tag */
-    if (nb > 5) { /* too many pieces for the iov array: pickle them in-band */
-        Py_CLEAR(e->bufs);
-        Py_DECREF(data);
-        e->nkeep = 0;
-        e->n = 0;
-        e->len = 0;
-        return encode(st, obj, e, 0);
-    }
-    e->table = PyMem_Malloc(sizeof(uint64_t) * (size_t)(nb + 1) + 8);
-    if (!e->table) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    e->table[0] = (uint64_t)PyBytes_GET_SIZE(data);
-    for (Py_ssize_t i = 0; i < nb; i++) {
-        PyObject *mv = PyMemoryView_FromObject(PyList_GET_ITEM(e->bufs, i));
-        if (!mv)
-            return -1;
-        Py_buffer *b = PyMemoryView_GET_BUFFER(mv);
-        if (!PyBuffer_IsContiguous(b, 'A')) {
-            Py_DECREF(mv);
-            PyErr_SetString(PyExc_BufferError, "non-contiguous out-of-band buffer");
-            return -1;
-        }
-        PyList_SET_ITEM(e->bufs, i, mv); /* steals; drops the PickleBuffer */
-        e->table[i + 1] = (uint64_t)b->len;
-        enc_add(e, b->buf, (size_t)b->len);
-    }
-    uint32_t n32 = (uint32_t)nb;
-    memcpy((char *)(e->table + nb + 1), &n32, 4);
-    ((char *)(e->table + nb + 1))[4] = 'O';
-    enc_add(e, e->table, sizeof(uint64_t) * (size_t)(nb + 1) + 5);
-    return 0;
-}
-
-/* The fast encodings: 0 done, 1 not one of them, -1 error. */
-static int enc_simple(PyObject *obj, enc_t *e, int fast)
-{
-    PyTypeObject *t = Py_TYPE(obj);
-    if (t == &PyBytes_Type) {
-        enc_add(e, PyBytes_AS_STRING(obj), (size_t)PyBytes_GET_SIZE(obj));
-        e->small[0] = 'B';
-        enc_add(e, e->small, 1);
-        return 0;
-    }
-    if (t == &PyByteArray_Type) {
-        Py_INCREF(obj); /* its buffer must not move meanwhile: we keep it, no resizes */
-        e->keep[e->nkeep++] = obj;
-        enc_add(e, PyByteArray_AS_STRING(obj), (size_t)PyByteArray_GET_SIZE(obj));
-        e->small[0] = 'A';
-        enc_add(e, e->small, 1);
-        return 0;
-    }
-    if (t == &PyUnicode_Type) {
-        Py_ssize_t n;
-        const char *s = PyUnicode_AsUTF8AndSize(obj, &n);
-        if (!s)
-            return -1;
-        enc_add(e, s, (size_t)n);
-        e->small[0] = 'S';
-        enc_add(e, e->small, 1);
-        return 0;
-    }
-    if (!fast)
-        return 1;
-    if (t == &PyLong_Type) {
-        int overflow;
-        long long v = PyLong_AsLongLongAndOverflow(obj, &overflow);
-        if (v == -1 && PyErr_Occurred())
-            return -1;
-        if (overflow)
-            return 1;
-        memcpy(e->small, &v, 8);
-        e->small[8] = 'I';
-        enc_add(e, e->small, 9);
-        return 0;
-    }
-    if (t == &PyFloat_Type) {
-        double v = PyFloat_AS_DOUBLE(obj);
-        memcpy(e->small, &v, 8);
-        e->small[8] = 'F';
-        enc_add(e, e->small, 9);
-        return 0;
-    }
-    if (PyMemoryView_Check(obj)) {
-        Py_buffer *b = PyMemoryView_GET_BUFFER(obj);
-        if (PyBuffer_IsContiguous(b, 'C')) {
-            Py_INCREF(obj);
-            e->keep[e->nkeep++] = obj;
-            enc_add(e, b->buf, (size_t)b->len);
-            e->small[0] = 'B';
-            enc_add(e, e->small, 1);
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* Joins the iovs into one buffer: into small (cap bytes) when it fits, else
- * malloc'ed (*owned set). */
 static char *enc_join(enc_t *e, char *small, size_t cap, char **owned)
 {
-    *owned = NULL;
-    if (e->n == 1)
-        return e->iov[0].iov_base;
-    char *p = small;
-    if (e->len > cap) {
-        p = *owned = PyMem_Malloc(e->len ? e->len : 1);
-        if (!p) {
-            PyErr_NoMemory();
-            return NULL;
-        }
-    }
-    size_t off = 0;
-    for (int i = 0; i < e->n; i++) {
-        memcpy(p + off, e->iov[i].iov_base, e->iov[i].iov_len);
-        off += e->iov[i].iov_len;
-    }
-    return p;
+    return crew__codec_join(e, small, cap, owned);
 }
 
-/* Decodes a tagged message at p (len bytes). owner: a bytes/bytearray
- * object whose contents are p (so 'O' buffers can point into it), or NULL. */
+/* Decodes a frame at p (len bytes). owner: a bytearray whose contents are
+ * exactly p (out-of-band buffers then point into it), or NULL. */
 static PyObject *decode(shared_state *st, const char *p, size_t len, PyObject *owner)
 {
-    if (len == 0) {
-        PyErr_SetString(PyExc_ValueError, "crew: empty shared message");
-        return NULL;
-    }
-    char tag = p[len - 1];
-    size_t n = len - 1;
-    switch (tag) {
-    case 'B':
-        return PyBytes_FromStringAndSize(p, (Py_ssize_t)n);
-    case 'A':
-        return PyByteArray_FromStringAndSize(p, (Py_ssize_t)n);
-    case 'S':
-        return PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, "strict");
-    case 'I': {
-        long long v;
-        if (n != 8)
-            break;
-        memcpy(&v, p, 8);
-        return PyLong_FromLongLong(v);
-    }
-    case 'F': {
-        double v;
-        if (n != 8)
-            break;
-        memcpy(&v, p, 8);
-        return PyFloat_FromDouble(v);
-    }
-    case 'P': {
-        PyObject *mv = PyMemoryView_FromMemory((char *)p, (Py_ssize_t)n, PyBUF_READ);
-        if (!mv)
-            return NULL;
-        PyObject *r = PyObject_CallOneArg(st->pickle_loads, mv);
-        Py_DECREF(mv);
-        return r;
-    }
-    case 'O': {
-        uint32_t nb;
-        if (n < 4)
-            break;
-        memcpy(&nb, p + n - 4, 4);
-        size_t tbl = sizeof(uint64_t) * ((size_t)nb + 1);
-        if (n < 4 + tbl)
-            break;
-        size_t body = n - 4 - tbl;
-        const char *tp = p + body;
-        uint64_t *lens = PyMem_Malloc(tbl);
-        if (!lens)
-            return PyErr_NoMemory();
-        memcpy(lens, tp, tbl);
-        PyObject *own = NULL;
-        if (owner && PyByteArray_Check(owner)) {
-            own = owner;
-            Py_INCREF(own);
-        } else {
-            own = PyByteArray_FromStringAndSize(p, (Py_ssize_t)len);
-            if (!own) {
-                PyMem_Free(lens);
-                return NULL;
-            }
-            p = PyByteArray_AS_STRING(own);
-        }
-        PyObject *whole = PyMemoryView_FromObject(own);
-        Py_DECREF(own);
-        PyObject *bufs = whole ? PyList_New(nb) : NULL;
-        PyObject *r = NULL;
-        if (bufs) {
-            size_t off = lens[0];
-            int ok = 1;
-            for (uint32_t i = 0; i < nb; i++) {
-                if (off + lens[i + 1] > body) {
-                    ok = 0;
-                    break;
-                }
-                PyObject *sl = PySequence_GetSlice(whole, (Py_ssize_t)off,
-                                                   (Py_ssize_t)(off + lens[i + 1]));
-                if (!sl) {
-                    ok = -1;
-                    break;
-                }
-                PyList_SET_ITEM(bufs, i, sl);
-                off += lens[i + 1];
-            }
-            if (ok == 1 && lens[0] <= body) {
-                PyObject *pk = PySequence_GetSlice(whole, 0, (Py_ssize_t)lens[0]);
-                PyObject *args = pk ? PyTuple_Pack(1, pk) : NULL;
-                PyObject *kw = args ? Py_BuildValue("{s:O}", "buffers", bufs) : NULL;
-                if (kw)
-                    r = PyObject_Call(st->pickle_loads, args, kw);
-                Py_XDECREF(pk);
-                Py_XDECREF(args);
-                Py_XDECREF(kw);
-            } else if (ok == 0) {
-                PyErr_SetString(PyExc_ValueError, "crew: malformed shared message");
-            }
-            Py_DECREF(bufs);
-        }
-        Py_XDECREF(whole);
-        PyMem_Free(lens);
-        return r;
-    }
-    default:
-        break;
-    }
-    PyErr_SetString(PyExc_ValueError, "crew: malformed shared message");
-    return NULL;
+    return crew__codec_decode(p, len, owner, st->pickle_loads, NULL);
 }
 
 /* -------------------------------------------------------- Handle basics -- */

@@ -105,3 +105,10 @@ def locked_increment(lock, d, n):
         with lock:
             d["c"] = d.get("c", 0) + 1
     return n
+
+
+def echo_via_queue(q, obj):
+    """Puts obj in q and returns it: the one object crosses both ways a
+    Python object travels in crew shared memory (test_codec.py)."""
+    q.put(obj)
+    return obj
