@@ -206,16 +206,8 @@ static int spawn_server(server *s)
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        fcntl(sv[1], F_SETFD, 0); /* these two cross the exec */
-        if (s->prelude >= 0)
-            fcntl(s->prelude, F_SETFD, 0);
-        if (s->argv)
-            execvpe(s->argv[0], s->argv, env);
-        else {
-            char *argv[] = {(char *)"crew-forkserver", NULL};
-            execve("/proc/self/exe", argv, env);
-        }
-        _exit(127);
+        /* its end of the socket and the prelude cross the exec */
+        crew__exec_program(s->argv, "crew-forkserver", env, sv[1], s->prelude);
     }
     free(env);
     close(sv[1]);

@@ -61,6 +61,21 @@ int crew__worker_main(int shm_fd, int slot)
     return rc < 0 ? 2 : 0;
 }
 
+void crew__exec_program(char *const *argv, const char *name, char **env, int fd1, int fd2)
+{
+    if (fd1 >= 0)
+        fcntl(fd1, F_SETFD, 0);
+    if (fd2 >= 0)
+        fcntl(fd2, F_SETFD, 0);
+    if (argv)
+        execvpe(argv[0], argv, env);
+    else {
+        char *self[] = {(char *)name, NULL};
+        execve("/proc/self/exe", self, env);
+    }
+    _exit(127);
+}
+
 char **crew__exec_env(const char *add1, const char *add2)
 {
     size_t n = 0, bytes = 0;
@@ -287,16 +302,8 @@ static int launch_spawn(const crew__launch_req *r, crew__launched *out)
     int e = errno;
     if (pid == 0) {
         child_setup(parent);
-        fcntl(r->shm_fd, F_SETFD, 0); /* the shared region crosses exec */
-        if (r->prelude_fd >= 0)
-            fcntl(r->prelude_fd, F_SETFD, 0);
-        if (r->spawn_argv)
-            execvpe(r->spawn_argv[0], r->spawn_argv, env);
-        else {
-            char *argv[] = {(char *)"crew-worker", NULL};
-            execve("/proc/self/exe", argv, env);
-        }
-        _exit(127);
+        /* the shared region and the prelude cross the exec */
+        crew__exec_program(r->spawn_argv, "crew-worker", env, r->shm_fd, r->prelude_fd);
     }
     free(env);
     return pid < 0 ? -e : watch_process(r, pid, out);

@@ -92,6 +92,11 @@ int crew__worker_main(int shm_fd, int slot);
  * strings (NULL: none): the environment of a program crew execs. The
  * array and its new strings are one allocation (free it); NULL: no memory. */
 char **crew__exec_env(const char *add1, const char *add2);
+/* In a freshly forked child: execs argv (NULL: this program again, named
+ * name) with env, fd1 and fd2 (-1: none) crossing the exec; exits 127 when
+ * the exec fails. Never returns; async-signal-safe. */
+_Noreturn void crew__exec_program(char *const *argv, const char *name, char **env, int fd1,
+                                  int fd2);
 /* Threads crew runs itself (collectors, supervisors, thread workers). */
 extern _Atomic int crew__internal_threads;
 
