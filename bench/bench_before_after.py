@@ -1,7 +1,7 @@
 """bench_before_after.py — `python -m crew bench` of two checkouts of crew, interleaved: each
 row as crew's ratio to multiprocessing.Pool in the same run, then the paired new/old ratios.
 
-    python bench/bench_before_after.py OLD_CHECKOUT NEW_CHECKOUT [--rounds 5] [--out FILE]
+    python bench/bench_before_after.py OLD_CHECKOUT NEW_CHECKOUT [--rounds 5] [--repeats 5] [--out FILE]
 
 Each checkout must have .venv-3.13 with crew installed (make python PY=3.13). Rounds
 alternate which checkout runs first. A row's figure per round is crew's ratio to
@@ -19,11 +19,11 @@ WORKLOADS = "roundtrip,submit,map,numpy8mb,cpu,start"
 LOWER_IS_BETTER = {"roundtrip", "numpy8mb", "start"}
 
 
-def run(checkout, peer):
+def run(checkout, peer, repeats):
     """One bench run of checkout: {workload: crew's ratio to multiprocessing.Pool}."""
     py = f"{checkout}/.venv-3.13/bin/python"
     out = subprocess.run([py, "-m", "crew", "bench", "--workloads", WORKLOADS, "--peers",
-                          f"{peer},mp-pool", "--repeats", "5", "--json", "--no-progress"],
+                          f"{peer},mp-pool", "--repeats", str(repeats), "--json", "--no-progress"],
                          capture_output=True, text=True, cwd=checkout, timeout=900)
     if out.returncode:
         raise SystemExit(out.stderr[-2000:])
@@ -46,6 +46,7 @@ def main():
     ap.add_argument("new")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--peers", default="crew-processes,crew-threads")
+    ap.add_argument("--repeats", type=int, default=5, help="bench repeats per run")
     ap.add_argument("--out")
     a = ap.parse_args()
     rows = {}
@@ -55,7 +56,7 @@ def main():
             order.reverse()
         for peer in a.peers.split(","):
             for tag, path in order:
-                for w, r in run(path, peer).items():
+                for w, r in run(path, peer, a.repeats).items():
                     rows.setdefault((peer, w), {"old": [], "new": []})[tag].append(r)
         print(f"round {k + 1}/{a.rounds} done", file=sys.stderr)
     report = []
