@@ -38,6 +38,8 @@
 #define SERVER_ENV "CREW_FORKSERVER"
 #define READY_MS 60000 /* how long a server may take to serve */
 
+int crew__forkserver_reply_ms = 30000;
+
 typedef struct server {
     struct server *next;
     char **argv;   /* our copy; NULL: this program          */
@@ -187,13 +189,17 @@ static int spawn_server(server *s)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
+    /* both ends at once: a fork worker of another pool started meanwhile
+     * must not keep the server's end (its kill would then never be seen) */
+    crew__fd_own(sv[0]);
+    crew__fd_own(sv[1]);
     char senv[48], penv[48];
     snprintf(senv, sizeof senv, SERVER_ENV "=%d", sv[1]);
     snprintf(penv, sizeof penv, "CREW_PRELUDE=%d", s->prelude);
     char **env = crew__exec_env(senv, s->prelude >= 0 ? penv : NULL);
     if (!env) {
-        close(sv[0]);
-        close(sv[1]);
+        crew__fd_close(sv[0]);
+        crew__fd_close(sv[1]);
         return -ENOMEM;
     }
     pid_t owner = getpid();
@@ -210,13 +216,12 @@ static int spawn_server(server *s)
         crew__exec_program(s->argv, "crew-forkserver", env, sv[1], s->prelude);
     }
     free(env);
-    close(sv[1]);
+    crew__fd_close(sv[1]);
     if (pid < 0) {
-        close(sv[0]);
+        crew__fd_close(sv[0]);
         return -e;
     }
-    s->sock = sv[0];
-    crew__fd_own(s->sock); /* a fork worker closes it (base/fdset.h) */
+    s->sock = sv[0]; /* owned: a fork worker closes it (base/fdset.h) */
     s->pid = pid;
     return 0;
 }
@@ -374,6 +379,22 @@ int crew__forkserver_start(char *const *argv, int prelude_fd)
     return rc;
 }
 
+/* Reads s's answer to a fork request into *pid, waiting at most
+ * crew__forkserver_reply_ms: 0, -ETIMEDOUT, or recv_msg's error. fs_mu held. */
+static int await_reply(server *s, int *pid)
+{
+    struct pollfd pf = {s->sock, POLLIN, 0};
+    int n;
+    do
+        n = poll(&pf, 1, crew__forkserver_reply_ms);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    if (n == 0)
+        return -ETIMEDOUT;
+    return recv_msg(s->sock, pid, NULL);
+}
+
 pid_t crew__forkserver_fork(char *const *argv, int prelude_fd, int shm_fd, int slot)
 {
     pthread_once(&fs_atfork_once, register_atfork);
@@ -386,7 +407,11 @@ pid_t crew__forkserver_fork(char *const *argv, int prelude_fd, int shm_fd, int s
             break;
         rc = send_msg(s->sock, slot, shm_fd);
         if (rc == 0)
-            rc = recv_msg(s->sock, &pid, NULL);
+            rc = await_reply(s, &pid);
+        if (rc == -ETIMEDOUT) {
+            forget(s); /* stopped or hung: the next request starts another */
+            break;
+        }
         if (rc != -EPIPE && rc != -ECONNRESET)
             break;
         forget(s); /* it died (killed from outside): start another, once */

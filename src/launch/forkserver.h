@@ -15,9 +15,17 @@ int crew__forkserver_start(char *const *argv, int prelude_fd);
 
 /* Asks that fork server (started, or started again after it died, as
  * needed) for a worker on slot of the pool whose memfd is shm_fd; returns
- * the new worker's pid (a child of this process) or a negative errno.
+ * the new worker's pid (a child of this process) or a negative errno:
+ * -ETIMEDOUT when the server took the request but did not answer within
+ * crew__forkserver_reply_ms (stopped, or hung in a fork handler of the
+ * program it imported): it is killed, and the next request starts another.
  * Thread-safe. */
 pid_t crew__forkserver_fork(char *const *argv, int prelude_fd, int shm_fd, int slot);
+
+/* How long a running fork server may take to answer a fork request, in ms
+ * (30 s; the tests shorten it). Every fork-server launch of the process
+ * waits behind one that waits here. */
+extern int crew__forkserver_reply_ms;
 
 /* The pids of this process's running fork servers (at most max of them in
  * out); returns how many there are. */

@@ -242,8 +242,11 @@ static int watch_process(const crew__launch_req *r, pid_t pid, crew__launched *o
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
     if (pidfd < 0) {
         int e = -errno;
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0); /* our child: leave no zombie */
+        if (e != -ESRCH) { /* (ESRCH: gone and reaped already, by a SIGCHLD set
+                            * to SIG_IGN or a waitpid(-1): its pid may be another's now) */
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0); /* our child: leave no zombie */
+        }
         return e;
     }
     crew__fd_own(pidfd);

@@ -12,6 +12,7 @@
 
 #include "crew.h"
 #include "pool/pool.h" /* internal: the arena's chunk count */
+#include "launch/forkserver.h" /* internal: the servers' pids, the reply limit */
 
 static int t_add1(const void *arg, size_t len, crew_out *out, void *ud)
 {
@@ -238,6 +239,53 @@ TEST(fork_server_pool_lives_leave_nothing_behind)
     CHECK_EQ_INT(test_fd_count(), fds);
     CHECK(test_rss_kb() - rss < (TEST_SANITIZED ? 32768 : 4096));
     CHECK_EQ_INT(zombies(), 0);
+}
+
+/* A fork server that takes a request and never answers (stopped, or hung
+ * in a fork handler of the program it imported) held every fork-server
+ * launch of the process, and close and terminate with them, for good: the
+ * owner waited for its answer without a limit, under the servers' lock.
+ * Now it is killed after crew__forkserver_reply_ms and another one serves. */
+TEST(a_stopped_fork_server_is_replaced_not_waited_for)
+{
+    int keep_ms = crew__forkserver_reply_ms;
+    crew__forkserver_reply_ms = 300;
+    crew_options o;
+    crew_options_init(&o);
+    o.start = CREW_START_FORKSERVER;
+    o.workers = 1;
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    int one = 1;
+    crew_future *f;
+    CHECK_OK(crew_submit(p, "add1", &one, sizeof one, &f));
+    CHECK_OK(crew_future_wait(f, 30));
+    crew_future_release(f);
+    pid_t servers[8];
+    int n = crew__forkserver_pids(servers, 8);
+    CHECK(n >= 1);
+    for (int k = 0; k < n && k < 8; k++)
+        kill(servers[k], SIGSTOP);
+    crew_stats st;
+    CHECK_OK(crew_pool_stats(p, &st));
+    kill(st.worker[0].pid, SIGKILL); /* its restart asks a stopped server */
+    CHECK_OK(crew_submit(p, "add1", &one, sizeof one, &f));
+    int rc = crew_future_wait(f, 20);
+    for (int k = 0; k < n && k < 8; k++) /* (killed by now, unless the test fails) */
+        kill(servers[k], SIGCONT);
+    CHECK_OK(rc);
+    const void *d;
+    CHECK_OK(crew_future_result(f, &d, NULL));
+    CHECK_EQ_INT(*(const int *)d, 2);
+    crew_future_release(f);
+    pid_t now[8];
+    int m = crew__forkserver_pids(now, 8);
+    CHECK(m >= 1);
+    for (int k = 0; k < m && k < 8; k++)
+        for (int j = 0; j < n && j < 8; j++)
+            CHECK(now[k] != servers[j]);
+    crew_pool_free(p);
+    crew__forkserver_reply_ms = keep_ms;
 }
 
 TEST(initializer_argument_in_the_arena_is_freed_once_across_recycling)
