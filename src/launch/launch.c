@@ -61,8 +61,36 @@ int crew__worker_main(int shm_fd, int slot)
     return rc < 0 ? 2 : 0;
 }
 
+/* Closes descriptors lo..hi (hi: at most INT_MAX); async-signal-safe. */
+static void close_span(unsigned lo, unsigned hi)
+{
+    if (lo > hi)
+        return;
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, lo, hi, 0) == 0)
+        return;
+#endif
+    long max = sysconf(_SC_OPEN_MAX); /* (a kernel before 5.9: one by one) */
+    if (max < 0 || max > 1 << 20)
+        max = 1 << 20;
+    for (unsigned fd = lo; fd <= hi && fd < (unsigned)max; fd++)
+        close((int)fd);
+}
+
 void crew__exec_program(char *const *argv, const char *name, char **env, int fd1, int fd2)
 {
+    /* only stdio, fd1 and fd2 cross: a descriptor the program left
+     * inheritable (a pipe end, a socket) would otherwise stay open in a
+     * fork server or a worker for its whole life, and its reader would
+     * never see EOF (multiprocessing's spawn and fork server close them too) */
+    int keep[2] = {fd1 < fd2 ? fd1 : fd2, fd1 < fd2 ? fd2 : fd1};
+    unsigned lo = 3;
+    for (int k = 0; k < 2; k++)
+        if (keep[k] >= (int)lo) {
+            close_span(lo, (unsigned)keep[k] - 1);
+            lo = (unsigned)keep[k] + 1;
+        }
+    close_span(lo, ~0U >> 1);
     if (fd1 >= 0)
         fcntl(fd1, F_SETFD, 0);
     if (fd2 >= 0)

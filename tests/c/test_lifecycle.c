@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -286,6 +287,34 @@ TEST(a_stopped_fork_server_is_replaced_not_waited_for)
             CHECK(now[k] != servers[j]);
     crew_pool_free(p);
     crew__forkserver_reply_ms = keep_ms;
+}
+
+/* A spawned worker gets stdio, its region and its prelude, nothing else the
+ * program left inheritable: it held a pipe's write end for its whole life,
+ * so the reader never saw EOF. */
+TEST(a_spawned_worker_keeps_no_inheritable_descriptor_of_the_program)
+{
+    int pp[2];
+    CHECK_OK(pipe(pp) < 0 ? -errno : 0); /* inheritable: no O_CLOEXEC */
+    crew_options o;
+    crew_options_init(&o);
+    o.start = CREW_START_SPAWN;
+    o.workers = 1;
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    int one = 1;
+    crew_future *f;
+    CHECK_OK(crew_submit(p, "add1", &one, sizeof one, &f)); /* the worker is up */
+    CHECK_OK(crew_future_wait(f, 30));
+    crew_future_release(f);
+    close(pp[1]);
+    struct pollfd pf = {pp[0], POLLIN, 0};
+    int n = poll(&pf, 1, 2000);
+    char c;
+    CHECK_EQ_INT(n, 1);
+    CHECK_EQ_INT((int)read(pp[0], &c, 1), 0); /* EOF: no one else holds the write end */
+    close(pp[0]);
+    crew_pool_free(p);
 }
 
 TEST(initializer_argument_in_the_arena_is_freed_once_across_recycling)

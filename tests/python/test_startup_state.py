@@ -144,3 +144,30 @@ def test_an_unguarded_fork_server_pool_names_the_main_guard(tmp_path):
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("RuntimeError: crew:")]
     assert len(errors) == 2, r.stderr[-3000:]
     assert "while a process worker imported the main script" in errors[0]
+
+
+INHERITABLE = textwrap.dedent("""
+    import os, select, sys, crew
+    def f(x):
+        return x + 1
+    if __name__ == "__main__":
+        r, w = os.pipe()
+        os.set_inheritable(w, True)   # e.g. a pipe meant for a subprocess
+        with crew.Executor(1, start_method=sys.argv[1]) as ex:
+            assert ex.submit(f, 1).result(timeout=60) == 2
+            os.close(w)
+            ready, _, _ = select.select([r], [], [], 5)
+            print("eof" if ready and os.read(r, 1) == b"" else "held")
+""")
+
+
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_a_descriptor_left_inheritable_stays_out_of_servers_and_workers(tmp_path, method):
+    # the fork server (or a spawned worker) held the pipe's write end for its
+    # whole life: the reader never saw EOF (multiprocessing closes them)
+    script = tmp_path / "inheritable.py"
+    script.write_text(INHERITABLE)
+    r = subprocess.run([sys.executable, str(script), method], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "eof"
