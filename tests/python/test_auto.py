@@ -428,3 +428,29 @@ def test_a_result_that_cannot_cross_back_moves_the_function_to_threads(aex, chun
     d = place(aex, h.unpicklable_at_2)
     assert d["kind"] == "threads" and "cannot be pickled" in d["reason"], d
     assert aex.submit(h.unpicklable_at_2, 2).result(timeout=60) is not None   # a lock, on a thread
+
+
+def test_pickling_cost_is_not_charged_with_waits_for_the_gil():
+    # the pickle check of a trial runs on a thread worker while other trial
+    # calls hold the GIL: timed on the wall clock, a GIL switch in the middle
+    # read as 5 ms of pickling, and a 20 ms pure-Python call stayed on threads
+    # as "too small for a process hop" (seen in CI)
+    from crew import _runtime as rt
+    stop = threading.Event()
+
+    def hog():
+        while not stop.is_set():
+            sum(range(1000))
+
+    th = threading.Thread(target=hog)
+    th.start()
+    try:
+        worst, end = 0.0, time.perf_counter() + 0.5
+        while time.perf_counter() < end:
+            err, nbytes, cost = _auto._pickle_check(t.spin_pid, (10,), {}, rt.F_CALL, (0, 1))
+            assert err is None and nbytes > 0
+            worst = max(worst, cost)
+    finally:
+        stop.set()
+        th.join()
+    assert worst < 2e-3, f"{worst * 1e3:.2f} ms to pickle a {nbytes}-byte call"
