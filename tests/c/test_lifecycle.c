@@ -242,6 +242,25 @@ TEST(fork_server_pool_lives_leave_nothing_behind)
     CHECK_EQ_INT(zombies(), 0);
 }
 
+/* *pp: a pool of one worker started by start, once that worker has
+ * answered (NULL when the pool could not be made). */
+static void one_worker_up(crew_pool **pp, crew_start_method start)
+{
+    crew_options o;
+    crew_options_init(&o);
+    o.start = start;
+    o.workers = 1;
+    *pp = NULL;
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    *pp = p;
+    int one = 1;
+    crew_future *f;
+    CHECK_OK(crew_submit(p, "add1", &one, sizeof one, &f));
+    CHECK_OK(crew_future_wait(f, 30));
+    crew_future_release(f);
+}
+
 /* A fork server that takes a request and never answers (stopped, or hung
  * in a fork handler of the program it imported) held every fork-server
  * launch of the process, and close and terminate with them, for good: the
@@ -251,28 +270,24 @@ TEST(a_stopped_fork_server_is_replaced_not_waited_for)
 {
     int keep_ms = crew__forkserver_reply_ms;
     crew__forkserver_reply_ms = 300;
-    crew_options o;
-    crew_options_init(&o);
-    o.start = CREW_START_FORKSERVER;
-    o.workers = 1;
     crew_pool *p;
-    CHECK_OK(crew_pool_create(&p, &o));
-    int one = 1;
-    crew_future *f;
-    CHECK_OK(crew_submit(p, "add1", &one, sizeof one, &f));
-    CHECK_OK(crew_future_wait(f, 30));
-    crew_future_release(f);
+    one_worker_up(&p, CREW_START_FORKSERVER);
+    CHECK(p != NULL);
     pid_t servers[8];
     int n = crew__forkserver_pids(servers, 8);
     CHECK(n >= 1);
-    for (int k = 0; k < n && k < 8; k++)
+    if (n > 8)
+        n = 8;
+    for (int k = 0; k < n; k++)
         kill(servers[k], SIGSTOP);
     crew_stats st;
     CHECK_OK(crew_pool_stats(p, &st));
     kill(st.worker[0].pid, SIGKILL); /* its restart asks a stopped server */
+    int one = 1;
+    crew_future *f;
     CHECK_OK(crew_submit(p, "add1", &one, sizeof one, &f));
     int rc = crew_future_wait(f, 20);
-    for (int k = 0; k < n && k < 8; k++) /* (killed by now, unless the test fails) */
+    for (int k = 0; k < n; k++) /* (killed by now, unless the test fails) */
         kill(servers[k], SIGCONT);
     CHECK_OK(rc);
     const void *d;
@@ -283,7 +298,7 @@ TEST(a_stopped_fork_server_is_replaced_not_waited_for)
     int m = crew__forkserver_pids(now, 8);
     CHECK(m >= 1);
     for (int k = 0; k < m && k < 8; k++)
-        for (int j = 0; j < n && j < 8; j++)
+        for (int j = 0; j < n; j++)
             CHECK(now[k] != servers[j]);
     crew_pool_free(p);
     crew__forkserver_reply_ms = keep_ms;
@@ -296,17 +311,9 @@ TEST(a_spawned_worker_keeps_no_inheritable_descriptor_of_the_program)
 {
     int pp[2];
     CHECK_OK(pipe(pp) < 0 ? -errno : 0); /* inheritable: no O_CLOEXEC */
-    crew_options o;
-    crew_options_init(&o);
-    o.start = CREW_START_SPAWN;
-    o.workers = 1;
     crew_pool *p;
-    CHECK_OK(crew_pool_create(&p, &o));
-    int one = 1;
-    crew_future *f;
-    CHECK_OK(crew_submit(p, "add1", &one, sizeof one, &f)); /* the worker is up */
-    CHECK_OK(crew_future_wait(f, 30));
-    crew_future_release(f);
+    one_worker_up(&p, CREW_START_SPAWN);
+    CHECK(p != NULL);
     close(pp[1]);
     struct pollfd pf = {pp[0], POLLIN, 0};
     int n = poll(&pf, 1, 2000);

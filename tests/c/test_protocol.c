@@ -174,20 +174,30 @@ static int t_fork_and_return(const void *arg, size_t len, crew_out *out, void *u
 }
 CREW_TASK("fork_and_return", t_fork_and_return)
 
+/* Runs task over arg (len bytes) and checks that it succeeded with a result
+ * of exactly size bytes, copied into out. */
+static void run_into(crew_pool *p, const char *task, const void *arg, size_t len, void *out,
+                     size_t size)
+{
+    crew_future *f;
+    CHECK_OK(crew_submit(p, task, arg, len, &f));
+    CHECK_OK(crew_future_wait(f, 30));
+    CHECK_EQ_INT(crew_future_status(f), 0);
+    const void *d;
+    size_t l;
+    crew_future_result(f, &d, &l);
+    CHECK_EQ_SZ(l, size);
+    memcpy(out, d, size);
+    crew_future_release(f);
+}
+
 /* Submits "echo" n times and checks every answer. */
 static void pool_serves(crew_pool *p, int n)
 {
     for (int k = 0; k < n; k++) {
-        crew_future *f;
-        CHECK_OK(crew_submit(p, "echo", &k, sizeof k, &f));
-        CHECK_OK(crew_future_wait(f, 30));
-        CHECK_EQ_INT(crew_future_status(f), 0);
-        const void *d;
-        size_t l;
-        crew_future_result(f, &d, &l);
-        CHECK_EQ_SZ(l, sizeof k);
-        CHECK(memcmp(d, &k, sizeof k) == 0);
-        crew_future_release(f);
+        int back;
+        run_into(p, "echo", &k, sizeof k, &back, sizeof back);
+        CHECK_EQ_INT(back, k);
     }
 }
 
@@ -223,18 +233,9 @@ TEST(the_pool_memfd_cannot_be_resized_by_a_task)
     crew_options o = test_fork_options(1);
     crew_pool *p;
     CHECK_OK(crew_pool_create(&p, &o));
-    crew_future *f;
-    CHECK_OK(crew_submit(p, "shrink", NULL, 0, &f));
-    CHECK_OK(crew_future_wait(f, 30));
-    CHECK_EQ_INT(crew_future_status(f), 0);
-    const void *d;
-    size_t l;
-    crew_future_result(f, &d, &l);
     int e;
-    CHECK_EQ_SZ(l, sizeof e);
-    memcpy(&e, d, sizeof e);
+    run_into(p, "shrink", NULL, 0, &e, sizeof e);
     CHECK_EQ_INT(e, EPERM); /* sealed: before, 0 (it shrank; the parent then met SIGBUS) */
-    crew_future_release(f);
     pool_serves(p, 20);
     crew_pool_free(p);
 }
@@ -261,18 +262,9 @@ static void a_forked_copy_of_a_worker_leaves(crew_kind kind)
     crew_pool *p;
     CHECK_OK(crew_pool_create(&p, &o));
     for (int k = 0; k < 3; k++) {
-        crew_future *f;
-        CHECK_OK(crew_submit(p, "fork_and_return", NULL, 0, &f));
-        CHECK_OK(crew_future_wait(f, 30));
-        CHECK_EQ_INT(crew_future_status(f), 0); /* answered once, by the worker */
-        const void *d;
-        size_t l;
-        crew_future_result(f, &d, &l);
-        int32_t child;
-        CHECK_EQ_SZ(l, sizeof child);
-        memcpy(&child, d, sizeof child);
+        int32_t child; /* answered once, by the worker */
+        run_into(p, "fork_and_return", NULL, 0, &child, sizeof child);
         CHECK(child > 0);
-        crew_future_release(f);
         if (kind == CREW_THREADS) /* our own child: reap it */
             CHECK_EQ_INT(waitpid(child, NULL, 0), child);
         else
@@ -329,21 +321,12 @@ TEST(a_fork_worker_holds_no_other_pools_descriptors)
     pool_serves(other, 2);
     CHECK_OK(crew_pool_create(&p, &o));
     pool_serves(p, 2); /* both workers up: each pool holds 2 pidfds */
-    crew_future *f;
-    CHECK_OK(crew_submit(p, "count_fds", NULL, 0, &f));
-    CHECK_OK(crew_future_wait(f, 30));
-    CHECK_EQ_INT(crew_future_status(f), 0);
-    const void *d;
-    size_t l;
-    crew_future_result(f, &d, &l);
     int32_t v[3];
-    CHECK_EQ_SZ(l, sizeof v);
-    memcpy(v, d, sizeof v);
+    run_into(p, "count_fds", NULL, 0, v, sizeof v);
     printf("  in a fork worker: %d pool memfds, %d pidfds, %d eventfds\n", v[0], v[1], v[2]);
     CHECK_EQ_INT(v[0], 0); /* not even its own pool's: it has the mapping (before: 2) */
     CHECK_EQ_INT(v[1], 0);
     CHECK_EQ_INT(v[2], 0);
-    crew_future_release(f);
     crew_pool_free(p);
     crew_pool_free(other);
 }

@@ -9,6 +9,16 @@ import pytest
 import crew
 from crew import _core
 
+
+def run_script(tmp_path, name, source, *args, timeout=120, **kw):
+    """Writes source to tmp_path/name and runs it with this interpreter and
+    args; returns the finished process (its output as text)."""
+    script = tmp_path / name
+    script.write_text(source)
+    return subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
 SCRIPT = textwrap.dedent("""
     import os, sys, crew
     def cmdline(_):
@@ -27,11 +37,9 @@ def test_a_64k_command_line_starts_workers_and_hides_the_arguments(tmp_path, met
     # 1,400 paths of ~47 characters: ~66 KB of arguments, which in one argv
     # string (the old hex prelude held sys.argv twice over) passed exec's
     # 128 KiB per-string limit: E2BIG
-    script = tmp_path / "many_args.py"
-    script.write_text(SCRIPT)
     args = [f"/data/some/rather/long/directory/name/file{i:05d}.csv" for i in range(1400)]
-    r = subprocess.run([sys.executable, str(script), method, "--api-key=SECRET"] + args,
-                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    r = run_script(tmp_path, "many_args.py", SCRIPT, method, "--api-key=SECRET", *args,
+                   timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.startswith("ok"), r.stdout
     # the worker's own command line is short: no start-up state in it
@@ -89,10 +97,7 @@ def test_a_function_defined_under_the_main_guard_crosses_by_value(tmp_path, meth
     # a worker imports the script under another name, so the guarded block
     # never binds `double` there: before, the task failed with a raw
     # "AttributeError: Can't get attribute 'double' on <module '__mp_main__'>"
-    script = tmp_path / "guarded.py"
-    script.write_text(GUARDED)
-    r = subprocess.run([sys.executable, str(script), method], capture_output=True, text=True,
-                       timeout=300, cwd=tmp_path)
+    r = run_script(tmp_path, "guarded.py", GUARDED, method, timeout=300, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split("\n")[0] == "42 [0, 2, 4, 6] 15", r.stdout
 
@@ -112,10 +117,7 @@ def test_the_fork_server_leaves_no_path_in_tmpdir(tmp_path):
     # its channel is a socketpair: nothing named, nothing to clean up
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    script = tmp_path / "no_path.py"
-    script.write_text(NO_PATH)
-    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                       timeout=120, env={**os.environ, "TMPDIR": str(tmp)})
+    r = run_script(tmp_path, "no_path.py", NO_PATH, env={**os.environ, "TMPDIR": str(tmp)})
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "[]", r.stdout
     assert list(tmp.iterdir()) == []
@@ -133,10 +135,7 @@ UNGUARDED = textwrap.dedent("""
 def test_an_unguarded_fork_server_pool_names_the_main_guard(tmp_path):
     # the fork server imports the script: its pool would start a fork server
     # of its own, and so on; it fails instead, and the owner says why
-    script = tmp_path / "unguarded.py"
-    script.write_text(UNGUARDED)
-    r = subprocess.run([sys.executable, str(script), "forkserver"], capture_output=True,
-                       text=True, timeout=120)
+    r = run_script(tmp_path, "unguarded.py", UNGUARDED, "forkserver")
     assert r.returncode != 0
     assert "the fork server exited before it served" in r.stderr, r.stderr[-3000:]
     assert 'if __name__ == "__main__": (the main guard)' in r.stderr
@@ -165,9 +164,6 @@ INHERITABLE = textwrap.dedent("""
 def test_a_descriptor_left_inheritable_stays_out_of_servers_and_workers(tmp_path, method):
     # the fork server (or a spawned worker) held the pipe's write end for its
     # whole life: the reader never saw EOF (multiprocessing closes them)
-    script = tmp_path / "inheritable.py"
-    script.write_text(INHERITABLE)
-    r = subprocess.run([sys.executable, str(script), method], capture_output=True, text=True,
-                       timeout=120)
+    r = run_script(tmp_path, "inheritable.py", INHERITABLE, method)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == "eof"
