@@ -153,6 +153,20 @@ static void *keeper_main(void *arg)
     return NULL;
 }
 
+/* recv_msg of a message without a descriptor, waiting at most ms for it:
+ * 0, -ETIMEDOUT, or poll's or recv_msg's error. */
+static int recv_within(int sock, int ms, int *value)
+{
+    struct pollfd pf = {sock, POLLIN, 0};
+    int n;
+    do
+        n = poll(&pf, 1, ms);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return -errno;
+    return n == 0 ? -ETIMEDOUT : recv_msg(sock, value, NULL);
+}
+
 /* Forks s's server from the keeper thread (started the first time). fs_mu held. */
 static int spawn_on_keeper(server *s)
 {
@@ -247,13 +261,8 @@ static int start_locked(server *s)
     int rc = getpid() == (pid_t)syscall(SYS_gettid) ? spawn_server(s) : spawn_on_keeper(s);
     if (rc < 0)
         return rc;
-    struct pollfd pf = {s->sock, POLLIN, 0};
-    int n;
-    do
-        n = poll(&pf, 1, READY_MS);
-    while (n < 0 && errno == EINTR);
     int ready = -1;
-    rc = n > 0 ? recv_msg(s->sock, &ready, NULL) : n == 0 ? -ETIMEDOUT : -errno;
+    rc = recv_within(s->sock, READY_MS, &ready);
     if (rc == 0 && ready != 0)
         rc = -EPROTO;
     if (rc < 0) {
@@ -379,22 +388,6 @@ int crew__forkserver_start(char *const *argv, int prelude_fd)
     return rc;
 }
 
-/* Reads s's answer to a fork request into *pid, waiting at most
- * crew__forkserver_reply_ms: 0, -ETIMEDOUT, or recv_msg's error. fs_mu held. */
-static int await_reply(server *s, int *pid)
-{
-    struct pollfd pf = {s->sock, POLLIN, 0};
-    int n;
-    do
-        n = poll(&pf, 1, crew__forkserver_reply_ms);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return -errno;
-    if (n == 0)
-        return -ETIMEDOUT;
-    return recv_msg(s->sock, pid, NULL);
-}
-
 pid_t crew__forkserver_fork(char *const *argv, int prelude_fd, int shm_fd, int slot)
 {
     pthread_once(&fs_atfork_once, register_atfork);
@@ -407,7 +400,7 @@ pid_t crew__forkserver_fork(char *const *argv, int prelude_fd, int shm_fd, int s
             break;
         rc = send_msg(s->sock, slot, shm_fd);
         if (rc == 0)
-            rc = await_reply(s, &pid);
+            rc = recv_within(s->sock, crew__forkserver_reply_ms, &pid);
         if (rc == -ETIMEDOUT) {
             forget(s); /* stopped or hung: the next request starts another */
             break;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -70,10 +71,13 @@ static void close_span(unsigned lo, unsigned hi)
     if (syscall(SYS_close_range, lo, hi, 0) == 0)
         return;
 #endif
-    long max = sysconf(_SC_OPEN_MAX); /* (a kernel before 5.9: one by one) */
-    if (max < 0 || max > 1 << 20)
-        max = 1 << 20;
-    for (unsigned fd = lo; fd <= hi && fd < (unsigned)max; fd++)
+    /* a kernel before 5.9: one by one, up to the descriptor limit (getrlimit,
+     * a bare system call: sysconf is not async-signal-safe) */
+    struct rlimit rl;
+    unsigned max = 1u << 20;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < max)
+        max = (unsigned)rl.rlim_cur;
+    for (unsigned fd = lo; fd <= hi && fd < max; fd++)
         close((int)fd);
 }
 
