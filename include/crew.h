@@ -256,6 +256,13 @@ int crew_future_cancel(crew_future *f);
 typedef void (*crew_callback)(crew_future *f, void *udata);
 int crew_future_on_done(crew_future *f, crew_callback cb, void *udata);
 
+/* Takes back the callback crew_future_on_done set: returns 1 when it had not
+ * been called and now never will be (what its udata held is the caller's to
+ * let go), 0 when it has been or is being called, or none was set. Lock-free;
+ * any thread, e.g. the one that ran the task and has already told its
+ * owner (what Python's thread pools do). */
+int crew_future_take_callback(crew_future *f);
+
 /* Releases the caller's reference; a running task is not stopped. */
 void crew_future_release(crew_future *f);
 

@@ -511,6 +511,18 @@ static PyObject *Future_wait(FutureObject *self, PyObject *arg)
     return PyBool_FromLong(rc == 0);
 }
 
+/* The worker thread that ran a thread task has settled its Python future
+ * itself: takes the completion callback back, so crew's collector never
+ * takes the GIL for it, and lets go of what the callback held. */
+static PyObject *Future_take_callback(FutureObject *self, PyObject *Py_UNUSED(a))
+{
+    if (!self->f || !crew_future_take_callback(self->f))
+        Py_RETURN_FALSE;
+    Py_CLEAR(self->callback);
+    Py_DECREF(self); /* the callback's reference; the caller holds one more */
+    Py_RETURN_TRUE;
+}
+
 static int Future_getbuffer(FutureObject *self, Py_buffer *view, int flags)
 {
     if (crew_future_status(self->f) != 0) {
@@ -545,6 +557,8 @@ static PyMethodDef Future_methods[] = {
      "Cancels the task if not started: 0, or -EBUSY."},
     {"wait", (PyCFunction)Future_wait, METH_O,
      "wait(timeout) -> bool: waits (GIL released) until done; timeout < 0: forever."},
+    {"take_callback", (PyCFunction)Future_take_callback, METH_NOARGS,
+     "True when the done callback had not run and now never will (it is dropped)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -223,6 +223,30 @@ def _complete(cfut):
             ex._break(cfut.error())
 
 
+def _finish_here(fut, out):
+    """Settles a thread task's future on the worker thread that ran it, in
+    the GIL hold that ran it (crew's collector then never takes the GIL for
+    it). False, leaving it to _complete, when its C future's completion has
+    begun elsewhere (the task ran past its timeout) or the submit has not
+    yet recorded it (a submit that waited for room without the GIL)."""
+    cfut = fut._crew
+    if cfut is None or not cfut.take_callback():
+        return False
+    try:
+        if out[0] == 0:
+            fut.set_result(out[1])
+        else:
+            fut.set_exception(_exception_of(out))
+    except cf.InvalidStateError:
+        pass
+    cfut.ctx = None
+    fut._crew_owner = None
+    ex = fut._crew_ex()
+    if ex is not None:
+        ex._pending.pop(id(fut), None)
+    return True
+
+
 def _settle(fut, key, status, cfut):
     try:
         if status != 0:
@@ -443,7 +467,7 @@ class Executor(cf.Executor):
         if self._kind == "threads":
             key = next(rt._counter)
             fut._crew_key = key
-            rt._tokens[key] = (flags, fn, args, kwargs)
+            rt._tokens[key] = (flags, fn, args, kwargs, fut, _finish_here)
             parts = (rt.token(key),)
         else:
             parts = rt.encode_call(fn, args, kwargs, flags)

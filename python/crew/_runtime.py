@@ -590,7 +590,7 @@ def encode_call(fn, args, kwargs, flags):
 
 # -------------------------------------------------------- thread tokens --
 
-_tokens = {}            # key -> call tuple, then outcome (thread pools)
+_tokens = {}            # key -> (flags, fn, args, kwargs, future, finish), then outcome (thread pools)
 _counter = itertools.count(1)
 
 
@@ -886,13 +886,20 @@ def run(mv):
             fn, args = _tokens[key]
             return _run_initializer(fn, args)
         with _tokens_lock:
-            flags, fn, args, kwargs = _tokens[key]
+            flags, fn, args, kwargs, fut, finish = _tokens[key]
             _tokens[key] = _RUNNING
         out = _run_call(flags, fn, args, kwargs)
         del fn, args, kwargs
+        # the future is settled here, in this GIL hold, as ThreadPoolExecutor
+        # does; unless its completion has begun elsewhere (a timeout), which
+        # then settles it, reading the outcome left under key
+        done = finish(fut, out)
         with _tokens_lock:
             if key in _tokens:  # else its future was settled without it (timeout)
-                _tokens[key] = out
+                if done:
+                    del _tokens[key]
+                else:
+                    _tokens[key] = out
         return (True, (bytes(mv[:9]),))
     fn = args = kwargs = None
     try:

@@ -225,6 +225,13 @@ int crew_future_on_done(crew_future *f, crew_callback cb, void *udata)
     return 0;
 }
 
+int crew_future_take_callback(crew_future *f)
+{
+    if (!f || !atomic_load(&f->cb))
+        return 0;
+    return !atomic_exchange(&f->cb_claimed, true);
+}
+
 /* Waits on the pool-wide completion counter until one future is done. */
 static int wait_many(crew_future *const *fs, size_t n, double timeout, bool all)
 {

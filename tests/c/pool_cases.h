@@ -309,6 +309,41 @@ TEST(callbacks_before_and_after_completion)
     crew_pool_free(p);
 }
 
+TEST(a_callback_taken_back_never_runs)
+{
+    crew_options o = pool_opts(2);
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    struct cb_state taken = {0}, late = {0};
+    crew_future *f, *g, *h;
+    CHECK_OK(submit_int(p, "sleep_ms", 50, &f));
+    CHECK_EQ_INT(crew_future_take_callback(f), 0); /* none set */
+    CHECK_OK(crew_future_on_done(f, on_done_record, &taken));
+    CHECK_EQ_INT(crew_future_take_callback(f), 1); /* taken: it will never run */
+    CHECK_EQ_INT(crew_future_take_callback(f), 0); /* only once */
+    CHECK_OK(crew_future_wait(f, -1));
+    CHECK_EQ_INT(result_int(f), 50);
+    /* one that has run cannot be taken back */
+    CHECK_OK(submit_int(p, "add1", 1, &g));
+    CHECK_OK(crew_future_wait(g, -1));
+    CHECK_OK(crew_future_on_done(g, on_done_record, &late));
+    CHECK_EQ_INT(atomic_load(&late.calls), 1);
+    CHECK_EQ_INT(crew_future_take_callback(g), 0);
+    /* one set on a running task that is then taken back: the task's end runs nothing */
+    CHECK_OK(submit_int(p, "sleep_ms", 20, &h));
+    CHECK_OK(crew_future_on_done(h, on_done_record, &late));
+    CHECK_EQ_INT(crew_future_take_callback(h), 1);
+    CHECK_OK(crew_future_wait(h, -1));
+    test_sleep_us(20000);
+    CHECK_EQ_INT(atomic_load(&taken.calls), 0);
+    CHECK_EQ_INT(atomic_load(&late.calls), 1);
+    CHECK_EQ_INT(crew_future_take_callback(NULL), 0);
+    crew_future_release(f);
+    crew_future_release(g);
+    crew_future_release(h);
+    crew_pool_free(p);
+}
+
 TEST(callback_may_submit_more_work)
 {
     crew_options o = pool_opts(2);
