@@ -365,6 +365,12 @@ int crew_main(int argc, char **argv);
  *                      call crew_worker_run(shm_fd, slot) and returns the
  *                      process's exit status; forked workers and a spawned
  *                      worker (crew_main) run it
+ *   idle               on a worker's own thread (thread and process workers
+ *                      alike), each time it finds no request waiting, before
+ *                      it spins or sleeps, and before it leaves: a task
+ *                      function that kept something across tasks while more
+ *                      were queued (Python keeps the GIL) lets go of it here.
+ *                      It must not block
  * Where spawned workers and fork servers of such a program come from:
  * crew_options.spawn_argv (the interpreter and its bootstrap) and
  * crew_options.prelude_fd; fork servers are shared by the pools whose
@@ -375,6 +381,7 @@ typedef struct crew_worker_hooks {
     void (*after_fork_parent)(void);
     void (*after_fork_child)(void);
     int (*run)(int shm_fd, int slot);
+    void (*idle)(void);
 } crew_worker_hooks;
 
 /* Sets this process's hooks (copied; NULL: none). Call it before the first

@@ -226,12 +226,41 @@ static PyType_Spec Arg_spec = {
     .slots = Arg_slots,
 };
 
+/*
+ * A worker keeps the GIL from one task to the next while its ring holds
+ * more (ThreadPoolExecutor's threads do the same: a task's end and the next
+ * one's start in one hold); crew_worker_hooks.idle, which the worker calls
+ * as soon as it finds no request waiting and before it leaves, lets go of
+ * it. Fairness is the interpreter's: each task runs Python code, where a
+ * thread asking for the GIL gets it after the switch interval, as ever.
+ */
+static __thread int kept_gil;                /* this thread holds a kept GIL */
+static __thread PyGILState_STATE kept_state; /* its PyGILState_Ensure state  */
+
+static void hook_idle(void)
+{
+    if (kept_gil) {
+        kept_gil = 0;
+        PyGILState_Release(kept_state);
+    }
+}
+
 static int py_task(const void *arg, size_t len, crew_out *out, void *udata)
 {
     (void)udata;
-    if (Py_IsFinalizing())
-        return crew_out_error(out, "the Python interpreter is shutting down");
-    PyGILState_STATE g = gil_ensure();
+    PyGILState_STATE g;
+    if (kept_gil) {
+        kept_gil = 0;
+        g = kept_state;
+        if (Py_IsFinalizing()) {
+            PyGILState_Release(g);
+            return crew_out_error(out, "the Python interpreter is shutting down");
+        }
+    } else {
+        if (Py_IsFinalizing())
+            return crew_out_error(out, "the Python interpreter is shutting down");
+        g = gil_ensure();
+    }
     int rc = 0;
     PyTypeObject *argtype = NULL;
     PyObject *runner = find_runner_and(&argtype), *mv = NULL, *res = NULL;
@@ -293,7 +322,12 @@ done:
     Py_XDECREF(mv);
     Py_XDECREF(ao);
     Py_XDECREF(runner);
-    PyGILState_Release(g);
+    if (Py_IsFinalizing()) {
+        PyGILState_Release(g);
+    } else { /* until the next task, or hook_idle */
+        kept_state = g;
+        kept_gil = 1;
+    }
     return rc;
 }
 
@@ -368,6 +402,7 @@ static const crew_worker_hooks py_hooks = {
     .after_fork_parent = hook_after_fork_parent,
     .after_fork_child = hook_after_fork_child,
     .run = hook_run,
+    .idle = hook_idle,
 };
 
 static char *dup_utf8(PyObject *o)

@@ -42,13 +42,23 @@ int crew__futex_wake(_Atomic uint32_t *addr, int n, bool shared)
     return r < 0 ? -errno : (int)r;
 }
 
+static _Atomic uint32_t spinners_max;
+
 uint64_t crew__spin_ns(void)
 {
     static _Atomic uint64_t cached = UINT64_MAX;
     uint64_t v = atomic_load_explicit(&cached, memory_order_relaxed);
     if (v == UINT64_MAX) {
-        v = crew_cpu_count() > 1 ? 50000 : 0; /* 50 us: about two futex round trips */
+        int n = crew_cpu_count();
+        v = n > 1 ? 50000 : 0; /* 50 us: about two futex round trips */
+        atomic_store_explicit(&spinners_max, n > 1 ? (uint32_t)n - 1 : 0, memory_order_relaxed);
         atomic_store_explicit(&cached, v, memory_order_relaxed);
     }
     return v;
+}
+
+uint32_t crew__spinners_max(void)
+{
+    (void)crew__spin_ns();
+    return atomic_load_explicit(&spinners_max, memory_order_relaxed);
 }

@@ -34,4 +34,10 @@ static inline void crew__cpu_relax(void)
  * spinner only delays the side it waits for. */
 uint64_t crew__spin_ns(void);
 
+/* How many of a pool's workers may spin at once: the CPUs less one (the
+ * parent's). A spinner beyond them only takes a core from a worker or a
+ * parent with work to do (32 thread workers on 2 cores ran tiny calls at
+ * half ThreadPoolExecutor's speed). Known once crew__spin_ns() has run. */
+uint32_t crew__spinners_max(void);
+
 #endif

@@ -45,6 +45,7 @@ void crew_set_worker_hooks(const crew_worker_hooks *h)
 {
     hooks = h ? *h : (crew_worker_hooks){0};
     hooks_set = h != NULL;
+    crew__worker_set_idle(hooks.idle);
 }
 
 const crew_worker_hooks *crew__worker_hooks(void)

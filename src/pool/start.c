@@ -29,6 +29,7 @@ static int launch_prepare(crew_pool *p, int i, crew__launch_req *r)
     ws->req_tail = 0;
     atomic_store_explicit(&ws->resp_head, 0, memory_order_relaxed);
     atomic_store(&sl->worker_sleeping, 0);
+    atomic_store(&sl->worker_spinning, 0); /* (a worker killed as it spun) */
     atomic_store(&sl->quit, 0);
     atomic_store(&sl->cur_tag, 0);
     atomic_store(&sl->claimed, 0);

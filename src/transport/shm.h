@@ -14,7 +14,7 @@
  * rather than misread it. 1: workers say HELLO before they take tasks;
  * 2: workers claim each request before they run it (crew__slot.claimed);
  * 3: rings lie where the layout puts them (no offsets in the slots). */
-#define CREW__MAGIC (0x00726577u | (3u << 24))
+#define CREW__MAGIC (0x00726577u | (4u << 24))
 #define CREW__RING_CAP 256u     /* messages per ring                          */
 #define CREW__MAX_WORKERS 256
 _Static_assert(CREW__RING_CAP == CREW__RING_MAXCAP, "shared rings have room for the largest");
@@ -33,6 +33,8 @@ enum { CREW__SLOT_EMPTY = 0, CREW__SLOT_LIVE = 1, CREW__SLOT_DEAD = 2, CREW__SLO
 typedef struct crew__slot {
     _Alignas(64) _Atomic uint32_t req_bell;       /* parent -> worker wake-ups */
     _Atomic uint32_t worker_sleeping;
+    _Atomic uint32_t worker_spinning;             /* it spins for work: read by
+                                                     the other workers alone */
     _Atomic int32_t pid;                          /* worker pid (or tid)       */
     _Atomic uint32_t quit;                        /* parent asks it to leave   */
     _Alignas(64) _Atomic uint64_t cur_tag;        /* task running now, 0: none */

@@ -230,20 +230,68 @@ static bool pop_claimed(crew__slot *sl, crew__ring *req, crew__msg *m, bool *pop
     return atomic_compare_exchange_strong(&sl->claimed, &c, j + 1);
 }
 
-/* Waits for the next request it may run, spinning first, then sleeping on
- * req_bell; requests the parent took back are dropped unread. */
+static _Atomic(void (*)(void)) idle_fn; /* crew_worker_hooks.idle */
+
+void crew__worker_set_idle(void (*fn)(void))
+{
+    atomic_store(&idle_fn, fn);
+}
+
+static void call_idle(void)
+{
+    void (*fn)(void) = atomic_load_explicit(&idle_fn, memory_order_relaxed);
+    if (fn)
+        fn();
+}
+
+/* Whether this worker may spin for work: fewer than crew__spinners_max()
+ * of the pool's workers spin now. Its own flag goes up first, so that two
+ * workers asking at once never both win the last place (both may lose it:
+ * they sleep). The flags are written by workers and read by workers only:
+ * a task that scribbles on them changes who spins, nothing the parent
+ * relies on; a worker killed as it spins has its flag cleared with its slot. */
+static bool spin_begin(const crew__region *R, crew__slot *me)
+{
+    atomic_store(&me->worker_spinning, 1);
+    uint32_t n = 0, max = crew__spinners_max();
+    for (uint32_t k = 0; k < R->nslots && n <= max; k++)
+        n += atomic_load(&R->shm->slots[k].worker_spinning) != 0;
+    if (n <= max)
+        return true;
+    atomic_store_explicit(&me->worker_spinning, 0, memory_order_relaxed);
+    return false;
+}
+
+static void spin_end(crew__slot *me, bool *spinning)
+{
+    if (*spinning)
+        atomic_store_explicit(&me->worker_spinning, 0, memory_order_relaxed);
+    *spinning = false;
+}
+
+/* Waits for the next request it may run, spinning first while a core is
+ * free for it (spin_begin), then sleeping on req_bell; requests the parent
+ * took back are dropped unread. */
 static void next_request(const crew__region *R, crew__slot *sl, crew__ring *req, crew__msg *m)
 {
-    bool shared = R->shared_futex;
+    bool shared = R->shared_futex, spinning = false;
     uint64_t spin = crew__spin_ns(), t0 = 0;
     for (unsigned i = 0;; i++) {
         bool popped;
-        if (pop_claimed(sl, req, m, &popped, !shared))
+        if (pop_claimed(sl, req, m, &popped, !shared)) {
+            spin_end(sl, &spinning);
             return;
+        }
         if (popped) /* taken back by the parent: look again at once */
             continue;
+        if (!t0)
+            call_idle(); /* nothing waiting: what a task kept, it lets go of */
         if (spin) {
-            if ((i & 63) == 0) {
+            if (!t0 && !spinning)
+                spinning = spin_begin(R, sl);
+            if (!spinning) {
+                /* no core free to spin on: sleep */
+            } else if ((i & 63) == 0) {
                 uint64_t now = crew__now_ns();
                 if (!t0)
                     t0 = now;
@@ -254,6 +302,7 @@ static void next_request(const crew__region *R, crew__slot *sl, crew__ring *req,
                 continue;
             }
         }
+        spin_end(sl, &spinning);
         atomic_store(&sl->worker_sleeping, 1);
         atomic_thread_fence(memory_order_seq_cst);
         uint32_t bell = atomic_load(&sl->req_bell);
@@ -302,6 +351,7 @@ void crew__worker_loop(const crew__region *R, uint32_t i)
         r.tag = m.tag;
         r.flags = m.flags & (CREW__MSG_INIT | CREW__MSG_QUIT);
         if (m.flags & CREW__MSG_QUIT) {
+            call_idle();
             respond(R, resp, &r);
             free(init_err);
             return;
@@ -348,6 +398,7 @@ void crew__worker_loop(const crew__region *R, uint32_t i)
         /* recycling by memory: leave between tasks; the parent requeues
          * whatever was still waiting in our ring and starts a successor */
         if (shm->max_rss && resident_bytes() > shm->max_rss) {
+            call_idle();
             free(init_err);
             return;
         }

@@ -13,4 +13,8 @@
  * worker: its pid differs) exits at once, before it touches the rings. */
 void crew__worker_loop(const crew__region *R, uint32_t i);
 
+/* The function every worker of this process calls when it finds no request
+ * waiting and before it leaves (crew_worker_hooks.idle; NULL: none). */
+void crew__worker_set_idle(void (*fn)(void));
+
 #endif

@@ -539,5 +539,70 @@ TEST(forked_workers_start_while_another_thread_allocates)
     CHECK_EQ_INT(stuck, 0);
 }
 
+/* What Python does with the GIL: a task keeps something past its end while
+ * more may be queued; crew_worker_hooks.idle lets go of it. Each worker
+ * thread must let go before it waits for work and before it leaves. */
+static _Atomic int kept_now, idle_calls;
+static __thread int kept_here;
+
+static int t_keep(const void *arg, size_t len, crew_out *out, void *ud)
+{
+    (void)arg, (void)len, (void)out, (void)ud;
+    if (!kept_here) {
+        kept_here = 1;
+        atomic_fetch_add(&kept_now, 1);
+    }
+    return 0;
+}
+CREW_TASK("keep", t_keep)
+
+static void idle_lets_go(void)
+{
+    atomic_fetch_add(&idle_calls, 1);
+    if (kept_here) {
+        kept_here = 0;
+        atomic_fetch_sub(&kept_now, 1);
+    }
+}
+
+static bool nothing_kept_soon(void)
+{
+    for (int i = 0; i < 2000 && atomic_load(&kept_now) != 0; i++)
+        test_sleep_us(1000);
+    return atomic_load(&kept_now) == 0;
+}
+
+TEST(workers_let_go_of_what_tasks_kept_before_they_wait_or_leave)
+{
+    crew_worker_hooks h = {.idle = idle_lets_go};
+    crew_set_worker_hooks(&h);
+    for (unsigned max_tasks = 0; max_tasks <= 1; max_tasks++) { /* 1: each worker leaves */
+        crew_options o;
+        crew_options_init(&o);
+        o.kind = CREW_THREADS;
+        o.workers = 3;
+        o.max_tasks_per_worker = max_tasks;
+        crew_pool *p;
+        CHECK_OK(crew_pool_create(&p, &o));
+        crew_future *f[200];
+        int n = max_tasks ? 20 : 200;
+        for (int i = 0; i < n; i++)
+            CHECK_OK(crew_submit(p, "keep", NULL, 0, &f[i]));
+        for (int i = 0; i < n; i++) {
+            CHECK_OK(crew_future_wait(f[i], -1));
+            CHECK_EQ_INT(crew_future_status(f[i]), 0);
+            crew_future_release(f[i]);
+        }
+        CHECK(nothing_kept_soon()); /* every worker waits for work: none keeps it */
+        CHECK(atomic_load(&idle_calls) > 0);
+        CHECK_OK(crew_submit(p, "keep", NULL, 0, &f[0]));
+        CHECK_OK(crew_future_wait(f[0], -1));
+        crew_future_release(f[0]);
+        crew_pool_free(p); /* the workers leave: none keeps it */
+        CHECK_EQ_INT(atomic_load(&kept_now), 0);
+    }
+    crew_set_worker_hooks(NULL);
+}
+
 TEST_MAIN_AFTER(if (getenv("CREW_TEST_FORK_CHURN")) return fork_churn_child();
                 if (crew_main(argc, argv) < 0) return 1)

@@ -72,9 +72,9 @@ def test_no_libcrew_state_lives_twice_in_one_process():
            "__dso_handle", "__TMC_END__", "completed", "__data_start", "data_start",
            "__bss_start", "_edata", "_end", "__FRAME_END__"}
     # known and harmless: PyArg keyword tables (one per function, constant)
-    # and crew__spin_ns's cache of a figure each copy works out the same
-    # (from the CPU count)
-    own |= {"kwlist", "cached"}
+    # and crew__spin_ns's cache of figures each copy works out the same
+    # (from the CPU count: the spin time and how many workers may spin)
+    own |= {"kwlist", "cached", "spinners_max"}
     # the codec (_codec.c, compiled into both) keeps no state: its one
     # writable symbol is the PyMethodDef of pickle's buffer_callback, never
     # written after compilation (PyCFunction_New takes it non-const)
