@@ -11,6 +11,7 @@ import sys
 import pytest
 
 import crew
+from crew._cli import bench as crew_bench
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -250,6 +251,7 @@ def test_demo_one_lesson(tmp_path):
 
 BENCH_EXTRA = "not installed (pip install 'crew[bench]')"
 WORKLOADS = ["roundtrip", "submit", "map", "numpy8mb", "cpu", "start"]
+BENCH_LABELS = {w: label for w, (_, _, label) in crew_bench.WORKLOADS.items()}
 
 
 def installed(module):
@@ -287,7 +289,8 @@ def test_bench_quick(bench_quick):
             assert r["median"] != r["median"] and r["values"] == []
             continue
         assert r["status"] == "ok" and not r["error"], r
-        assert r["median"] > 0 and len(r["values"]) == d["repeats"] == 3
+        # five interleaved repeats even in --quick
+        assert r["median"] > 0 and len(r["values"]) == d["repeats"] == 5
     if not has["mpire"]:
         assert table_row(text, "all workloads           mpire.WorkerPool")[-1] == BENCH_EXTRA
     # the best process peer that is not crew is the reference (1.0x) of each workload
@@ -295,19 +298,43 @@ def test_bench_quick(bench_quick):
         ratios = [by[w, n]["vs_best_process_peer"] for n in ("mp-pool", "mpire")
                   if by[w, n]["status"] == "ok"]
         assert max(ratios) == pytest.approx(1.0) and min(ratios) <= 1.0 + 1e-9
+        # each peer against the best of its own kind: crew threads against
+        # ThreadPoolExecutor (the only thread pool here), processes against
+        # the best process pool
+        assert by[w, "tpe"]["vs_best_peer"] == pytest.approx(1.0)
+        assert by[w, "tpe"]["best_peer"] == "ThreadPoolExecutor"
+        ct, tpe = by[w, "crew-threads"], by[w, "tpe"]
+        higher = w in ("submit", "map", "cpu")
+        want = ct["median"] / tpe["median"] if higher else tpe["median"] / ct["median"]
+        assert ct["vs_best_peer"] == pytest.approx(want) and ct["best_peer"] == "ThreadPoolExecutor"
+        cp = by[w, "crew-processes"]
+        assert cp["vs_best_peer"] == pytest.approx(cp["vs_best_process_peer"])
+        # a crew row behind the best of its kind is flagged, in the JSON and the table
+        for name in ("crew-processes", "crew-threads"):
+            r = by[w, name]
+            assert r["behind"] == (r["vs_best_peer"] < 1.0)
+            row = table_row(text, f"{BENCH_LABELS[w]:<22}  {r['peer_name']}")
+            assert row[4].endswith(" BEHIND") == r["behind"], row
+            lo, hi = min(r["values"]), max(r["values"])
+            assert lo <= r["median"] <= hi and " - " in row[3]
     # crew moves the 8 MB array through shared memory: far faster than pickling
     assert by["numpy8mb", "crew-processes"]["vs_best_process_peer"] > 5
     # the table shows the medians and ratios of the JSON
     row = table_row(text, "8 MB numpy argument     crew processes")
-    assert row[-1] == f"{by['numpy8mb', 'crew-processes']['vs_best_process_peer']:.2f}x"
-    assert {t["target"].split(" vs ")[0].split(" on ")[0] for t in d["targets"]} >= {
-        "no-op round trip", "submit throughput", "8 MB numpy argument", "CPU-bound speedup"}
-    assert "target (crew processes)" in text
+    r = by["numpy8mb", "crew-processes"]
+    assert row[4] == f"{r['vs_best_peer']:.2f}x {r['best_peer']}"
+    assert {t["target"].split(" of ")[0].split(" on ")[0] for t in d["targets"]} >= {
+        "no-op round trip", "submit throughput", "chunked map throughput", "8 MB numpy argument",
+        "CPU-bound speedup"}
+    assert any(t["target"].startswith("submit throughput of crew threads vs ThreadPoolExecutor")
+               for t in d["targets"])
+    assert "target " in text and "goal" in text
     with open(tmp_path / "bench.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(d["results"])
     assert {r["peer"] for r in rows} >= {"crew processes", "multiprocessing.Pool"}
-    assert all(float(r["median"]) > 0 for r in rows if not r["error"])
+    assert all(0 < float(r["min"]) <= float(r["median"]) <= float(r["max"])
+               for r in rows if not r["error"])
     w, h = png_size(tmp_path / "bench.png")
     assert w >= 1000 and h >= 500
 
@@ -319,7 +346,7 @@ def test_bench_quick_has_mpire(bench_quick):
     by = {(r["workload"], r["peer"]): r for r in d["results"]}
     for w in WORKLOADS:
         r = by[w, "mpire"]
-        assert r["status"] == "ok" and r["median"] > 0 and len(r["values"]) == 3, r
+        assert r["status"] == "ok" and r["median"] > 0 and len(r["values"]) == 5, r
         assert r["vs_best_process_peer"] > 0
     row = table_row(text, "no-op round trip        mpire.WorkerPool")
     assert row[2].endswith(" us") and float(row[2].split()[0]) > 0

@@ -69,10 +69,12 @@ class Peer:
     def map(self, p, fn, items, chunksize):
         return list(p.map(fn, items, chunksize=chunksize))
 
-    def start_samples(self, n, method, repeats):
+    def start_samples(self, n, method, repeats, warm=True):
         """Milliseconds to create a pool, get a first result and shut it down,
-        `repeats` times after one warm-up start (a fork server, imports)."""
-        one_start(self, n, method)
+        `repeats` times, after one warm-up start (a fork server, imports)
+        unless `warm` is false."""
+        if warm:
+            one_start(self, n, method)
         return [one_start(self, n, method) for _ in range(repeats)]
 
 
@@ -381,9 +383,12 @@ class RayTasks(_RayPeer):
                          for i in range(0, len(items), chunksize)])
         return [x for part in parts for x in part]
 
-    def start_samples(self, n, method, repeats):
-        # ray.init and the first task are measured when the runtime starts;
-        # ray.shutdown is added by once_ms() when the bench ends
+    def start_samples(self, n, method, repeats, warm=True):
+        # ray.init and the first task are measured when the runtime starts
+        # (once per run: one sample, from the first round); ray.shutdown is
+        # added by once_ms() when the bench ends
+        if not warm:
+            return []
         self.runtime.start(n)
         return [self.runtime.first_ms]
 
