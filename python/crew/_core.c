@@ -48,6 +48,7 @@ typedef struct {
     PyTypeObject *PoolType;
     PyTypeObject *FutureType;
     PyTypeObject *ArgType;  /* the exporter of a task's argument bytes */
+    PyTypeObject *DrainType;
     PyObject *runner; /* crew._runtime.run, set by set_runner() */
     PyObject *pickle_loads; /* for decode() */
     /* Completions waiting for the GIL: a lock-free stack pushed by crew's
@@ -640,6 +641,94 @@ static void done_cb(crew_future *f, void *ud)
     PyGILState_STATE g = gil_ensure();
     done_drain(st);
     PyGILState_Release(g);
+}
+
+/* ----------------------------------------------------------- Drain -- */
+
+/*
+ * drain(list): an iterator over a map chunk's values that hands each one
+ * over as it goes (its slot in the list is cleared as it is yielded, so an
+ * iterator over a map keeps no result it has already given) and leaves the
+ * list empty at the end. A Python generator doing the same cost 3x list
+ * iteration per item: a third of a no-op map's time in the parent.
+ */
+typedef struct {
+    PyObject_HEAD
+    PyObject *list; /* NULL once exhausted */
+    Py_ssize_t i;
+} DrainObject;
+
+static void Drain_dealloc(DrainObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(self->list);
+    tp->tp_free((PyObject *)self);
+    Py_DECREF(tp);
+}
+
+static int Drain_traverse(DrainObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(self->list);
+    return 0;
+}
+
+static int Drain_clear(DrainObject *self)
+{
+    Py_CLEAR(self->list);
+    return 0;
+}
+
+static PyObject *Drain_next(DrainObject *self)
+{
+    PyObject *l = self->list;
+    if (!l)
+        return NULL;
+    if (self->i < PyList_GET_SIZE(l)) {
+        PyObject *v = PyList_GET_ITEM(l, self->i); /* the list's reference, now ours */
+        PyList_SET_ITEM(l, self->i, Py_NewRef(Py_None));
+        self->i++;
+        return v;
+    }
+    /* the end (NULL, no exception) or, if emptying fails, that error */
+    self->list = NULL;
+    (void)PyList_SetSlice(l, 0, PyList_GET_SIZE(l), NULL); /* emptied: read once */
+    Py_DECREF(l);
+    return NULL;
+}
+
+static PyType_Slot Drain_slots[] = {
+    {Py_tp_dealloc, Drain_dealloc},
+    {Py_tp_traverse, Drain_traverse},
+    {Py_tp_clear, Drain_clear},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, Drain_next},
+    {Py_tp_doc, "An iterator that hands over a list's items, clearing each as it goes."},
+    {0, NULL},
+};
+
+static PyType_Spec Drain_spec = {
+    .name = "crew._core.Drain",
+    .basicsize = sizeof(DrainObject),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
+             Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    .slots = Drain_slots,
+};
+
+static PyObject *m_drain(PyObject *m, PyObject *list)
+{
+    if (!PyList_CheckExact(list)) {
+        PyErr_SetString(PyExc_TypeError, "drain() takes a list");
+        return NULL;
+    }
+    DrainObject *d = PyObject_GC_New(DrainObject, get_state(m)->DrainType);
+    if (!d)
+        return NULL;
+    d->list = Py_NewRef(list);
+    d->i = 0;
+    PyObject_GC_Track(d);
+    return (PyObject *)d;
 }
 
 /* ------------------------------------------------------------ Pool -- */
@@ -1256,6 +1345,9 @@ static PyMethodDef module_methods[] = {
      "map_chunksize(n, workers, chunksize) -> int: items per chunk (crew_map_chunksize, the one "
      "chunk plan of every crew map); chunksize None: about 4 chunks per worker, 1 when n is 0 "
      "(unknown); ValueError when chunksize < 1."},
+    {"drain", m_drain, METH_O,
+     "drain(list) -> iterator over its items that clears each slot as it yields it, and "
+     "empties the list at the end."},
     {"cpu_count", m_cpu_count, METH_NOARGS, "The CPUs this process may use (affinity, cgroup quota)."},
     {"set_runner", m_set_runner, METH_O, "Sets the Python runner of the 'crew.py' task."},
     {"become", m_become, METH_VARARGS,
@@ -1303,6 +1395,9 @@ static int module_exec(PyObject *m)
     st->ArgType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Arg_spec, NULL);
     if (!st->ArgType)
         return -1;
+    st->DrainType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Drain_spec, NULL);
+    if (!st->DrainType)
+        return -1;
     PyObject *pk = PyImport_ImportModule("pickle");
     if (!pk)
         return -1;
@@ -1339,6 +1434,7 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->FutureType);
     Py_VISIT(st->PoolType);
     Py_VISIT(st->ArgType);
+    Py_VISIT(st->DrainType);
     Py_VISIT(st->runner);
     Py_VISIT(st->pickle_loads);
     return 0;
@@ -1350,6 +1446,7 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->FutureType);
     Py_CLEAR(st->PoolType);
     Py_CLEAR(st->ArgType);
+    Py_CLEAR(st->DrainType);
     Py_CLEAR(st->runner);
     Py_CLEAR(st->pickle_loads);
     Py_CLEAR(st->s_condition);

@@ -555,7 +555,12 @@ class Executor(cf.Executor):
         flags = rt.F_CHUNK if star else rt.F_CHUNK1
         end = None if timeout is None else time.monotonic() + timeout
         if buffersize is None:
-            items = list(zip(*iterables)) if star else list(iterables[0])
+            # a range is cut into ranges (a chunk then pickles in a few
+            # bytes, not as a list of its numbers); a list or tuple is sliced
+            # as it is; anything else is read into a list first
+            one = None if star else iterables[0]
+            items = (one if type(one) in (range, list, tuple) else
+                     list(zip(*iterables)) if star else list(one))
             futs = collections.deque(self._chunks(fn, items, chunksize, task_timeout, star,
                                                   _place))
             bar = _progress_bar(progress, len(items))

@@ -18,6 +18,33 @@ def test_map_iterator_keeps_no_yielded_result(ex, chunksize):
         assert wr() is None
 
 
+def test_a_chunk_is_drained_value_by_value():
+    """A map chunk's values are handed over at C speed (_core.drain): each
+    slot is let go of as it is yielded, the list is empty at the end (a
+    chunk's result is read once), and an item that failed still raises where
+    it stands."""
+    from crew import _core, _runtime as rt
+
+    class Obj:
+        pass
+    vals = [Obj(), Obj(), Obj()]
+    refs = [weakref.ref(v) for v in vals]
+    it = rt.take_values((vals, None))
+    first = next(it)
+    assert first is refs[0]() and vals[0] is None and vals[1] is refs[1]()
+    del first
+    gc.collect()
+    assert refs[0]() is None
+    assert list(it) == [refs[1](), refs[2]()] and vals == [] and list(it) == []
+    with pytest.raises(TypeError):
+        _core.drain((1, 2))
+    err = rt._error_outcome(ValueError("item 1"))
+    it = rt.take_values(([10, None, 30], {1: err}))
+    assert next(it) == 10
+    with pytest.raises(ValueError, match="item 1"):
+        next(it)
+
+
 @pytest.mark.parametrize("bad", [0, -1])
 def test_map_chunksize_below_one_raises(ex, bad):
     with pytest.raises(ValueError, match="chunksize"):
