@@ -55,6 +55,12 @@ typedef struct {
      * threads (no GIL), drained in one go by whichever thread holds the GIL
      * next (a submit, a waiter, or the pushing thread itself). */
     _Atomic(struct FutureObject *) done_head;
+    /* The completions of terminates' cancelled queues, oldest first (GIL
+     * held): deliver() hands them to Python a batch at a time, never the
+     * drains above, so that terminate returns at once however long the
+     * queue was. */
+    struct FutureObject *backlog_head, *backlog_tail;
+    Py_ssize_t backlog_n;
     /* interned names for settle() */
     PyObject *s_condition, *s_state, *s_result, *s_exception;
 } core_state;
@@ -432,14 +438,66 @@ typedef struct FutureObject {
  * completion is left for this thread to deliver when it takes the GIL back. */
 static __thread crew_future *tls_waiting;
 
-/* Pushes a finished future (holding its callback's reference); no GIL. */
-static void done_push(core_state *st, FutureObject *fo)
+/* This thread runs a terminate: the completions it makes (every queued
+ * task's, a million of them maybe) are chained here, oldest first, for
+ * deliver() (Pool_terminate moves them to the backlog), not delivered one
+ * GIL hold each before terminate can return. */
+static __thread int tls_deferring;
+static __thread FutureObject *tls_def_head, *tls_def_tail;
+static __thread Py_ssize_t tls_def_n;
+
+/* Pushes a finished future (holding its callback's reference) on a stack
+ * of completions; no GIL. */
+static void done_push(_Atomic(FutureObject *) *stack, FutureObject *fo)
 {
-    FutureObject *h = atomic_load_explicit(&st->done_head, memory_order_relaxed);
+    FutureObject *h = atomic_load_explicit(stack, memory_order_relaxed);
     do
         fo->done_next = h;
-    while (!atomic_compare_exchange_weak_explicit(&st->done_head, &h, fo, memory_order_release,
+    while (!atomic_compare_exchange_weak_explicit(stack, &h, fo, memory_order_release,
                                                   memory_order_relaxed));
+}
+
+/* Empties a stack of completions: returns them oldest first (chained by
+ * done_next), *last the newest, *n how many. */
+static FutureObject *done_take(_Atomic(FutureObject *) *stack, FutureObject **last,
+                               Py_ssize_t *n)
+{
+    FutureObject *h = atomic_exchange_explicit(stack, NULL, memory_order_acquire), *rev = NULL;
+    *last = h;
+    *n = 0;
+    while (h) {
+        FutureObject *nx = h->done_next;
+        h->done_next = rev;
+        rev = h;
+        h = nx;
+        (*n)++;
+    }
+    return rev;
+}
+
+/* Calls a finished future's callback, once (GIL held, no exception set). */
+static void deliver_one(FutureObject *self)
+{
+    self->done_next = NULL;
+    PyObject *cb = self->callback;
+    self->callback = NULL;
+    if (cb) {
+        PyObject *r = PyObject_CallOneArg(cb, (PyObject *)self);
+        if (!r && PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+            /* a Ctrl-C pending when the delivery began: it must neither
+             * lose this completion nor be lost itself. The signal is
+             * consumed, so a second run goes through; then the program
+             * gets its KeyboardInterrupt at its next bytecode. */
+            PyErr_Clear();
+            r = PyObject_CallOneArg(cb, (PyObject *)self);
+            PyErr_SetInterrupt();
+        }
+        if (!r)
+            PyErr_WriteUnraisable(cb);
+        Py_XDECREF(r);
+        Py_DECREF(cb);
+    }
+    Py_DECREF(self);
 }
 
 /* Delivers every pushed completion, oldest first (GIL held). */
@@ -447,41 +505,37 @@ static void done_drain(core_state *st)
 {
     if (!atomic_load_explicit(&st->done_head, memory_order_relaxed))
         return;
-    FutureObject *h = atomic_exchange_explicit(&st->done_head, NULL, memory_order_acquire);
-    FutureObject *rev = NULL;
-    while (h) {
-        FutureObject *n = h->done_next;
-        h->done_next = rev;
-        rev = h;
-        h = n;
-    }
+    FutureObject *last;
+    Py_ssize_t n;
+    FutureObject *h = done_take(&st->done_head, &last, &n);
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
-    while (rev) {
-        FutureObject *self = rev;
-        rev = rev->done_next;
-        self->done_next = NULL;
-        PyObject *cb = self->callback;
-        self->callback = NULL;
-        if (cb) {
-            PyObject *r = PyObject_CallOneArg(cb, (PyObject *)self);
-            if (!r && PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
-                /* a Ctrl-C pending when the delivery began: it must neither
-                 * lose this completion nor be lost itself. The signal is
-                 * consumed, so a second run goes through; then the program
-                 * gets its KeyboardInterrupt at its next bytecode. */
-                PyErr_Clear();
-                r = PyObject_CallOneArg(cb, (PyObject *)self);
-                PyErr_SetInterrupt();
-            }
-            if (!r)
-                PyErr_WriteUnraisable(cb);
-            Py_XDECREF(r);
-            Py_DECREF(cb);
-        }
-        Py_DECREF(self);
+    while (h) {
+        FutureObject *self = h;
+        h = h->done_next;
+        deliver_one(self);
     }
     PyErr_Restore(et, ev, tb);
+}
+
+/* Delivers up to `limit` of the completions terminates deferred (< 0: all),
+ * oldest first (GIL held); returns how many are left. */
+static Py_ssize_t deferred_deliver(core_state *st, Py_ssize_t limit)
+{
+    if (!st->backlog_n)
+        return 0;
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    while (st->backlog_head && limit-- != 0) {
+        FutureObject *self = st->backlog_head; /* off the backlog before its callback runs */
+        st->backlog_head = self->done_next;
+        if (!st->backlog_head)
+            st->backlog_tail = NULL;
+        st->backlog_n--;
+        deliver_one(self);
+    }
+    PyErr_Restore(et, ev, tb);
+    return st->backlog_n;
 }
 
 static void Future_dealloc(FutureObject *self)
@@ -633,7 +687,17 @@ static void done_cb(crew_future *f, void *ud)
         return; /* too late to tell Python: the reference is leaked */
     FutureObject *self = ud;
     core_state *st = self->st;
-    done_push(st, self);
+    if (tls_deferring) {
+        self->done_next = NULL;
+        if (tls_def_tail)
+            tls_def_tail->done_next = self;
+        else
+            tls_def_head = self;
+        tls_def_tail = self;
+        tls_def_n++;
+        return;
+    }
+    done_push(&st->done_head, self);
     if (tls_waiting == f)
         return;
     if (!atomic_load_explicit(&st->done_head, memory_order_relaxed))
@@ -973,15 +1037,31 @@ static PyObject *Pool_close(PoolObject *self, PyObject *Py_UNUSED(a))
     Py_RETURN_NONE;
 }
 
+/* Terminates the pool; returns how many completions wait for deliver()
+ * (the cancelled queue's: they are not delivered here, so that terminate
+ * returns at once however long the queue was). */
 static PyObject *Pool_terminate(PoolObject *self, PyObject *Py_UNUSED(a))
 {
+    core_state *st = PyType_GetModuleState(Py_TYPE(self));
     if (self->p) {
         crew_pool *p = self->p;
         Py_BEGIN_ALLOW_THREADS
+        tls_deferring = 1;
         crew_pool_terminate(p);
+        tls_deferring = 0;
         Py_END_ALLOW_THREADS
     }
-    Py_RETURN_NONE;
+    if (tls_def_head) { /* what this terminate deferred, to the backlog (GIL held) */
+        if (st->backlog_tail)
+            st->backlog_tail->done_next = tls_def_head;
+        else
+            st->backlog_head = tls_def_head;
+        st->backlog_tail = tls_def_tail;
+        st->backlog_n += tls_def_n;
+        tls_def_head = tls_def_tail = NULL;
+        tls_def_n = 0;
+    }
+    return PyLong_FromSsize_t(st->backlog_n);
 }
 
 static PyObject *Pool_terminate_signal(PoolObject *self, PyObject *arg)
@@ -1079,7 +1159,8 @@ static PyMethodDef Pool_methods[] = {
      "(buffers, copied once into shared memory); the future's ctx is set first; "
      "callback(future) runs once it is done, GIL held, on whichever thread delivers it."},
     {"close", (PyCFunction)Pool_close, METH_NOARGS, "Finishes queued work, stops the workers."},
-    {"terminate", (PyCFunction)Pool_terminate, METH_NOARGS, "Stops now; pending work is cancelled."},
+    {"terminate", (PyCFunction)Pool_terminate, METH_NOARGS,
+     "Stops now; pending work is cancelled. Returns how many completions wait for deliver()."},
     {"terminate_signal", (PyCFunction)Pool_terminate_signal, METH_O,
      "terminate_signal(sig): like terminate(), with sig sent to the process workers; their "
      "running tasks fail as crashed. Returns once the workers are gone."},
@@ -1337,7 +1418,18 @@ static PyObject *m_settle(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_TRUE;
 }
 
+static PyObject *m_deliver(PyObject *m, PyObject *arg)
+{
+    Py_ssize_t limit = PyLong_AsSsize_t(arg);
+    if (limit == -1 && PyErr_Occurred())
+        return NULL;
+    return PyLong_FromSsize_t(deferred_deliver(get_state(m), limit));
+}
+
 static PyMethodDef module_methods[] = {
+    {"deliver", m_deliver, METH_O,
+     "deliver(limit) -> int: delivers up to limit of the completions terminates left (< 0: "
+     "all), oldest first; returns how many are still waiting."},
     {"settle", (PyCFunction)(void (*)(void))m_settle, METH_FASTCALL,
      "settle(fut, result, exception, pending, finished) -> bool: finishes a future that has "
      "no Condition yet, atomically with respect to other Python threads."},

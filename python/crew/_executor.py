@@ -165,6 +165,11 @@ class Future(cf.Future):
         return _aio.await_future(self)
 
     def _crew_cancelled(self):
+        if _core.settle(self, None, None, PENDING, CANCELLED_AND_NOTIFIED):
+            # no Condition yet, so no waiter: settled in one step (what a
+            # terminate's cancelled queue mostly is)
+            self._invoke_callbacks()
+            return
         with self._condition:
             if self._state != PENDING:
                 return
@@ -638,7 +643,8 @@ class Executor(cf.Executor):
         """Stops now: pending tasks are cancelled, running process tasks are
         killed with their workers (SIGKILL); returns once they are gone."""
         self._shutdown = True
-        self._pool.terminate()
+        if self._pool.terminate():
+            _deliver_in_background()
 
     def terminate_workers(self):
         """Python 3.14's ProcessPoolExecutor.terminate_workers(), on every
@@ -709,6 +715,33 @@ class Executor(cf.Executor):
     def __del__(self):
         if self._init_key:
             rt._tokens.pop(self._init_key, None)
+
+
+_delivering = threading.Lock()
+
+
+def _deliver_in_background():
+    """Settles what a terminate cancelled, on a thread of its own, a
+    thousand futures per GIL hold: terminate() then returns at once, however
+    long the queue was (a million queued tasks took seconds to settle one
+    by one). A thread that waits for one of them waits until this thread
+    has settled it."""
+    def run():
+        while True:
+            try:
+                while _core.deliver(1000):
+                    pass
+            finally:
+                _delivering.release()
+            # a terminate that came as this thread finished found it running
+            if not _core.deliver(0) or not _delivering.acquire(blocking=False):
+                return
+    if _delivering.acquire(blocking=False):
+        try:
+            threading.Thread(target=run, name="crew-deliver", daemon=True).start()
+        except BaseException:
+            _delivering.release()
+            raise
 
 
 def _result_or_cancel(fut, end):

@@ -47,6 +47,10 @@ class AsyncResult:
 
     def _finish(self):
         try:
+            if any(f.cancelled() for f in self._futs):
+                # (terminate): no traceback kept per result, and with it the
+                # frames it holds; a million queued results are settled so
+                raise cf.CancelledError() from None
             if self._single:
                 self._value = self._futs[0].result()
             else:
@@ -54,6 +58,8 @@ class AsyncResult:
                 for f in self._futs:
                     vals.extend(take_values(f.result()))
                 self._value = vals
+        except cf.CancelledError:
+            self._exc = cf.CancelledError()
         except BaseException as e:
             self._exc = e
         try:

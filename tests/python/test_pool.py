@@ -59,6 +59,36 @@ def test_close_join_terminate():
     q.join()
 
 
+@pytest.mark.parametrize("kind", ["processes", "threads"])
+def test_terminate_with_a_long_queue_settles_every_queued_result(kind):
+    """terminate() leaves the cancelled queue's results to a background
+    thread (a million queued items took seconds to settle one by one before
+    it could return): every one of them still ends, cancelled, and a waiter
+    on one is not left hanging."""
+    import concurrent.futures as cf
+    import threading
+    p = crew.Pool(1, kind=kind)
+    gate = threading.Event() if kind == "threads" else None
+    busy = p.apply_async(gate.wait if gate else h.sleep, (30,))
+    queued = [p.apply_async(h.square, (i,)) for i in range(20000)]
+    mapped = p.map_async(h.square, range(5000), chunksize=1)
+    futs = [p._ex.submit(h.square, i) for i in range(3000)]
+    p.terminate()
+    if gate:
+        gate.set()
+    with pytest.raises(cf.CancelledError):
+        futs[-1].result(timeout=60)     # a waiter settles what is left itself
+    for r in queued + [mapped]:
+        r.wait(60)
+        assert r.ready() and not r.successful()
+        with pytest.raises(cf.CancelledError):
+            r.get(0)
+    assert all(f.cancelled() for f in futs)
+    busy.wait(60)
+    assert busy.ready()
+    p.join()
+
+
 def test_crash_does_not_hang_pool():
     with crew.Pool(2) as p:
         with pytest.raises(crew.WorkerCrashedError):
