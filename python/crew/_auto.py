@@ -308,7 +308,7 @@ def pin(kind):
 
 # ------------------------------------------------------------- futures --
 
-from ._executor import Executor, Future, _timeout_arg, cpu_count  # noqa: E402
+from ._executor import Executor, Future, _terminate_pool, _timeout_arg, cpu_count  # noqa: E402
 
 
 class AutoFuture(Future):
@@ -434,7 +434,7 @@ class _Both:
         ex = self._ex()
         if ex is not None:
             for e in ex._inner():
-                e._pool.terminate()
+                _terminate_pool(e._pool)
 
 
 _COUNTERS = ("submitted", "done", "failed", "crashed", "timed_out", "cancelled")

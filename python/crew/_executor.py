@@ -121,6 +121,11 @@ class Future(cf.Future):
             left = 0.05 if end is None else min(0.05, end - time.monotonic())
             if left <= 0 or c.wait(left):
                 break
+        if self._state == PENDING and _terminated(c):
+            # a terminate's cancellation, settled in the background: this
+            # waiter settles them up to its own rather than wait for it
+            while self._state == PENDING and _core.deliver(1000):
+                pass
         if end is None:
             return None
         return max(0.0, end - time.monotonic())
@@ -152,7 +157,13 @@ class Future(cf.Future):
             if self._state in (CANCELLED, CANCELLED_AND_NOTIFIED):
                 return True
         c = self._crew
-        if c is None or c.cancel() != 0:
+        if c is None:
+            return False
+        if c.cancel() != 0:
+            if _terminated(c):  # a terminate's, settled in the background
+                while self._state == PENDING and _core.deliver(1000):
+                    pass
+                return self.cancelled()
             return False
         self._crew_cancelled()
         return True
@@ -178,6 +189,13 @@ class Future(cf.Future):
                 w.add_cancelled(self)
             self._condition.notify_all()
         self._invoke_callbacks()
+
+
+def _terminated(c):
+    """Whether a task's C side ended cancelled (a terminate's queue, which
+    is settled in the background). A dask handle has no C side."""
+    status = getattr(c, "status", None)
+    return status is not None and status() == _core.ECANCELED
 
 
 def _failure(status, cfut):
@@ -237,6 +255,7 @@ def _finish_here(fut, out):
     cfut = fut._crew
     if cfut is None or not cfut.take_callback():
         return False
+    # from here on nobody else will settle it: it ends, whatever is raised
     try:
         if out[0] == 0:
             fut.set_result(out[1])
@@ -244,11 +263,18 @@ def _finish_here(fut, out):
             fut.set_exception(_exception_of(out))
     except cf.InvalidStateError:
         pass
-    cfut.ctx = None
-    fut._crew_owner = None
-    ex = fut._crew_ex()
-    if ex is not None:
-        ex._pending.pop(id(fut), None)
+    except BaseException as e:  # noqa: B902 - the outcome or a done callback raised
+        if not fut.done():
+            try:
+                fut.set_exception(e)
+            except cf.InvalidStateError:
+                pass
+    finally:
+        cfut.ctx = None
+        fut._crew_owner = None
+        ex = fut._crew_ex()
+        if ex is not None:
+            ex._pending.pop(id(fut), None)
     return True
 
 
@@ -641,10 +667,12 @@ class Executor(cf.Executor):
 
     def terminate(self):
         """Stops now: pending tasks are cancelled, running process tasks are
-        killed with their workers (SIGKILL); returns once they are gone."""
+        killed with their workers (SIGKILL); returns once they are gone. The
+        cancelled futures are settled on a background thread (a million of
+        them take seconds): done() turns True shortly after, and result()
+        or cancel() on one settles it at once."""
         self._shutdown = True
-        if self._pool.terminate():
-            _deliver_in_background()
+        _terminate_pool(self._pool)
 
     def terminate_workers(self):
         """Python 3.14's ProcessPoolExecutor.terminate_workers(), on every
@@ -717,15 +745,30 @@ class Executor(cf.Executor):
             rt._tokens.pop(self._init_key, None)
 
 
+def _terminate_pool(pool):
+    """Terminates a _core.Pool; what it cancelled is settled in the background."""
+    if pool.terminate():
+        _deliver_in_background()
+
+
 _delivering = threading.Lock()
+
+
+def _new_delivering_lock():
+    # a fork while crew-deliver ran: the child has no such thread to release it
+    global _delivering
+    _delivering = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_new_delivering_lock)
 
 
 def _deliver_in_background():
     """Settles what a terminate cancelled, on a thread of its own, a
     thousand futures per GIL hold: terminate() then returns at once, however
     long the queue was (a million queued tasks took seconds to settle one
-    by one). A thread that waits for one of them waits until this thread
-    has settled it."""
+    by one). A thread that waits for one of them settles them itself up to
+    its own (Future._crew_help), so that no waiter depends on this thread."""
     def run():
         while True:
             try:
@@ -774,7 +817,9 @@ def _close_all():
         try:
             ex._shutdown = True
             if ex._stopping:   # after terminate_workers(): no waiting on a worker
-                ex._pool.terminate()   # that ignores SIGTERM (SIGKILL for those left)
+                # that ignores SIGTERM (SIGKILL for those left); at exit
+                # nobody waits for what it cancels: it is not settled
+                ex._pool.terminate()
             else:
                 ex._pool.close()
         except Exception:

@@ -790,7 +790,10 @@ def exception_of(out):
     """The exception of a failed outcome, the worker's traceback attached."""
     exc, tb = out[1], out[2]
     if tb:
-        exc.__cause__ = _remote_traceback('\n"""\n' + tb + '"""')
+        try:
+            exc.__cause__ = _remote_traceback('\n"""\n' + tb + '"""')
+        except Exception:  # noqa: BLE001 - e.g. a frozen dataclass exception:
+            pass           # it is raised without the worker's traceback
     return exc
 
 
@@ -898,13 +901,16 @@ def run(mv):
         # the future is settled here, in this GIL hold, as ThreadPoolExecutor
         # does; unless its completion has begun elsewhere (a timeout), which
         # then settles it, reading the outcome left under key
-        done = finish(fut, out)
-        with _tokens_lock:
-            if key in _tokens:  # else its future was settled without it (timeout)
-                if done:
-                    del _tokens[key]
-                else:
-                    _tokens[key] = out
+        done = False
+        try:
+            done = finish(fut, out)
+        finally:
+            with _tokens_lock:
+                if key in _tokens:  # else its future was settled without it (timeout)
+                    if done:
+                        del _tokens[key]
+                    else:
+                        _tokens[key] = out
         return (True, (bytes(mv[:9]),))
     fn = args = kwargs = None
     try:

@@ -46,22 +46,21 @@ class AsyncResult:
             self._finish()
 
     def _finish(self):
-        try:
-            if any(f.cancelled() for f in self._futs):
-                # (terminate): no traceback kept per result, and with it the
-                # frames it holds; a million queued results are settled so
-                raise cf.CancelledError() from None
-            if self._single:
-                self._value = self._futs[0].result()
-            else:
-                vals = []
-                for f in self._futs:
-                    vals.extend(take_values(f.result()))
-                self._value = vals
-        except cf.CancelledError:
+        if any(f.cancelled() for f in self._futs):
+            # (terminate) made, not raised: no traceback kept per result, nor
+            # the frames it would hold; a million queued results end so
             self._exc = cf.CancelledError()
-        except BaseException as e:
-            self._exc = e
+        else:
+            try:
+                if self._single:
+                    self._value = self._futs[0].result()
+                else:
+                    vals = []
+                    for f in self._futs:
+                        vals.extend(take_values(f.result()))
+                    self._value = vals
+            except BaseException as e:
+                self._exc = e
         try:
             if self._exc is None and self._callback is not None:
                 self._callback(self._value)

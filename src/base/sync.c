@@ -47,18 +47,18 @@ static _Atomic uint32_t spinners_max;
 uint64_t crew__spin_ns(void)
 {
     static _Atomic uint64_t cached = UINT64_MAX;
-    uint64_t v = atomic_load_explicit(&cached, memory_order_relaxed);
+    uint64_t v = atomic_load_explicit(&cached, memory_order_acquire);
     if (v == UINT64_MAX) {
         int n = crew_cpu_count();
         v = n > 1 ? 50000 : 0; /* 50 us: about two futex round trips */
         atomic_store_explicit(&spinners_max, n > 1 ? (uint32_t)n - 1 : 0, memory_order_relaxed);
-        atomic_store_explicit(&cached, v, memory_order_relaxed);
+        atomic_store_explicit(&cached, v, memory_order_release); /* after spinners_max */
     }
     return v;
 }
 
 uint32_t crew__spinners_max(void)
 {
-    (void)crew__spin_ns();
+    (void)crew__spin_ns(); /* its acquire orders the load below */
     return atomic_load_explicit(&spinners_max, memory_order_relaxed);
 }

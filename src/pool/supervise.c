@@ -156,6 +156,9 @@ void crew__worker_died(crew_pool *p, int i, bool sigkilled, crew__fifo *done)
      * outside: it counts as a failed start */
     ws->early_kills = early ? ws->early_kills + (sigkilled && !ws->broke_protocol ? 1 : 0) : 0;
     ws->state = CREW__SLOT_DEAD;
+    /* a worker that died as it spun leaves its flag up: the others would
+     * count it (worker/worker.c: spin_begin) until the slot restarts */
+    atomic_store(&p->reg.shm->slots[i].worker_spinning, 0);
     ws->kill_reason = 0;
     ws->kill_tag = NULL;
     ws->killing = false;

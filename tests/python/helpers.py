@@ -1,4 +1,5 @@
 """Top-level task functions for the tests (importable in every worker)."""
+import dataclasses
 import logging
 import os
 import signal
@@ -166,3 +167,13 @@ def unpicklable_error_at_1(x):
     if x == 1:
         raise ValueError(threading.Lock())
     return x
+
+
+@dataclasses.dataclass(frozen=True)
+class FrozenError(Exception):
+    """An exception that refuses attribute writes (its __cause__ too)."""
+    code: int
+
+
+def raise_frozen(code):
+    raise FrozenError(code)

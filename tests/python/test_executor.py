@@ -129,6 +129,61 @@ def test_thread_task_past_its_timeout_still_fails_with_the_timeout():
         assert isinstance(f.exception(), crew.TaskTimeoutError)
 
 
+@pytest.mark.parametrize("kind", ["threads", "processes"])
+def test_an_exception_that_refuses_its_cause_still_fails_the_future(kind):
+    """A task raised an exception that refuses attribute writes (a frozen
+    dataclass): crew could not attach the worker's traceback as its
+    __cause__, and a thread task's future, whose completion the worker had
+    already taken over, was never settled (result() and the with-block's
+    shutdown hung). Its future fails with the task's own exception."""
+    import dataclasses
+    with crew.Executor(2, kind=kind) as e:
+        f = e.submit(h.raise_frozen, 7)
+        if kind == "threads":
+            with pytest.raises(h.FrozenError) as ei:
+                f.result(timeout=60)
+            assert ei.value.code == 7
+        else:  # it cannot be unpickled (its state is set by setattr): that error
+            with pytest.raises((h.FrozenError, dataclasses.FrozenInstanceError)):
+                f.result(timeout=60)
+        assert not e._pending
+        assert e.submit(h.square, 3).result(timeout=60) == 9
+
+
+def test_a_terminate_in_a_child_forked_while_the_deliverer_ran_settles():
+    """A fork while crew-deliver settled a terminate's queue: the child has
+    no such thread, and its lock must not stay taken there; and a waiter
+    settles what it waits for itself, deliverer or not."""
+    code = textwrap.dedent('''
+        import os, sys, time, concurrent.futures as cf
+        import crew
+        from crew import _executor
+        sys.path.insert(0, %r)
+        import helpers as h
+        if __name__ == "__main__":
+            _executor._delivering.acquire()      # as if crew-deliver ran
+            pid = os.fork()
+            if pid == 0:
+                ok = not _executor._delivering.locked()
+                ex = crew.Executor(1, kind="threads")
+                busy = ex.submit(h.sleep, 0.5)
+                fs = [ex.submit(h.square, i) for i in range(2000)]
+                ex.terminate()
+                try:
+                    fs[-1].result(timeout=30)
+                    ok = False
+                except cf.CancelledError:
+                    pass
+                ok = ok and all(f.cancelled() for f in fs)
+                os._exit(0 if ok else 1)
+            _, st = os.waitpid(pid, 0)
+            print("child", os.waitstatus_to_exitcode(st))
+    ''' % os.path.dirname(os.path.abspath(__file__)))
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "child 0" in p.stdout, p.stdout + p.stderr
+
+
 def test_timeout_option_does_not_collide_with_kwargs(pex):
     def f(timeout):
         return timeout

@@ -76,6 +76,7 @@ def test_terminate_with_a_long_queue_settles_every_queued_result(kind):
     p.terminate()
     if gate:
         gate.set()
+    assert futs[100].cancel() and futs[100].cancelled()   # cancelled: True at once
     with pytest.raises(cf.CancelledError):
         futs[-1].result(timeout=60)     # a waiter settles what is left itself
     for r in queued + [mapped]:
