@@ -56,6 +56,39 @@ def test_in_process_basics():
         bq.put(3, timeout=0.05)
 
 
+def test_queue_put_and_get_take_every_argument_form():
+    """put(obj) and get() skip the argument parser; every other form of
+    the call still goes through it, with its errors."""
+    q = crew.Queue(2)
+    q.put(1)
+    q.put(2, False)
+    with pytest.raises(queue.Full):
+        q.put(3, block=False)
+    with pytest.raises(queue.Full):
+        q.put(3, True, 0.01)
+    with pytest.raises(queue.Full):
+        q.put(obj=3, timeout=0.01)
+    assert q.get() == 1 and q.get(False) == 2
+    q.put_nowait(4)
+    q.put_many([5])
+    assert q.get(block=True, timeout=1) == 4 and q.get(True, None) == 5
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.01)
+    with pytest.raises(queue.Empty):
+        q.get(block=False)
+    with pytest.raises(TypeError):
+        q.put()
+    with pytest.raises(TypeError):
+        q.put(1, True, 1.0, "extra")
+    with pytest.raises(TypeError):
+        q.put(1, nope=1)
+    with pytest.raises(TypeError):
+        q.get(timeout="soon")
+    with pytest.raises(TypeError):
+        q.get(1, 2, 3)
+    assert q.empty()
+
+
 def test_dict_api():
     d = crew.SharedDict({"a": 1})
     d[1] = b"x"
