@@ -234,16 +234,31 @@ def _complete(cfut):
                 pass
     elif not fut.cancelled():
         _settle(fut, key, status, cfut)
-    # settled: drop what the pending task held (fut._crew -> cfut -> fut)
-    cfut.ctx = None
-    fut._crew_owner = None
     if key:
         rt.drop_token(key)
+    ex = _let_go(fut, cfut)
+    if ex is not None and status == _core.EINIT:
+        ex._break(cfut.error())
+
+
+def _let_go(fut, cfut):
+    """Drops what a settled task's future held (fut._crew -> cfut -> fut,
+    its executor, its place among the pending); returns the executor."""
+    cfut.ctx = None
+    fut._crew_owner = None
     ex = fut._crew_ex()
     if ex is not None:
         ex._pending.pop(id(fut), None)
-        if status == _core.EINIT:
-            ex._break(cfut.error())
+    return ex
+
+
+def _set_outcome(fut, out):
+    """Settles fut with a task's outcome: its value, or its exception with
+    the worker's traceback as __cause__."""
+    if out[0] == 0:
+        fut.set_result(out[1])
+    else:
+        fut.set_exception(_exception_of(out))
 
 
 def _finish_here(fut, out):
@@ -257,10 +272,7 @@ def _finish_here(fut, out):
         return False
     # from here on nobody else will settle it: it ends, whatever is raised
     try:
-        if out[0] == 0:
-            fut.set_result(out[1])
-        else:
-            fut.set_exception(_exception_of(out))
+        _set_outcome(fut, out)
     except cf.InvalidStateError:
         pass
     except BaseException as e:  # noqa: B902 - the outcome or a done callback raised
@@ -270,11 +282,7 @@ def _finish_here(fut, out):
             except cf.InvalidStateError:
                 pass
     finally:
-        cfut.ctx = None
-        fut._crew_owner = None
-        ex = fut._crew_ex()
-        if ex is not None:
-            ex._pending.pop(id(fut), None)
+        _let_go(fut, cfut)
     return True
 
 
@@ -289,10 +297,7 @@ def _settle(fut, key, status, cfut):
             out = rt.decode(memoryview(cfut))[1]
             if out[-1]:
                 rt.replay_logs(out[-1])
-        if out[0] == 0:
-            fut.set_result(out[1])
-        else:
-            fut.set_exception(_exception_of(out))
+        _set_outcome(fut, out)
     except cf.InvalidStateError:
         pass
     except Exception as e:  # e.g. the result cannot be unpickled here
