@@ -286,12 +286,10 @@ static void next_request(const crew__region *R, crew__slot *sl, crew__ring *req,
             continue;
         if (!t0)
             call_idle(); /* nothing waiting: what a task kept, it lets go of */
-        if (spin) {
-            if (!t0 && !spinning)
-                spinning = spin_begin(R, sl);
-            if (!spinning) {
-                /* no core free to spin on: sleep */
-            } else if ((i & 63) == 0) {
+        if (spin && !t0 && !spinning)
+            spinning = spin_begin(R, sl); /* false: no core free to spin on */
+        if (spinning) {
+            if ((i & 63) == 0) {
                 uint64_t now = crew__now_ns();
                 if (!t0)
                     t0 = now;
