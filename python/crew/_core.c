@@ -446,33 +446,14 @@ static __thread int tls_deferring;
 static __thread FutureObject *tls_def_head, *tls_def_tail;
 static __thread Py_ssize_t tls_def_n;
 
-/* Pushes a finished future (holding its callback's reference) on a stack
- * of completions; no GIL. */
-static void done_push(_Atomic(FutureObject *) *stack, FutureObject *fo)
+/* Pushes a finished future (holding its callback's reference); no GIL. */
+static void done_push(core_state *st, FutureObject *fo)
 {
-    FutureObject *h = atomic_load_explicit(stack, memory_order_relaxed);
+    FutureObject *h = atomic_load_explicit(&st->done_head, memory_order_relaxed);
     do
         fo->done_next = h;
-    while (!atomic_compare_exchange_weak_explicit(stack, &h, fo, memory_order_release,
+    while (!atomic_compare_exchange_weak_explicit(&st->done_head, &h, fo, memory_order_release,
                                                   memory_order_relaxed));
-}
-
-/* Empties a stack of completions: returns them oldest first (chained by
- * done_next), *last the newest, *n how many. */
-static FutureObject *done_take(_Atomic(FutureObject *) *stack, FutureObject **last,
-                               Py_ssize_t *n)
-{
-    FutureObject *h = atomic_exchange_explicit(stack, NULL, memory_order_acquire), *rev = NULL;
-    *last = h;
-    *n = 0;
-    while (h) {
-        FutureObject *nx = h->done_next;
-        h->done_next = rev;
-        rev = h;
-        h = nx;
-        (*n)++;
-    }
-    return rev;
 }
 
 /* Calls a finished future's callback, once (GIL held, no exception set). */
@@ -505,14 +486,19 @@ static void done_drain(core_state *st)
 {
     if (!atomic_load_explicit(&st->done_head, memory_order_relaxed))
         return;
-    FutureObject *last;
-    Py_ssize_t n;
-    FutureObject *h = done_take(&st->done_head, &last, &n);
+    FutureObject *h = atomic_exchange_explicit(&st->done_head, NULL, memory_order_acquire);
+    FutureObject *rev = NULL;
+    while (h) {
+        FutureObject *n = h->done_next;
+        h->done_next = rev;
+        rev = h;
+        h = n;
+    }
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
-    while (h) {
-        FutureObject *self = h;
-        h = h->done_next;
+    while (rev) {
+        FutureObject *self = rev;
+        rev = rev->done_next;
         deliver_one(self);
     }
     PyErr_Restore(et, ev, tb);
@@ -697,7 +683,7 @@ static void done_cb(crew_future *f, void *ud)
         tls_def_n++;
         return;
     }
-    done_push(&st->done_head, self);
+    done_push(st, self);
     if (tls_waiting == f)
         return;
     if (!atomic_load_explicit(&st->done_head, memory_order_relaxed))
