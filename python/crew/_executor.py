@@ -121,11 +121,8 @@ class Future(cf.Future):
             left = 0.05 if end is None else min(0.05, end - time.monotonic())
             if left <= 0 or c.wait(left):
                 break
-        if self._state == PENDING and _terminated(c):
-            # a terminate's cancellation, settled in the background: this
-            # waiter settles them up to its own rather than wait for it
-            while self._state == PENDING and _core.deliver(1000):
-                pass
+        if self._state == PENDING:
+            _catch_up(self, c)
         if end is None:
             return None
         return max(0.0, end - time.monotonic())
@@ -160,11 +157,7 @@ class Future(cf.Future):
         if c is None:
             return False
         if c.cancel() != 0:
-            if _terminated(c):  # a terminate's, settled in the background
-                while self._state == PENDING and _core.deliver(1000):
-                    pass
-                return self.cancelled()
-            return False
+            return _catch_up(self, c) and self.cancelled()
         self._crew_cancelled()
         return True
 
@@ -191,11 +184,17 @@ class Future(cf.Future):
         self._invoke_callbacks()
 
 
-def _terminated(c):
-    """Whether a task's C side ended cancelled (a terminate's queue, which
-    is settled in the background). A dask handle has no C side."""
+def _catch_up(fut, c):
+    """Whether fut's C side c ended cancelled by a terminate, whose queue
+    is settled in the background (_deliver_in_background); if so, settles
+    that backlog up to fut here rather than wait for it. A dask handle has
+    no C side."""
     status = getattr(c, "status", None)
-    return status is not None and status() == _core.ECANCELED
+    if status is None or status() != _core.ECANCELED:
+        return False
+    while fut._state == PENDING and _core.deliver(1000):
+        pass
+    return True
 
 
 def _failure(status, cfut):
@@ -284,6 +283,9 @@ def _finish_here(fut, out):
     finally:
         _let_go(fut, cfut)
     return True
+
+
+rt.finish_thread_task = _finish_here
 
 
 def _settle(fut, key, status, cfut):
@@ -503,7 +505,7 @@ class Executor(cf.Executor):
         if self._kind == "threads":
             key = next(rt._counter)
             fut._crew_key = key
-            rt._tokens[key] = (flags, fn, args, kwargs, fut, _finish_here)
+            rt._tokens[key] = (flags, fn, args, kwargs, fut)
             parts = (rt.token(key),)
         else:
             parts = rt.encode_call(fn, args, kwargs, flags)

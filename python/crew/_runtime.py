@@ -590,7 +590,10 @@ def encode_call(fn, args, kwargs, flags):
 
 # -------------------------------------------------------- thread tokens --
 
-_tokens = {}            # key -> (flags, fn, args, kwargs, future, finish), then outcome (thread pools)
+_tokens = {}            # key -> (flags, fn, args, kwargs, future), then outcome (thread pools)
+# finish_thread_task(future, outcome) -> bool: settles a thread task's future
+# on its worker (set by _executor, the layer above: _executor._finish_here)
+finish_thread_task = None
 _counter = itertools.count(1)
 
 
@@ -894,7 +897,7 @@ def run(mv):
             fn, args = _tokens[key]
             return _run_initializer(fn, args)
         with _tokens_lock:
-            flags, fn, args, kwargs, fut, finish = _tokens[key]
+            flags, fn, args, kwargs, fut = _tokens[key]
             _tokens[key] = _RUNNING
         out = _run_call(flags, fn, args, kwargs)
         del fn, args, kwargs
@@ -903,7 +906,7 @@ def run(mv):
         # then settles it, reading the outcome left under key
         done = False
         try:
-            done = finish(fut, out)
+            done = finish_thread_task(fut, out)
         finally:
             with _tokens_lock:
                 if key in _tokens:  # else its future was settled without it (timeout)
