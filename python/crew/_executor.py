@@ -613,7 +613,9 @@ class Executor(cf.Executor):
         # the iterator does not keep the executor alive (its pending tasks do)
         ref = weakref.ref(self)
 
-        def results():
+        def chunks():
+            """Each chunk's list of values in turn (the values up to a failed
+            item, then its exception); _core.flatten hands the values over."""
             try:
                 while futs:
                     if more is not None:   # one task out, one in
@@ -627,13 +629,18 @@ class Executor(cf.Executor):
                     res = _result_or_cancel(futs.popleft(), end)
                     if bar is not None:
                         bar.update(len(res[0]))
-                    yield from rt.take_values(res)
+                    vals, err = rt.values_upto_error(res)
+                    res = None
+                    yield vals
+                    if err is not None:
+                        raise err
+                    vals = None
             finally:
                 for f in futs:
                     f.cancel()
                 if bar is not None:
                     bar.close()
-        return results()
+        return _core.flatten(chunks())
 
     def map_async(self, fn, *iterables, chunksize=None, ordered=True, task_timeout=None):
         """An async iterator over fn's results, for ``async for`` in a running

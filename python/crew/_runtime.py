@@ -758,6 +758,19 @@ def take_values(res):
     return _take_with_errors(vals, errs)
 
 
+def values_upto_error(res):
+    """A chunk's values up to its first failed item, and that item's
+    exception (with the worker's traceback), or None when none failed: what
+    a map that stops at the first error yields from the chunk, then raises.
+    For _core.flatten, which hands the values over at C speed."""
+    vals, errs = res
+    if errs is None:
+        return vals, None
+    i = min(errs)
+    del vals[i:]
+    return vals, exception_of(errs[i])
+
+
 def _take_with_errors(vals, errs):
     vals.reverse()
     i = 0

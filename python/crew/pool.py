@@ -6,7 +6,7 @@ import itertools
 import multiprocessing
 import threading
 
-from . import _runtime as rt
+from . import _core, _runtime as rt
 from ._executor import Executor, _exception_of
 from ._runtime import take_values
 
@@ -200,8 +200,12 @@ class Pool:
                         res = f.result()
                         if bar is not None:
                             bar.update(len(res[0]))
-                        yield from take_values(res)
-                    del done, f, res
+                        vals, failed = rt.values_upto_error(res)
+                        res = None
+                        yield vals
+                        if failed is not None:
+                            raise failed
+                    del done, f, vals
                 if err is not None:
                     raise err
             finally:
@@ -209,7 +213,7 @@ class Pool:
                     f.cancel()
                 if bar is not None:
                     bar.close()
-        return gen()
+        return _core.flatten(gen())
 
     def close(self):
         if self._state == "RUN":

@@ -45,6 +45,67 @@ def test_a_chunk_is_drained_value_by_value():
         next(it)
 
 
+def test_flatten_hands_chunks_over_and_ends_as_a_generator():
+    """_core.flatten: a map's values at C speed, with a generator's ending:
+    values of each list in turn, each slot let go of as it goes; the error
+    the chunks raise comes out where it stands and iteration ends there;
+    close() stops mid-list and closes the chunks (their finally runs)."""
+    from crew import _core
+
+    class Obj:
+        pass
+    closed = []
+
+    def chunks(lists, err=None):
+        try:
+            yield from lists
+            if err is not None:
+                raise err
+        finally:
+            closed.append(True)
+    a, b = [Obj(), Obj()], [Obj()]
+    ref, rest = weakref.ref(a[0]), [a[1], b[0]]
+    it = _core.flatten(chunks([a, [], b], ValueError("item 4")))
+    first = next(it)
+    assert first is ref() and a[0] is None
+    del first
+    gc.collect()
+    assert ref() is None
+    assert [next(it), next(it)] == rest and a == []   # a list read is emptied
+    with pytest.raises(ValueError, match="item 4"):
+        next(it)
+    assert closed == [True] and list(it) == []
+    closed.clear()
+    c = [1, 2, 3]
+    it = _core.flatten(chunks([c, [4]]))
+    assert next(it) == 1
+    it.close()
+    assert closed == [True] and c == [] and list(it) == [] and it.close() is None
+    it = _core.flatten(iter([[1], (2, 3)]))
+    assert next(it) == 1
+    with pytest.raises(TypeError, match="lists"):
+        next(it)
+    assert list(it) == []
+
+
+def test_map_error_ends_the_iterator_and_cancels_what_is_queued(ex):
+    """As concurrent.futures' generator: after a failed item the iterator is
+    done (and the chunks not yet taken are cancelled at once, not when the
+    iterator is dropped); values before it in its chunk come first."""
+    it = ex.map(h.fail_at_3, list(range(8)) * 50, chunksize=8)
+    assert [next(it) for _ in range(3)] == [0, 10, 20]
+    with pytest.raises(ValueError, match="item 3 is bad"):
+        next(it)
+    assert list(it) == []
+
+
+def test_map_iterator_close_stops_at_once(ex):
+    it = ex.map(h.square, range(100), chunksize=50)
+    assert next(it) == 0
+    it.close()
+    assert list(it) == []
+
+
 @pytest.mark.parametrize("bad", [0, -1])
 def test_map_chunksize_below_one_raises(ex, bad):
     with pytest.raises(ValueError, match="chunksize"):
