@@ -7,6 +7,8 @@ from round to round):
   submit     submit many no-ops, wait for them all    tasks/s, higher better
   map        a chunked map of a no-op (4 chunks       items/s, higher better
              per worker)
+  map1ms     the same map of ~1 ms pure-Python        items/s, higher better
+             items (50 per worker; --quick 25)
   numpy8mb   one call with an 8 MB numpy argument     ms per call, lower better
   cpu        pure-Python CPU batch: serial time       speedup x, higher better
              divided by pool time
@@ -45,6 +47,7 @@ WORKLOADS = {
     "roundtrip": ("us", False, "no-op round trip"),
     "submit": ("tasks/s", True, "submit throughput"),
     "map": ("items/s", True, "chunked map throughput"),
+    "map1ms": ("items/s", True, "map of 1 ms items"),
     "numpy8mb": ("ms", False, "8 MB numpy argument"),
     "cpu": ("x", True, "CPU-bound speedup"),
     "start": ("ms", False, "pool start"),
@@ -52,7 +55,8 @@ WORKLOADS = {
 
 #           default  --quick
 SIZES = {"repeats": (5, 5), "roundtrip_n": (2000, 200), "submit_n": (10000, 1500),
-         "map_n": (200000, 20000), "numpy_n": (5, 2), "cpu_seconds": (1.0, 0.25)}
+         "map_n": (200000, 20000), "numpy_n": (5, 2), "cpu_seconds": (1.0, 0.25),
+         "map1ms_per_worker": (50, 25)}
 
 
 # -------------------------------------------------------------- workloads --
@@ -89,6 +93,16 @@ def w_map(peer, p, s, n):
     return k / dt
 
 
+def w_map1ms(peer, p, s, n):
+    items = s["map1ms_items"]
+    k = len(items)
+    t = time.perf_counter()
+    out = peer.map(p, spin, items, max(1, math.ceil(k / (4 * n))))
+    dt = time.perf_counter() - t
+    assert len(out) == k and out[-1] == s["map1ms_value"]
+    return k / dt
+
+
 def w_numpy(peer, p, s, n):
     a = s["array"]
     k = s["numpy_n"]
@@ -112,7 +126,8 @@ def w_cpu(peer, p, s, n):
     return serial / dt
 
 
-RUNNERS = {"roundtrip": w_roundtrip, "submit": w_submit, "map": w_map, "numpy8mb": w_numpy,
+RUNNERS = {"roundtrip": w_roundtrip, "submit": w_submit, "map": w_map, "map1ms": w_map1ms,
+           "numpy8mb": w_numpy,
            "cpu": w_cpu}
 
 
@@ -300,6 +315,12 @@ def _run(args):
         s["cpu_items"] = [loop] * tasks
         notes.append(f"cpu: {tasks} tasks of spin({loop:,}), about {s['cpu_seconds']:g} s serially; "
                      f"each repeat runs them serially, then on the pool")
+    if "map1ms" in workloads:
+        from .lesson_gil import calibrate
+        loop = calibrate(0.001)
+        s["map1ms_items"] = [loop] * (s["map1ms_per_worker"] * n)
+        s["map1ms_value"] = spin(loop)
+        notes.append(f"map1ms: {len(s['map1ms_items'])} items of spin({loop:,}), about 1 ms each")
     for name in order:
         if PEERS[name].note:
             notes.append(f"{PEERS[name].name}: {PEERS[name].note}")
@@ -461,6 +482,7 @@ def table_rows(results):
 # issue 15's goals: (workload, crew peer, goal ratio to the best peer of its kind)
 RATIO_TARGETS = (("roundtrip", "crew-processes", 15), ("submit", "crew-processes", 20),
                  ("submit", "crew-threads", 1), ("map", "crew-processes", 2),
+                 ("map1ms", "crew-processes", 2),
                  ("numpy8mb", "crew-processes", 15))
 
 
