@@ -209,6 +209,36 @@ double crew_bench_pipe_pingpong_us(int iters)
     return us;
 }
 
+double crew_bench_memcpy3_us(size_t bytes, int iters)
+{
+    if (iters < 1 || bytes == 0)
+        return -1;
+    char *a = malloc(bytes), *b = malloc(bytes), *c = malloc(bytes);
+    double *t = malloc((size_t)iters * sizeof *t);
+    double us = -1;
+    if (a && b && c && t) {
+        memset(a, 1, bytes);
+        memset(b, 2, bytes);
+        memset(c, 3, bytes);
+        memcpy(b, a, bytes); /* warm-up */
+        memcpy(c, b, bytes);
+        for (int i = 0; i < iters; i++) {
+            double t0 = crew_bench_now_us();
+            memcpy(b, a, bytes);
+            __asm__ __volatile__("" : : "r"(b) : "memory");
+            memcpy(c, b, bytes);
+            __asm__ __volatile__("" : : "r"(c) : "memory");
+            t[i] = crew_bench_now_us() - t0;
+        }
+        us = crew_bench_median(t, iters);
+    }
+    free(a);
+    free(b);
+    free(c);
+    free(t);
+    return us;
+}
+
 double crew_bench_memcpy_us(size_t bytes, int iters)
 {
     if (iters < 1 || bytes == 0)

@@ -21,4 +21,10 @@ double crew_bench_pipe_pingpong_us(int iters);
 /* Median time in µs of one memcpy of `bytes` between warm buffers, over `iters` copies. */
 double crew_bench_memcpy_us(size_t bytes, int iters);
 
+/* Median time in µs of the two copies an echo of `bytes` makes, over the
+ * three buffers it touches: a -> b, then b -> c, on this CPU, over `iters`
+ * rounds (the same buffers each round, as an echo reuses its arena runs).
+ * -1 when out of memory. */
+double crew_bench_memcpy3_us(size_t bytes, int iters);
+
 #endif /* CREW_BENCH_RAW_H */
