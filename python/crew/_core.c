@@ -800,7 +800,17 @@ typedef struct {
     PyObject *chunks; /* NULL once exhausted, failed or closed */
     PyObject *list;   /* the chunk being read, or NULL */
     Py_ssize_t i;
+    bool busy;        /* in `chunks` (which may let go of the GIL): another
+                       * next() or close() meanwhile fails, as a running
+                       * generator's does */
 } FlattenObject;
+
+static bool flatten_busy(FlattenObject *self)
+{
+    if (self->busy)
+        PyErr_SetString(PyExc_ValueError, "map iterator already executing");
+    return self->busy;
+}
 
 /* Ends the chunk being read: the list is emptied (read once). */
 static void flatten_end_list(FlattenObject *self)
@@ -844,6 +854,8 @@ static int Flatten_clear(FlattenObject *self)
 
 static PyObject *Flatten_next(FlattenObject *self)
 {
+    if (flatten_busy(self))
+        return NULL;
     for (;;) {
         PyObject *l = self->list;
         if (l) {
@@ -857,24 +869,30 @@ static PyObject *Flatten_next(FlattenObject *self)
         }
         if (!self->chunks)
             return NULL;
-        PyObject *next = PyIter_Next(self->chunks);
-        if (!next) { /* the end, or the error `chunks` raised: either way, done */
-            Py_CLEAR(self->chunks);
-            return NULL;
-        }
-        if (!PyList_CheckExact(next)) {
-            Py_DECREF(next);
+        /* our own reference: a collection (tp_clear) while `chunks` runs
+         * must not free it under itself */
+        PyObject *chunks = Py_NewRef(self->chunks);
+        self->busy = true;
+        PyObject *next = PyIter_Next(chunks);
+        self->busy = false;
+        Py_DECREF(chunks);
+        if (next && !PyList_CheckExact(next)) {
+            Py_CLEAR(next);
             PyErr_SetString(PyExc_TypeError, "flatten(): the chunks must be lists");
+        }
+        if (!next) { /* the end, or an error: either way, done */
             Py_CLEAR(self->chunks);
             return NULL;
         }
-        self->list = next;
+        Py_XSETREF(self->list, next); /* (none: flatten_end_list ended it) */
         self->i = 0;
     }
 }
 
 static PyObject *Flatten_close(FlattenObject *self, PyObject *Py_UNUSED(ignored))
 {
+    if (flatten_busy(self))
+        return NULL;
     flatten_end_list(self);
     PyObject *chunks = self->chunks;
     if (!chunks)
@@ -935,6 +953,7 @@ static PyObject *m_flatten(PyObject *m, PyObject *chunks)
     f->chunks = it;
     f->list = NULL;
     f->i = 0;
+    f->busy = false;
     PyObject_GC_Track(f);
     return (PyObject *)f;
 }

@@ -88,6 +88,31 @@ def test_flatten_hands_chunks_over_and_ends_as_a_generator():
     assert list(it) == []
 
 
+def test_flatten_refuses_a_second_thread_while_its_chunks_run():
+    """Two threads on one map iterator: while one waits in the chunks'
+    generator (which lets go of the GIL), the other's next() or close()
+    fails as a running generator's does, instead of entering it twice."""
+    import threading
+    from crew import _core
+    started, go, out = threading.Event(), threading.Event(), []
+
+    def chunks():
+        started.set()
+        go.wait(30)
+        yield [1]
+    it = _core.flatten(chunks())
+    t = threading.Thread(target=lambda: out.append(next(it)))
+    t.start()
+    assert started.wait(30)
+    with pytest.raises(ValueError, match="already executing"):
+        next(it)
+    with pytest.raises(ValueError, match="already executing"):
+        it.close()
+    go.set()
+    t.join(30)
+    assert out == [1] and list(it) == []
+
+
 def test_map_error_ends_the_iterator_and_cancels_what_is_queued(ex):
     """As concurrent.futures' generator: after a failed item the iterator is
     done (and the chunks not yet taken are cancelled at once, not when the
