@@ -37,6 +37,13 @@
 #define Py_IsFinalizing() _Py_IsFinalizing()
 #endif
 
+/* The member-type names of 3.12's public API, under their 3.11 names. */
+#if PY_VERSION_HEX < 0x030C0000
+#include <structmember.h>
+#define Py_T_PYSSIZET T_PYSSIZET
+#define Py_READONLY READONLY
+#endif
+
 #define TASK_NAME "crew.py"
 #define MAX_PARTS 64
 
@@ -803,6 +810,7 @@ typedef struct {
     bool busy;        /* in `chunks` (which may let go of the GIL): another
                        * next() or close() meanwhile fails, as a running
                        * generator's does */
+    PyObject *weakrefs;
 } FlattenObject;
 
 static bool flatten_busy(FlattenObject *self)
@@ -819,11 +827,8 @@ static void flatten_end_list(FlattenObject *self)
     if (!l)
         return;
     self->list = NULL;
-    PyObject *et, *ev, *tb; /* emptying must not eat an error being raised */
-    PyErr_Fetch(&et, &ev, &tb);
-    if (PyList_SetSlice(l, 0, PyList_GET_SIZE(l), NULL) < 0)
-        PyErr_Clear();
-    PyErr_Restore(et, ev, tb);
+    if (PyList_SetSlice(l, 0, PyList_GET_SIZE(l), NULL) < 0) /* (called with no error set) */
+        PyErr_Clear(); /* a deletion allocates nothing: cannot happen */
     Py_DECREF(l);
 }
 
@@ -831,6 +836,8 @@ static void Flatten_dealloc(FlattenObject *self)
 {
     PyTypeObject *tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
+    if (self->weakrefs)
+        PyObject_ClearWeakRefs((PyObject *)self);
     Py_CLEAR(self->list);
     Py_CLEAR(self->chunks); /* a generator's finally runs as it goes */
     tp->tp_free((PyObject *)self);
@@ -876,9 +883,18 @@ static PyObject *Flatten_next(FlattenObject *self)
         PyObject *next = PyIter_Next(chunks);
         self->busy = false;
         Py_DECREF(chunks);
+        if (next && PyTuple_CheckExact(next) && PyTuple_GET_SIZE(next) == 1 &&
+            PyExceptionInstance_Check(PyTuple_GET_ITEM(next, 0))) {
+            /* (exception,): raised here, and iteration goes on after it */
+            PyObject *e = PyTuple_GET_ITEM(next, 0);
+            PyErr_SetObject((PyObject *)Py_TYPE(e), e);
+            Py_DECREF(next);
+            return NULL;
+        }
         if (next && !PyList_CheckExact(next)) {
             Py_CLEAR(next);
-            PyErr_SetString(PyExc_TypeError, "flatten(): the chunks must be lists");
+            PyErr_SetString(PyExc_TypeError,
+                            "flatten(): the chunks must be lists or (exception,) tuples");
         }
         if (!next) { /* the end, or an error: either way, done */
             Py_CLEAR(self->chunks);
@@ -893,11 +909,14 @@ static PyObject *Flatten_close(FlattenObject *self, PyObject *Py_UNUSED(ignored)
 {
     if (flatten_busy(self))
         return NULL;
-    flatten_end_list(self);
+    /* both let go of before anything runs: dropping the unread values runs
+     * their finalizers, and a next() from one of those (or from a thread
+     * they let run) finds the iterator ended, not the generator to resume */
     PyObject *chunks = self->chunks;
+    self->chunks = NULL;
+    flatten_end_list(self);
     if (!chunks)
         Py_RETURN_NONE;
-    self->chunks = NULL;
     PyObject *r = PyObject_GetAttrString(chunks, "close");
     if (!r) {
         if (!PyErr_ExceptionMatches(PyExc_AttributeError)) {
@@ -915,6 +934,11 @@ static PyObject *Flatten_close(FlattenObject *self, PyObject *Py_UNUSED(ignored)
     Py_RETURN_NONE;
 }
 
+static PyMemberDef Flatten_members[] = {
+    {"__weaklistoffset__", Py_T_PYSSIZET, offsetof(FlattenObject, weakrefs), Py_READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
 static PyMethodDef Flatten_methods[] = {
     {"close", (PyCFunction)Flatten_close, METH_NOARGS,
      "close(): stop here; the tasks not yet read are cancelled."},
@@ -928,6 +952,7 @@ static PyType_Slot Flatten_slots[] = {
     {Py_tp_iter, PyObject_SelfIter},
     {Py_tp_iternext, Flatten_next},
     {Py_tp_methods, Flatten_methods},
+    {Py_tp_members, Flatten_members},
     {Py_tp_doc, "An iterator over a map's results, in order."},
     {0, NULL},
 };
@@ -954,6 +979,7 @@ static PyObject *m_flatten(PyObject *m, PyObject *chunks)
     f->list = NULL;
     f->i = 0;
     f->busy = false;
+    f->weakrefs = NULL;
     PyObject_GC_Track(f);
     return (PyObject *)f;
 }
@@ -1657,7 +1683,7 @@ static int module_exec(PyObject *m)
     if (!st->DrainType)
         return -1;
     st->FlattenType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Flatten_spec, NULL);
-    if (!st->FlattenType)
+    if (!st->FlattenType || PyModule_AddType(m, st->FlattenType) < 0)
         return -1;
     PyObject *pk = PyImport_ImportModule("pickle");
     if (!pk)

@@ -617,6 +617,7 @@ class Executor(cf.Executor):
             """Each chunk's list of values in turn (the values up to a failed
             item, then its exception); _core.flatten hands the values over."""
             try:
+                yield None   # primed below: closed or dropped unread, this finally runs
                 while futs:
                     if more is not None:   # one task out, one in
                         ex = ref()
@@ -633,14 +634,21 @@ class Executor(cf.Executor):
                     res = None
                     yield vals
                     if err is not None:
-                        raise err
+                        try:
+                            raise err
+                        finally:   # no cycle through this frame: what the
+                            err = None   # traceback keeps goes with it
                     vals = None
             finally:
-                for f in futs:
-                    f.cancel()
+                # emptied as it goes: a traceback that keeps this frame keeps
+                # none of the results
+                while futs:
+                    futs.popleft().cancel()
                 if bar is not None:
                     bar.close()
-        return _core.flatten(chunks())
+        gen = chunks()
+        next(gen)
+        return _core.flatten(gen)
 
     def map_async(self, fn, *iterables, chunksize=None, ordered=True, task_timeout=None):
         """An async iterator over fn's results, for ``async for`` in a running

@@ -731,18 +731,29 @@ def _run_chunk(fn, args, star=True):
     (1, exception, traceback) outcome (its value is None)."""
     vals = []
     errs = None
+    if not hasattr(args, "__len__"):
+        args = list(args)
+    n = len(args)
     it = iter(args)
     while True:
         try:
             # map/starmap run the calls at C speed; list.extend keeps what
             # they produced before an item raised, and `it` is past that item
             vals.extend(itertools.starmap(fn, it) if star else map(fn, it))
-            return (0, (vals, errs))
-        except BaseException as e:  # noqa: B902 - crossing back to the caller
-            if errs is None:
-                errs = {}
-            errs[len(vals)] = _error_outcome(e)
-            vals.append(None)
+            if len(vals) == n:
+                return (0, (vals, errs))
+            # short: the next item raised StopIteration, which map() took
+            # for its own end (and swallowed); that item fails, the rest run
+            e = RuntimeError("the function raised StopIteration for this item: a "
+                             "StopIteration cannot leave a map's call (it would end the "
+                             "map); raise another exception")
+        except BaseException as exc:  # noqa: B902 - crossing back to the caller
+            e = exc
+        if errs is None:
+            errs = {}
+        errs[len(vals)] = _error_outcome(e)
+        e = None
+        vals.append(None)
 
 
 def take_values(res):
@@ -769,6 +780,26 @@ def values_upto_error(res):
     i = min(errs)
     del vals[i:]
     return vals, exception_of(errs[i])
+
+
+def values_and_errors(res):
+    """For _core.flatten, a chunk in pieces: its values between failed items
+    (lists) and each failed item's exception as (exception,), which flatten
+    raises where it stands before going on (multiprocessing's imap)."""
+    vals, errs = res
+    if errs is None:
+        yield vals
+        return
+    start = 0
+    for i in sorted(errs):
+        yield vals[start:i]
+        e = exception_of(errs.pop(i))
+        if isinstance(e, StopIteration):   # raised from next(), it would end the loop
+            e = RuntimeError("the function raised StopIteration for this item")
+        yield (e,)
+        start = i + 1
+    yield vals[start:]
+    vals.clear()
 
 
 def _take_with_errors(vals, errs):

@@ -183,6 +183,7 @@ class Pool:
             pending = collections.deque() if ordered else set()
             more, err = True, None
             try:
+                yield None   # primed below: closed or dropped unread, this finally runs
                 while True:
                     while more and len(pending) < window:
                         chunk, err = read_chunk()
@@ -200,20 +201,24 @@ class Pool:
                         res = f.result()
                         if bar is not None:
                             bar.update(len(res[0]))
-                        vals, failed = rt.values_upto_error(res)
+                        # as multiprocessing's: a failed item raises where it
+                        # stands, and the items after it still come
+                        yield from rt.values_and_errors(res)
                         res = None
-                        yield vals
-                        if failed is not None:
-                            raise failed
-                    del done, f, vals
+                    del done, f
                 if err is not None:
-                    raise err
+                    try:
+                        raise err
+                    finally:
+                        err = None
             finally:
-                for f in pending:
-                    f.cancel()
+                while pending:   # emptied as it goes (see Executor.map)
+                    pending.pop().cancel()
                 if bar is not None:
                     bar.close()
-        return _core.flatten(gen())
+        g = gen()
+        next(g)
+        return _core.flatten(g)
 
     def close(self):
         if self._state == "RUN":

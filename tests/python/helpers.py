@@ -87,6 +87,14 @@ def fail_at_3(x):
     return x * 10
 
 
+def stop_at_5(x):
+    """x, except for 5: a StopIteration (which a map's own loop would take
+    for its end)."""
+    if x == 5:
+        raise StopIteration("five")
+    return x
+
+
 def unpicklable_at_2(x):
     """A lock (cannot be pickled) for 2, else x."""
     import threading

@@ -6,6 +6,7 @@ import weakref
 import pytest
 
 import helpers as h
+from crew import _runtime as rt
 
 
 @pytest.mark.parametrize("chunksize", [1, 4, None])
@@ -111,6 +112,112 @@ def test_flatten_refuses_a_second_thread_while_its_chunks_run():
     go.set()
     t.join(30)
     assert out == [1] and list(it) == []
+
+
+def test_flatten_close_lets_go_before_finalizers_run():
+    """close() lets go of the chunks and the list being read before it drops
+    the unread values: a value's finalizer that calls next() finds the
+    iterator ended, instead of resuming the map after its close."""
+    import crew
+    from crew import _core
+    seen = []
+
+    class V:
+        def __init__(self, i):
+            self.i = i
+
+        def __del__(self):
+            if self.i == 1 and it is not None:
+                try:
+                    seen.append(next(it))
+                except StopIteration:
+                    seen.append("stop")
+    it = None
+    it = _core.flatten(iter([[V(0), V(1), V(2)], [V(3)], [V(4)]]))
+    first = next(it)
+    assert first.i == 0
+    it.close()
+    assert seen == ["stop"] and list(it) == []
+    it = None
+    with crew.Executor(2, kind="threads") as ex:
+        it = ex.map(V, range(8), chunksize=4)
+        first = next(it)
+        it.close()
+        assert seen[-1] == "stop" and list(it) == []
+        it = None
+
+
+def test_map_closed_or_dropped_before_its_first_value_cancels_its_tasks():
+    """Even a map iterator never read from cancels its queued tasks when it
+    is closed or dropped (a generator not yet started has no finally to run:
+    the generator is primed before it is handed over)."""
+    import time
+    import crew
+    for how in ("close", "drop"):
+        with crew.Executor(1, kind="threads") as ex:
+            busy = ex.submit(h.sleep, 0.3)
+            it = ex.map(h.square, range(50), chunksize=1)
+            if how == "close":
+                it.close()
+            del it
+            gc.collect()
+            assert ex.stats()["cancelled"] == 50, how
+            busy.result(timeout=60)
+    with crew.Pool(1) as pool:   # imap reads its input lazily: nothing was sent
+        it = pool.imap(h.square, range(50))
+        del it
+        gc.collect()
+        assert pool._ex.stats()["submitted"] == 0
+
+
+def test_a_caught_map_error_keeps_no_result_alive():
+    """The exception a map raises keeps no finished result of its later
+    chunks alive through its traceback (no cycle to wait for the collector)."""
+    import time
+    import crew
+
+    class Big:
+        pass
+    live = weakref.WeakSet()
+
+    def make(x):
+        if x == 1:
+            time.sleep(0.2)
+            raise ValueError(x)
+        b = Big()
+        live.add(b)
+        return b
+    gc.collect()
+    gc.disable()
+    try:
+        with crew.Executor(4, kind="threads") as ex:
+            it = ex.map(make, range(8), chunksize=2)
+            time.sleep(0.5)   # every chunk has finished
+            with pytest.raises(ValueError) as info:
+                list(it)
+            del it, info
+            assert len(live) == 0
+    finally:
+        gc.enable()
+
+
+def test_map_iterator_is_weakly_referenceable_and_its_type_public(ex):
+    from crew import _core
+    it = ex.map(h.square, range(3))
+    assert type(it) is _core.Flatten and weakref.ref(it)() is it
+    assert list(it) == [0, 1, 4]
+
+
+def test_a_task_raising_stopiteration_fails_its_item_not_the_rest_of_its_chunk(ex):
+    """map() would take a StopIteration from the function for its own end and
+    drop the chunk's later items without a word; the item fails instead."""
+    it = ex.map(h.stop_at_5, range(10), chunksize=4)
+    assert [next(it) for _ in range(5)] == [0, 1, 2, 3, 4]
+    with pytest.raises(RuntimeError, match="StopIteration"):
+        next(it)
+    assert list(it) == []
+    out = rt._run_chunk(h.stop_at_5, range(4, 8), star=False)[1]
+    assert out[0] == [4, None, 6, 7] and list(out[1]) == [1]
 
 
 def test_map_error_ends_the_iterator_and_cancels_what_is_queued(ex):

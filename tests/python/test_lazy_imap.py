@@ -5,6 +5,7 @@ import pytest
 
 import crew
 from helpers import square
+import helpers as h
 
 
 class Counting:
@@ -67,3 +68,27 @@ def test_thread_pools_default_to_thread_pool_executor_worker_count():
         assert ex.max_workers == min(32, crew.cpu_count() + 4)
     with crew.Executor() as ex:
         assert ex.max_workers == crew.cpu_count()
+
+
+@pytest.mark.parametrize("chunksize", [1, 3])
+def test_imap_goes_on_after_a_failed_item_as_multiprocessing(chunksize):
+    """multiprocessing's imap raises a failed item's exception where the item
+    stands and then goes on with the items after it; so does crew's (item by
+    item, a chunk's other items included)."""
+    with crew.Pool(2) as pool:
+        it = pool.imap(h.fail_at_3, range(7), chunksize=chunksize)
+        assert [next(it) for _ in range(3)] == [0, 10, 20]
+        with pytest.raises(ValueError, match="item 3 is bad"):
+            next(it)
+        assert list(it) == [40, 50, 60]
+        it = pool.imap_unordered(h.stop_at_5, range(8), chunksize=chunksize)
+        got, errors = [], []
+        while True:
+            try:
+                got.append(next(it))
+            except StopIteration:
+                break
+            except RuntimeError as e:   # not a StopIteration, which would end the loop
+                errors.append(e)
+        assert sorted(got) == [0, 1, 2, 3, 4, 6, 7] and len(errors) == 1
+        assert "StopIteration" in str(errors[0])
