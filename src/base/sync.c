@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <sched.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -41,11 +40,6 @@ int crew__futex_wake(_Atomic uint32_t *addr, int n, bool shared)
     int op = shared ? FUTEX_WAKE : FUTEX_WAKE_PRIVATE;
     long r = syscall(SYS_futex, (uint32_t *)addr, op, n, NULL, NULL, 0);
     return r < 0 ? -errno : (int)r;
-}
-
-void crew__yield(void)
-{
-    (void)sched_yield(); /* cannot fail on Linux */
 }
 
 static _Atomic uint32_t spinners_max;

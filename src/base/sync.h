@@ -20,9 +20,6 @@ int crew__futex_wait(_Atomic uint32_t *addr, uint32_t expected, uint64_t timeout
 /* Wakes up to n sleepers on addr. Returns how many woke (>= 0). */
 int crew__futex_wake(_Atomic uint32_t *addr, int n, bool shared);
 
-/* Gives up the CPU to a thread waiting for it, if any (sched_yield). */
-void crew__yield(void);
-
 /* One pause of a spin loop. */
 static inline void crew__cpu_relax(void)
 {
@@ -31,26 +28,6 @@ static inline void crew__cpu_relax(void)
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
-}
-
-/*
- * How long (ns) a parent-side spin only pauses; after it, each step yields
- * the CPU (crew__spin_pause). A thread the kernel woke onto this CPU (the
- * worker this side just signalled: some kernels, this project's 2-vCPU VM
- * among them, place a woken thread on its waker's CPU) then runs at once
- * instead of waiting out the spin, or preempting the spinner for
- * milliseconds. With nothing else runnable a yield returns at once: one
- * syscall per poll. Measured in docs/benchmarks.md ("spin, then yield").
- */
-#define CREW__SPIN_YIELD_NS 10000u
-
-/* One step of a parent-side spin that has lasted spun_ns. */
-static inline void crew__spin_pause(uint64_t spun_ns)
-{
-    if (spun_ns < CREW__SPIN_YIELD_NS)
-        crew__cpu_relax();
-    else
-        crew__yield();
 }
 
 /* How long (ns) a side spins before it sleeps; 0 on a single CPU, where a

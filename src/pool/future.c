@@ -105,7 +105,7 @@ int crew_future_wait(crew_future *f, double timeout)
         while (atomic_load_explicit(&f->state, memory_order_acquire) != CREW__F_DONE &&
                crew__now_ns() - t0 < spin)
             if (crew__collect(p) == 0)
-                crew__spin_pause(crew__now_ns() - t0);
+                crew__cpu_relax();
         if (atomic_fetch_sub(&p->helpers, 1) == 1 && atomic_load(&p->collector_parked))
             crew__futex_wake(&p->helpers, 1, false);
         if (atomic_load_explicit(&f->state, memory_order_acquire) == CREW__F_DONE)

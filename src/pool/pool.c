@@ -544,13 +544,10 @@ static void *collector_main(void *arg)
             last = crew__now_ns();
             continue;
         }
-        uint64_t spun = crew__now_ns() - last;
-        if (spin && atomic_load_explicit(&p->inflight, memory_order_relaxed) && spun < spin) {
-            if (spun < CREW__SPIN_YIELD_NS)
-                for (int k = 0; k < 32; k++)
-                    crew__cpu_relax();
-            else
-                crew__yield();
+        if (spin && atomic_load_explicit(&p->inflight, memory_order_relaxed) &&
+            crew__now_ns() - last < spin) {
+            for (int k = 0; k < 32; k++)
+                crew__cpu_relax();
             continue;
         }
         atomic_store(&shm->parent_sleeping, 1);
