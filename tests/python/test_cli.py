@@ -250,7 +250,7 @@ def test_demo_one_lesson(tmp_path):
 # ----------------------------------------------------------------- bench --
 
 BENCH_EXTRA = "not installed (pip install 'crew[bench]')"
-WORKLOADS = ["roundtrip", "submit", "map", "map1ms", "numpy8mb", "cpu", "start"]
+WORKLOADS = ["roundtrip", "submit", "map", "map1ms", "numpy8mb", "cpu", "cpubusy", "start"]
 BENCH_LABELS = {w: label for w, (_, _, label) in crew_bench.WORKLOADS.items()}
 
 
@@ -304,7 +304,7 @@ def test_bench_quick(bench_quick):
         assert by[w, "tpe"]["vs_best_peer"] == pytest.approx(1.0)
         assert by[w, "tpe"]["best_peer"] == "ThreadPoolExecutor"
         ct, tpe = by[w, "crew-threads"], by[w, "tpe"]
-        higher = w in ("submit", "map", "map1ms", "cpu")
+        higher = w in ("submit", "map", "map1ms", "cpu", "cpubusy")
         want = ct["median"] / tpe["median"] if higher else tpe["median"] / ct["median"]
         assert ct["vs_best_peer"] == pytest.approx(want) and ct["best_peer"] == "ThreadPoolExecutor"
         cp = by[w, "crew-processes"]

@@ -29,6 +29,13 @@ def spin(n):
     return s
 
 
+def timed_spin(n):
+    """spin(n) and the CPU seconds it took where it ran (this thread's)."""
+    c = time.thread_time()
+    v = spin(n)
+    return v, time.thread_time() - c
+
+
 def fetch_and_read(url, path):
     """Real I/O: one HTTP GET and one file read; both release the GIL while waiting."""
     with urllib.request.urlopen(url, timeout=30) as r:
