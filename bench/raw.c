@@ -209,57 +209,47 @@ double crew_bench_pipe_pingpong_us(int iters)
     return us;
 }
 
-double crew_bench_memcpy3_us(size_t bytes, int iters)
+/* Median µs, over `iters` rounds, of copying `bytes` along nbuf (2 or 3)
+ * warm buffers: buf[0] -> buf[1], then buf[1] -> buf[2] when there are
+ * three. -1 when out of memory. */
+static double chain_copy_us(size_t bytes, int iters, int nbuf)
 {
     if (iters < 1 || bytes == 0)
         return -1;
-    char *a = malloc(bytes), *b = malloc(bytes), *c = malloc(bytes);
+    char *buf[3] = {NULL, NULL, NULL};
     double *t = malloc((size_t)iters * sizeof *t);
     double us = -1;
-    if (a && b && c && t) {
-        memset(a, 1, bytes);
-        memset(b, 2, bytes);
-        memset(c, 3, bytes);
-        memcpy(b, a, bytes); /* warm-up */
-        memcpy(c, b, bytes);
-        for (int i = 0; i < iters; i++) {
+    int ok = t != NULL;
+    for (int k = 0; k < nbuf; k++) {
+        buf[k] = malloc(bytes);
+        if (buf[k])
+            memset(buf[k], k + 1, bytes);
+        ok = ok && buf[k];
+    }
+    if (ok) {
+        for (int r = -1; r < iters; r++) { /* r = -1: warm-up */
             double t0 = crew_bench_now_us();
-            memcpy(b, a, bytes);
-            __asm__ __volatile__("" : : "r"(b) : "memory");
-            memcpy(c, b, bytes);
-            __asm__ __volatile__("" : : "r"(c) : "memory");
-            t[i] = crew_bench_now_us() - t0;
+            for (int k = 0; k + 1 < nbuf; k++) {
+                memcpy(buf[k + 1], buf[k], bytes);
+                __asm__ __volatile__("" : : "r"(buf[k + 1]) : "memory");
+            }
+            if (r >= 0)
+                t[r] = crew_bench_now_us() - t0;
         }
         us = crew_bench_median(t, iters);
     }
-    free(a);
-    free(b);
-    free(c);
+    for (int k = 0; k < nbuf; k++)
+        free(buf[k]);
     free(t);
     return us;
 }
 
+double crew_bench_memcpy3_us(size_t bytes, int iters)
+{
+    return chain_copy_us(bytes, iters, 3);
+}
+
 double crew_bench_memcpy_us(size_t bytes, int iters)
 {
-    if (iters < 1 || bytes == 0)
-        return -1;
-    char *src = malloc(bytes), *dst = malloc(bytes);
-    double *t = malloc((size_t)iters * sizeof *t);
-    double us = -1;
-    if (src && dst && t) {
-        memset(src, 1, bytes);
-        memset(dst, 2, bytes);
-        memcpy(dst, src, bytes); /* warm-up */
-        for (int i = 0; i < iters; i++) {
-            double t0 = crew_bench_now_us();
-            memcpy(dst, src, bytes);
-            __asm__ __volatile__("" : : "r"(dst) : "memory");
-            t[i] = crew_bench_now_us() - t0;
-        }
-        us = crew_bench_median(t, iters);
-    }
-    free(src);
-    free(dst);
-    free(t);
-    return us;
+    return chain_copy_us(bytes, iters, 2);
 }

@@ -90,24 +90,23 @@ def w_submit(peer, p, s, n):
     return k / (time.perf_counter() - t)
 
 
-def w_map(peer, p, s, n):
-    k = s["map_n"]
-    items = range(k)
+def _timed_map(peer, p, fn, items, n, last):
+    """Items per second of one map of fn over items (4 chunks per worker);
+    its last value must be `last`."""
+    k = len(items)
     t = time.perf_counter()
-    out = peer.map(p, noop, items, max(1, math.ceil(k / (4 * n))))
+    out = peer.map(p, fn, items, max(1, math.ceil(k / (4 * n))))
     dt = time.perf_counter() - t
-    assert len(out) == k and out[-1] == k - 1
+    assert len(out) == k and out[-1] == last
     return k / dt
+
+
+def w_map(peer, p, s, n):
+    return _timed_map(peer, p, noop, range(s["map_n"]), n, s["map_n"] - 1)
 
 
 def w_map1ms(peer, p, s, n):
-    items = s["map1ms_items"]
-    k = len(items)
-    t = time.perf_counter()
-    out = peer.map(p, spin, items, max(1, math.ceil(k / (4 * n))))
-    dt = time.perf_counter() - t
-    assert len(out) == k and out[-1] == s["map1ms_value"]
-    return k / dt
+    return _timed_map(peer, p, spin, s["map1ms_items"], n, s["map1ms_value"])
 
 
 def w_numpy(peer, p, s, n):
