@@ -55,7 +55,6 @@ typedef struct {
     PyTypeObject *PoolType;
     PyTypeObject *FutureType;
     PyTypeObject *ArgType;  /* the exporter of a task's argument bytes */
-    PyTypeObject *DrainType;
     PyTypeObject *FlattenType;
     PyObject *runner; /* crew._runtime.run, set by set_runner() */
     PyObject *pickle_loads; /* for decode() */
@@ -701,103 +700,17 @@ static void done_cb(crew_future *f, void *ud)
     PyGILState_Release(g);
 }
 
-/* ----------------------------------------------------------- Drain -- */
-
-/*
- * drain(list): an iterator over a map chunk's values that hands each one
- * over as it goes (its slot in the list is cleared as it is yielded, so an
- * iterator over a map keeps no result it has already given) and leaves the
- * list empty at the end. A Python generator doing the same cost 3x list
- * iteration per item: a third of a no-op map's time in the parent.
- */
-typedef struct {
-    PyObject_HEAD
-    PyObject *list; /* NULL once exhausted */
-    Py_ssize_t i;
-} DrainObject;
-
-static void Drain_dealloc(DrainObject *self)
-{
-    PyTypeObject *tp = Py_TYPE(self);
-    PyObject_GC_UnTrack(self);
-    Py_CLEAR(self->list);
-    tp->tp_free((PyObject *)self);
-    Py_DECREF(tp);
-}
-
-static int Drain_traverse(DrainObject *self, visitproc visit, void *arg)
-{
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(self->list);
-    return 0;
-}
-
-static int Drain_clear(DrainObject *self)
-{
-    Py_CLEAR(self->list);
-    return 0;
-}
-
-static PyObject *Drain_next(DrainObject *self)
-{
-    PyObject *l = self->list;
-    if (!l)
-        return NULL;
-    if (self->i < PyList_GET_SIZE(l)) {
-        PyObject *v = PyList_GET_ITEM(l, self->i); /* the list's reference, now ours */
-        PyList_SET_ITEM(l, self->i, Py_NewRef(Py_None));
-        self->i++;
-        return v;
-    }
-    /* the end (NULL, no exception) or, if emptying fails, that error */
-    self->list = NULL;
-    (void)PyList_SetSlice(l, 0, PyList_GET_SIZE(l), NULL); /* emptied: read once */
-    Py_DECREF(l);
-    return NULL;
-}
-
-static PyType_Slot Drain_slots[] = {
-    {Py_tp_dealloc, Drain_dealloc},
-    {Py_tp_traverse, Drain_traverse},
-    {Py_tp_clear, Drain_clear},
-    {Py_tp_iter, PyObject_SelfIter},
-    {Py_tp_iternext, Drain_next},
-    {Py_tp_doc, "An iterator that hands over a list's items, clearing each as it goes."},
-    {0, NULL},
-};
-
-static PyType_Spec Drain_spec = {
-    .name = "crew._core.Drain",
-    .basicsize = sizeof(DrainObject),
-    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_IMMUTABLETYPE |
-             Py_TPFLAGS_DISALLOW_INSTANTIATION,
-    .slots = Drain_slots,
-};
-
-static PyObject *m_drain(PyObject *m, PyObject *list)
-{
-    if (!PyList_CheckExact(list)) {
-        PyErr_SetString(PyExc_TypeError, "drain() takes a list");
-        return NULL;
-    }
-    DrainObject *d = PyObject_GC_New(DrainObject, get_state(m)->DrainType);
-    if (!d)
-        return NULL;
-    d->list = Py_NewRef(list);
-    d->i = 0;
-    PyObject_GC_Track(d);
-    return (PyObject *)d;
-}
-
 /* --------------------------------------------------------- Flatten -- */
 
 /*
  * flatten(chunks): an iterator over the values of the lists `chunks` (an
  * iterator, a map's generator of chunk results) yields, each value handed
- * over as drain() hands it (its slot cleared as it is yielded; the list
- * emptied once read). The values come out at C speed: a generator doing
- * `yield from` per chunk resumed its frame once per value, a fifth of a
- * no-op map's time in the parent. An exception `chunks` raises comes out
+ * over as it goes (its slot in the list cleared as it is yielded, so an
+ * iterator over a map keeps no result it has already given; the list
+ * emptied once read). drain(list) is the same iterator over one list. The
+ * values come out at C speed: a generator doing `yield from` per chunk
+ * resumed its frame once per value, a fifth of a no-op map's time in the
+ * parent. An exception `chunks` raises comes out
  * where iteration reaches it, and iteration ends there, as a generator's.
  * close() empties the list being read and closes `chunks` (a generator's
  * finally then runs: a map cancels its tasks), as does dropping the iterator.
@@ -965,23 +878,38 @@ static PyType_Spec Flatten_spec = {
     .slots = Flatten_slots,
 };
 
-static PyObject *m_flatten(PyObject *m, PyObject *chunks)
+/* A new Flatten over the iterator `chunks` (stolen; NULL: none), reading
+ * `list` first (stolen; NULL: none). NULL on no memory, both let go of. */
+static PyObject *flatten_new(PyObject *m, PyObject *chunks, PyObject *list)
 {
-    PyObject *it = PyObject_GetIter(chunks);
-    if (!it)
-        return NULL;
     FlattenObject *f = PyObject_GC_New(FlattenObject, get_state(m)->FlattenType);
     if (!f) {
-        Py_DECREF(it);
+        Py_XDECREF(chunks);
+        Py_XDECREF(list);
         return NULL;
     }
-    f->chunks = it;
-    f->list = NULL;
+    f->chunks = chunks;
+    f->list = list;
     f->i = 0;
     f->busy = false;
     f->weakrefs = NULL;
     PyObject_GC_Track(f);
     return (PyObject *)f;
+}
+
+static PyObject *m_flatten(PyObject *m, PyObject *chunks)
+{
+    PyObject *it = PyObject_GetIter(chunks);
+    return it ? flatten_new(m, it, NULL) : NULL;
+}
+
+static PyObject *m_drain(PyObject *m, PyObject *list)
+{
+    if (!PyList_CheckExact(list)) {
+        PyErr_SetString(PyExc_TypeError, "drain() takes a list");
+        return NULL;
+    }
+    return flatten_new(m, NULL, Py_NewRef(list));
 }
 
 /* ------------------------------------------------------------ Pool -- */
@@ -1679,9 +1607,6 @@ static int module_exec(PyObject *m)
     st->ArgType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Arg_spec, NULL);
     if (!st->ArgType)
         return -1;
-    st->DrainType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Drain_spec, NULL);
-    if (!st->DrainType)
-        return -1;
     st->FlattenType = (PyTypeObject *)PyType_FromModuleAndSpec(m, &Flatten_spec, NULL);
     if (!st->FlattenType || PyModule_AddType(m, st->FlattenType) < 0)
         return -1;
@@ -1721,7 +1646,6 @@ static int module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->FutureType);
     Py_VISIT(st->PoolType);
     Py_VISIT(st->ArgType);
-    Py_VISIT(st->DrainType);
     Py_VISIT(st->FlattenType);
     Py_VISIT(st->runner);
     Py_VISIT(st->pickle_loads);
@@ -1734,7 +1658,6 @@ static int module_clear(PyObject *m)
     Py_CLEAR(st->FutureType);
     Py_CLEAR(st->PoolType);
     Py_CLEAR(st->ArgType);
-    Py_CLEAR(st->DrainType);
     Py_CLEAR(st->FlattenType);
     Py_CLEAR(st->runner);
     Py_CLEAR(st->pickle_loads);
