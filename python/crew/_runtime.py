@@ -761,12 +761,17 @@ def take_values(res):
     item's exception (with the worker's traceback) where that item stands.
     It hands each value over as it goes: the chunk's list (emptied: read a
     chunk's result once) lets go of a value once it is yielded, so an
-    iterator over a map keeps no result it has already given. A chunk with
-    no failure is drained at C speed (_core.drain)."""
-    vals, errs = res
-    if errs is None:
+    iterator over a map keeps no result it has already given. The values
+    come out at C speed (_core.drain, _core.flatten)."""
+    vals, err = values_upto_error(res)
+    if err is None:
         return _core.drain(vals)
-    return _take_with_errors(vals, errs)
+    return _core.flatten(_then_raise(vals, err))
+
+
+def _then_raise(vals, err):
+    yield vals
+    raise err
 
 
 def values_upto_error(res):
@@ -793,25 +798,10 @@ def values_and_errors(res):
     start = 0
     for i in sorted(errs):
         yield vals[start:i]
-        e = exception_of(errs.pop(i))
-        if isinstance(e, StopIteration):   # raised from next(), it would end the loop
-            e = RuntimeError("the function raised StopIteration for this item")
-        yield (e,)
+        yield (exception_of(errs.pop(i)),)   # (never a StopIteration: _run_chunk)
         start = i + 1
     yield vals[start:]
     vals.clear()
-
-
-def _take_with_errors(vals, errs):
-    vals.reverse()
-    i = 0
-    while vals:
-        e = errs.pop(i, None)
-        if e is not None:
-            vals.clear()
-            raise exception_of(e)
-        i += 1
-        yield vals.pop()
 
 
 _MpRemoteTraceback = None
