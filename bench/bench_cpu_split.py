@@ -25,9 +25,7 @@ running slower than the parent; on a shared VM the second varies from
 process to process (a few per cent, either way) and dominates.
 """
 import argparse
-import concurrent.futures as cf
 import json
-import multiprocessing as mp
 import os
 import statistics
 import sys
@@ -35,8 +33,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
 
-import crew  # noqa: E402
 from crew._cli.lesson_gil import calibrate  # noqa: E402
+from crew._cli.peers import PEERS  # noqa: E402
 from crew._cli.tasks import spin  # noqa: E402
 
 
@@ -49,49 +47,18 @@ def timed_spin(n):
     return time.perf_counter() - t, time.thread_time() - c, time.perf_counter(), os.getpid()
 
 
-class Crew:
-    name = "crew"
-
-    def __init__(self, n):
-        self.p = crew.Executor(n)
-
-    def run(self, items):
-        return [f.result() for f in [self.p.submit(timed_spin, x) for x in items]]
-
-    def close(self):
-        self.p.shutdown()
+# the pools, as `python -m crew bench` makes and drives them (crew._cli.peers)
+POOLS = ("crew-processes", "mp-pool", "ppe")
 
 
-class MpPool:
-    name = "multiprocessing.Pool"
-
-    def __init__(self, n):
-        self.p = mp.get_context("forkserver").Pool(n)
-
-    def run(self, items):
-        return [r.get() for r in [self.p.apply_async(timed_spin, (x,)) for x in items]]
-
-    def close(self):
-        self.p.close()
-        self.p.join()
+def run_batch(peer, p, items):
+    """Every item's timed_spin on pool p, submitted one by one, then waited for."""
+    return [f.result() for f in [peer.submit(p, timed_spin, x) for x in items]]
 
 
-class Ppe:
-    name = "ProcessPoolExecutor"
-
-    def __init__(self, n):
-        self.p = cf.ProcessPoolExecutor(n, mp_context=mp.get_context("forkserver"))
-
-    def run(self, items):
-        return [f.result() for f in [self.p.submit(timed_spin, x) for x in items]]
-
-    def close(self):
-        self.p.shutdown()
-
-
-def one_round(pool, items, serial_cpu, serial_wall, n):
+def one_round(peer, p, items, serial_cpu, serial_wall, n):
     t = time.perf_counter()
-    outs = pool.run(items)
+    outs = run_batch(peer, p, items)
     dt = time.perf_counter() - t
     cpu = sum(o[1] for o in outs)
     per_worker = {}
@@ -102,7 +69,7 @@ def one_round(pool, items, serial_cpu, serial_wall, n):
             "ideal": n / (cpu / serial_cpu),
             "pool_cost_ms": (dt - busiest) * 1e3,
             "tail_ms": (t + dt - max(o[2] for o in outs)) * 1e3,
-            "split": sorted(sum(1 for o in outs if o[3] == p) for p in per_worker)}
+            "split": sorted(sum(1 for o in outs if o[3] == pid) for pid in per_worker)}
 
 
 def main():
@@ -116,19 +83,21 @@ def main():
     n = a.workers
     loop = calibrate(a.task_ms / 1e3)
     items = [loop] * (a.tasks_per_worker * n)
-    pools = [Crew(n), MpPool(n), Ppe(n)]
-    for p in pools:   # workers up, the task's code loaded
-        p.run([loop // 10] * (2 * n))
-    rows = {p.name: [] for p in pools}
+    peers = [PEERS[k] for k in POOLS]
+    pools = [peer.make(n, "forkserver") for peer in peers]
+    for peer, p in zip(peers, pools):   # workers up, the task's code loaded
+        run_batch(peer, p, [loop // 10] * (2 * n))
+    rows = {peer.name: [] for peer in peers}
     for r in range(a.rounds):
         c0, t0 = time.thread_time(), time.perf_counter()
         for x in items:
             spin(x)
         serial_wall, serial_cpu = time.perf_counter() - t0, time.thread_time() - c0
-        for p in (pools if r % 2 == 0 else pools[::-1]):
-            rows[p.name].append(one_round(p, items, serial_cpu, serial_wall, n))
-    for p in pools:
-        p.close()
+        both = list(zip(peers, pools))
+        for peer, p in (both if r % 2 == 0 else both[::-1]):
+            rows[peer.name].append(one_round(peer, p, items, serial_cpu, serial_wall, n))
+    for peer, p in zip(peers, pools):
+        peer.close(p)
     print(f"{len(items)} tasks of spin({loop:,}) (~{a.task_ms:g} ms) on {n} workers, "
           f"{a.rounds} interleaved rounds, medians (min - max)")
     print(f"{'pool':<22} {'speed-up':>18} {'worker/serial':>20} {'ideal':>7} "
