@@ -96,7 +96,7 @@ int crew_future_wait(crew_future *f, double timeout)
     uint64_t limit = to_ns(timeout), t0 = crew__now_ns();
     /* Help first: collecting answers in this thread saves the hop through
      * the collector thread and a futex wake-up of this one. */
-    uint64_t spin = crew__spin_ns();
+    uint64_t spin = crew__parent_may_spin(f->pool) ? crew__spin_ns() : 0;
     if (limit < spin)
         spin = limit;
     if (spin) {

@@ -317,9 +317,11 @@ static void update_depth(crew_pool *p, uint64_t run_ns)
      * a task forges wraps the sums below (a divide by zero killed the parent) */
     if (run_ns > 1000000000000ull)
         run_ns = 1000000000000ull;
-    p->avg_task_ns = p->avg_task_ns ? (p->avg_task_ns * 7 + run_ns) / 8 : run_ns;
-    uint64_t d = 200000 / (p->avg_task_ns + 1);
-    uint64_t min = p->avg_task_ns >= 1000000 ? 1 : 2;
+    uint64_t avg = atomic_load_explicit(&p->avg_task_ns, memory_order_relaxed);
+    avg = avg ? (avg * 7 + run_ns) / 8 : run_ns;
+    atomic_store_explicit(&p->avg_task_ns, avg, memory_order_relaxed);
+    uint64_t d = 200000 / (avg + 1);
+    uint64_t min = avg >= 1000000 ? 1 : 2;
     p->depth = d < min ? (uint32_t)min : d > MAX_DEPTH ? MAX_DEPTH : (uint32_t)d;
 }
 
@@ -545,7 +547,7 @@ static void *collector_main(void *arg)
             continue;
         }
         if (spin && atomic_load_explicit(&p->inflight, memory_order_relaxed) &&
-            crew__now_ns() - last < spin) {
+            crew__parent_may_spin(p) && crew__now_ns() - last < spin) {
             for (int k = 0; k < 32; k++)
                 crew__cpu_relax();
             continue;

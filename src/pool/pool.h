@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/sync.h"
 #include "crew.h"
 #include "launch/launch.h"
 #include "transport/shm.h"
@@ -98,7 +99,8 @@ struct crew_pool {
     crew__fifo pending;          /* submitted, not yet sent                  */
     crew__wslot *w;              /* nworkers entries                         */
     uint32_t depth;              /* max tasks in one worker's ring            */
-    uint64_t avg_task_ns;        /* moving average of task run time           */
+    _Atomic uint64_t avg_task_ns; /* moving average of task run time: written
+                                    under mu, read without it (parent_may_spin) */
 
     pthread_t *retired;          /* recycled thread workers on their way out: */
     size_t nretired, capretired; /* joined outside mu (join_retired) (mu)     */
@@ -172,6 +174,19 @@ static inline crew_future *crew__fifo_pop(crew__fifo *q)
         q->n--;
     }
     return f;
+}
+
+/* Whether a parent thread waiting for answers may spin: while fewer tasks
+ * are in flight than there are CPUs (a core is free for it), or while
+ * tasks are shorter than the spin (an answer is due within it, and a sleep
+ * and wake-up would cost more). Waiting on tasks of 0.1 ms and more with
+ * every core running one, a spinning waiter only takes CPU time from a
+ * worker. */
+static inline bool crew__parent_may_spin(crew_pool *p)
+{
+    return atomic_load_explicit(&p->inflight, memory_order_relaxed) <=
+               (uint64_t)crew__spinners_max() ||
+           atomic_load_explicit(&p->avg_task_ns, memory_order_relaxed) < crew__spin_ns();
 }
 
 /* --- pool.c --- */

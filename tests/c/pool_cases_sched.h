@@ -1,4 +1,4 @@
-/* pool_cases_sched.h — scheduling cases shared by every pool kind: no task waits behind a long one while a worker idles. */
+/* pool_cases_sched.h — scheduling cases shared by every pool kind: no task waits behind a long one while a worker idles, no waiter spins on a busy machine. */
 #ifndef CREW_POOL_CASES_SCHED_H
 #define CREW_POOL_CASES_SCHED_H
 
@@ -96,6 +96,60 @@ TEST(tasks_taken_back_run_exactly_once)
         ran += st.worker[w].tasks;
     CHECK_EQ_INT(ran, 3 * N); /* the workers ran each once: none twice */
     crew_pool_free(p);
+}
+
+/* CPU time this thread has used, in ns. */
+static uint64_t thread_cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* With every CPU running a task of a few ms, a thread waiting for one
+ * sleeps at once instead of spinning for it (crew__parent_may_spin): the
+ * cores are the workers'. Before, each such wait spun for 50 us first,
+ * taking that CPU time from a worker. (One CPU: nobody spins anyway.) */
+TEST(a_waiter_does_not_spin_while_every_cpu_runs_a_task)
+{
+    int n = crew_cpu_count();
+    if (n > 8)
+        n = 8;
+    crew_options o = pool_opts(n);
+    crew_pool *p;
+    CHECK_OK(crew_pool_create(&p, &o));
+    enum { WARM = 5, ROUNDS = 20 };
+    crew_future *f[8];
+    uint64_t cpu = 0;
+    int up = 0, warm = 0;
+    for (int round = 0; round < 600 + ROUNDS && warm < ROUNDS; round++) {
+        for (int k = 0; k < n; k++)
+            CHECK_OK(submit_int(p, "sleep_ms", 4, &f[k]));
+        /* the first wait starts with all n tasks in flight, once every
+         * worker is up (a starting one takes no task) and the first answers
+         * have told the pool how long tasks take */
+        bool measured = up == n && round >= WARM;
+        uint64_t t0 = thread_cpu_ns();
+        CHECK_OK(crew_future_wait(f[0], 30));
+        if (measured) {
+            cpu += thread_cpu_ns() - t0;
+            warm++;
+        }
+        for (int k = 0; k < n; k++) {
+            CHECK_OK(crew_future_wait(f[k], 30));
+            CHECK_EQ_INT(crew_future_status(f[k]), 0);
+            crew_future_release(f[k]);
+        }
+        crew_stats st;
+        CHECK_OK(crew_pool_stats(p, &st));
+        up = 0;
+        for (int k = 0; k < n; k++)
+            up += st.worker[k].tasks > 0;
+    }
+    CHECK_EQ_INT(warm, ROUNDS);
+    crew_pool_free(p);
+    printf("    waiting with every CPU busy: %.1f us of CPU per wait\n", (double)cpu / 1e3 / ROUNDS);
+    CHECK(cpu / ROUNDS < 25000); /* a spin is 50 us; a sleep a few syscalls */
 }
 
 #endif
