@@ -15,6 +15,7 @@ enum crew__lock_rank {
     CREW__LOCK_FORKSERVER = 2, /* fs_mu: the fork server's channel           */
     CREW__LOCK_KEEPER = 3,     /* the fork server keeper's hand-off          */
     CREW__LOCK_REGISTRY = 4,   /* reg_mu: the task registry (a leaf)         */
+    CREW__LOCK_RECLAIM = 5,    /* p->reclaim_mu: big freed runs (a leaf)     */
 };
 
 #ifdef CREW_LOCKCHECK

@@ -70,7 +70,7 @@ void crew__future_unref(crew_future *f)
         return;
     crew_pool *p = f->pool;
     if (f->res_arena)
-        crew__arena_free(&p->reg.arena, (int64_t)f->res_off, f->res_len);
+        crew__pool_free_run(p, (int64_t)f->res_off, f->res_len);
     free(f->errmsg);
     free(f);
     crew__pool_unref(p);
@@ -198,7 +198,7 @@ int crew_future_cancel(crew_future *f)
             p->pending.tail = prev;
         p->pending.n--;
     }
-    crew__msg_free(&p->reg.arena, &f->req);
+    crew__pool_msg_free(p, &f->req);
     f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
     bool cb = crew__future_finish(f, -ECANCELED);
     crew__unlock(&p->mu, CREW__LOCK_POOL);

@@ -9,7 +9,10 @@
  *      parent side under p->mu only;
  *   2. fs_mu (launch/forkserver.c), the fork server's channel: launches take it;
  *   3. the fork server keeper's hand-off mutex (its first start from a thread);
- *   4. reg_mu (worker/registry.c), the task registry: never held while taking another.
+ *   4. reg_mu (worker/registry.c), the task registry: never held while taking another;
+ *   5. p->reclaim_mu (reclaim.c), the big arena runs freed and not yet given
+ *      back: a leaf, taken with or without p->mu; the pages themselves go
+ *      back with no lock held.
  * Under p->mu nothing may wait for a thread that could need a lock above it:
  * no thread is joined (a recycled thread worker may still need the GIL to
  * drop its Python thread state: join_retired joins it later, unlocked; every
@@ -65,6 +68,7 @@ void crew__pool_unref(crew_pool *p)
     if (p->shm_fd >= 0)
         crew__fd_close(p->shm_fd);
     pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->reclaim_mu);
     pthread_cond_destroy(&p->cv);
     if (p->prelude_fd >= 0)
         crew__fd_close(p->prelude_fd);
@@ -415,7 +419,6 @@ static void broke_protocol_locked(crew_pool *p, int i, const char *why)
 
 int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
 {
-    const crew__arena *arena = &p->reg.arena;
     crew__wslot *ws = &p->w[i];
     crew__ring *resp = crew__region_resp(&p->reg, (uint32_t)i);
     crew__msg r;
@@ -449,9 +452,9 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
         }
         if (r.flags & CREW__MSG_INIT) { /* the initializer's answer: no future */
             ws->ready = true; /* failed or not: a failure fails its tasks at once */
-            crew__msg_free(arena, &ws->init_req);
+            crew__pool_msg_free(p, &ws->init_req);
             memset(&ws->init_req, 0, sizeof ws->init_req); /* freed: never again */
-            crew__msg_free(arena, &r);
+            crew__pool_msg_free(p, &r);
             continue;
         }
         if (r.flags & CREW__MSG_QUIT) {
@@ -473,9 +476,9 @@ int crew__drain_slot_locked(crew_pool *p, int i, crew__fifo *done)
         atomic_fetch_sub_explicit(&p->inflight, 1, memory_order_relaxed);
         if (r.flags & CREW__MSG_KEEP) /* the worker owns the argument now */
             f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
-        crew__msg_free(arena, &f->req);
+        crew__pool_msg_free(p, &f->req);
         if (atomic_load(&f->state) == CREW__F_DONE) { /* timed out or cancelled already */
-            crew__msg_free(arena, &r);
+            crew__pool_msg_free(p, &r);
             crew__future_unref(f);
             continue;
         }
@@ -619,6 +622,7 @@ int crew_pool_create(crew_pool **out, const crew_options *o)
     p->shm_fd = p->evfd = p->prelude_fd = -1;
     atomic_init(&p->refs, 1);
     pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->reclaim_mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     p->w = calloc((size_t)p->nworkers, sizeof *p->w);
     for (int i = 0; p->w && i < p->nworkers; i++)
@@ -879,7 +883,7 @@ int crew_pool_terminate_signal(crew_pool *p, int sig)
         cap = 0;
     crew_future *f;
     while ((f = crew__fifo_pop(&p->pending))) {
-        crew__msg_free(&p->reg.arena, &f->req);
+        crew__pool_msg_free(p, &f->req);
         f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
         crew__fail_locked(p, f, -ECANCELED, &done);
     }

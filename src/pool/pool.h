@@ -37,6 +37,15 @@ struct crew_future {
     _Atomic bool cb_claimed;     /* the one caller of cb took it               */
 };
 
+/* A big arena run the parent freed, its pages still mapped (reclaim.c). */
+typedef struct crew__reclaim {
+    int64_t off;
+    uint64_t len;
+    uint64_t freed_ns;
+} crew__reclaim;
+#define CREW__RECLAIM_MAX 16               /* runs waiting; more go back at once */
+#define CREW__RECLAIM_NS 2000000000ull     /* unused this long: back to the system */
+
 /* A FIFO of futures linked through ->next. */
 typedef struct crew__fifo {
     crew_future *head, *tail;
@@ -118,6 +127,10 @@ struct crew_pool {
     _Atomic uint32_t collector_parked; /* the collector sleeps on `helpers`   */
     _Atomic uint32_t completions; /* bumped on every completion: wait_any     */
     _Atomic uint32_t any_waiters;
+
+    pthread_mutex_t reclaim_mu;  /* guards the two below: a leaf, taken under mu or alone */
+    crew__reclaim reclaim[CREW__RECLAIM_MAX]; /* big runs freed, pages kept */
+    int nreclaim;
 
     /* statistics */
     _Atomic uint64_t submitted, done, failed, crashed, timed_out, cancelled;
@@ -214,6 +227,19 @@ struct iovec;
 int crew__submit_iov(crew_pool *p, uint64_t hash, uint32_t flags, const struct iovec *iov,
                      int iovcnt, const crew_submit_opts *so, crew_future **out);
 
+
+/* --- reclaim.c --- */
+/* Frees an arena run of the pool's (a payload the parent placed, an answer
+ * a worker gave): a big one (CREW__ARENA_BIG_BYTES) keeps its pages, and
+ * crew__reclaim_due gives them back once the run has gone unused for
+ * CREW__RECLAIM_NS. Any thread, with or without mu. */
+void crew__pool_free_run(crew_pool *p, int64_t off, uint64_t len);
+/* crew__pool_free_run for a message's arena payload, if it has one. */
+void crew__pool_msg_free(crew_pool *p, const crew__msg *m);
+/* Gives back the pages of the big runs freed CREW__RECLAIM_NS ago or more
+ * and not allocated again since; returns the ns until the next one is due
+ * (UINT64_MAX: none waits). The supervisor's, with no lock held. */
+uint64_t crew__reclaim_due(crew_pool *p);
 
 /* --- supervise.c --- */
 /* SIGKILLs slot ws's process through its pidfd (never a recycled pid). */

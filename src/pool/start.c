@@ -84,7 +84,7 @@ static int launch_commit(crew_pool *p, int i, int rc, const crew__launched *got)
         if (p->kind == CREW_THREADS)
             crew__pool_unref(p);
         if (p->opt.initializer)
-            crew__msg_free(&p->reg.arena, &ws->init_req);
+            crew__pool_msg_free(p, &ws->init_req);
         memset(&ws->init_req, 0, sizeof ws->init_req);
         ws->state = CREW__SLOT_DEAD;
     } else {

@@ -75,7 +75,7 @@ int crew__submit_iov(crew_pool *p, uint64_t hash, uint32_t flags, const struct i
     crew__lock(&p->mu, CREW__LOCK_POOL);
     if (p->closing) {
         crew__unlock(&p->mu, CREW__LOCK_POOL);
-        crew__msg_free(&p->reg.arena, &f->req);
+        crew__pool_msg_free(p, &f->req);
         atomic_store(&f->refs, 1);
         crew__future_unref(f);
         return CREW_ECLOSED;

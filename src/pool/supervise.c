@@ -40,7 +40,7 @@ static void fail_pending(crew_pool *p, int i, crew__fifo *done)
 {
     crew_future *f;
     while ((f = crew__fifo_pop(&p->pending))) {
-        crew__msg_free(&p->reg.arena, &f->req);
+        crew__pool_msg_free(p, &f->req);
         f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
         if (p->w[i].pid > 0)
             crew__future_set_errmsg(f, "the pool's workers die as they start: worker %d "
@@ -101,7 +101,6 @@ static void relaunch(crew_pool *p, int i, crew__fifo *done)
 void crew__worker_died(crew_pool *p, int i, bool sigkilled, crew__fifo *done)
 {
     crew__wslot *ws = &p->w[i];
-    const crew__arena *arena = &p->reg.arena;
     crew__ring *req = crew__region_req(&p->reg, (uint32_t)i);
     crew__drain_slot_locked(p, i, done); /* answers it gave before dying count */
     /* how far it read its ring: the worker's own index, so only a hint of
@@ -115,7 +114,7 @@ void crew__worker_died(crew_pool *p, int i, bool sigkilled, crew__fifo *done)
         bool victim = reason == -ETIMEDOUT && f != ws->kill_tag && !p->terminated;
         if ((f->ring_idx < head && !victim) || p->terminated) {
             /* it was running (or the pool is stopping): it fails */
-            crew__msg_free(arena, &f->req);
+            crew__pool_msg_free(p, &f->req);
             f->req.flags &= ~(uint32_t)CREW__MSG_ARENA;
             if (atomic_load(&f->state) == CREW__F_DONE) {
                 crew__future_unref(f);
@@ -142,7 +141,7 @@ void crew__worker_died(crew_pool *p, int i, bool sigkilled, crew__fifo *done)
     /* unstarted work goes back to the front of the queue, in order */
     crew__fifo_prepend(&p->pending, &requeue);
     if (ws->init_req.flags & CREW__MSG_INIT && (ws->init_req.flags & CREW__MSG_ARENA))
-        crew__msg_free(arena, &ws->init_req);
+        crew__pool_msg_free(p, &ws->init_req);
     memset(&ws->init_req, 0, sizeof ws->init_req);
     /* a worker that died before it was up (a bad spawn_argv, an exec or
      * mapping failure, a launcher's child exiting, an initializer that kills
@@ -267,6 +266,7 @@ void *crew__supervisor_main(void *arg)
     int idx[CREW__MAX_WORKERS + 1];
     while (!atomic_load(&p->stop_threads)) {
         crew__fifo done = {0};
+        uint64_t reclaim_in = crew__reclaim_due(p); /* (no lock held) */
         crew__lock(&p->mu, CREW__LOCK_POOL);
         bool again = false;
         for (int i = 0; i < p->nworkers; i++) {
@@ -292,6 +292,8 @@ void *crew__supervisor_main(void *arg)
         crew_future *late[CREW__MAX_WORKERS];
         int nlate = 0;
         uint64_t next = check_deadlines(p, late, &nlate);
+        if (reclaim_in < next)
+            next = reclaim_in;
         /* when it wakes next at the latest: a sooner deadline sent meanwhile kicks evfd */
         p->sup_wake_ns = crew__now_ns() + (next == UINT64_MAX ? 1000000000ull : next);
         crew__unlock(&p->mu, CREW__LOCK_POOL);

@@ -129,30 +129,62 @@ int64_t crew__arena_alloc(const crew__arena *a, size_t len)
     return (int64_t)a->data_off + c * (int64_t)CREW__CHUNK;
 }
 
-/* Runs at least this long go back to the system when freed: a pool that
- * once carried a 512 MiB argument would otherwise keep 512 MiB resident
- * until it closes. Smaller runs stay (their pages are reused warm). */
-#define RETURN_BYTES (64u << 20)
+/* Gives the whole pages inside [off, off + n chunks) back to the system. A
+ * memfd's pages go from every mapping. Only whole pages inside the run: a
+ * page may be bigger than a chunk (arm64), and its neighbour's bytes are not
+ * ours to drop. */
+static void drop_pages(const crew__arena *a, int64_t off, uint64_t n)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)a->ctl + (uintptr_t)off, hi = lo + n * CREW__CHUNK;
+    lo = (lo + page - 1) & ~(page - 1);
+    hi &= ~(page - 1);
+    if (page && hi > lo)
+        (void)madvise((void *)lo, hi - lo, MADV_REMOVE);
+}
 
-void crew__arena_free(const crew__arena *a, int64_t off, size_t len)
+/* Chunks in a run of len bytes (at least one). */
+static uint64_t run_chunks(size_t len)
 {
     uint64_t n = (len + CREW__CHUNK - 1) / CREW__CHUNK;
-    if (n == 0)
-        n = 1;
+    return n ? n : 1;
+}
+
+int crew__arena_return(const crew__arena *a, int64_t off, size_t len)
+{
+    uint64_t n = run_chunks(len);
     if (off < 0 || !crew__arena_holds(a, (uint64_t)off, n * CREW__CHUNK))
-        return; /* no run of ours: never clear (or punch) bits outside */
-    if (n * CREW__CHUNK >= RETURN_BYTES) {
-        /* before the chunks are marked free: no new owner's bytes yet. A
-         * memfd's pages go back to the system from every mapping. Only whole
-         * pages inside the run: a page may be bigger than a chunk (arm64),
-         * and its neighbour's bytes are not ours to drop */
-        uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-        uintptr_t lo = (uintptr_t)a->ctl + (uintptr_t)off, hi = lo + n * CREW__CHUNK;
-        lo = (lo + page - 1) & ~(page - 1);
-        hi &= ~(page - 1);
-        if (page && hi > lo)
-            (void)madvise((void *)lo, hi - lo, MADV_REMOVE);
+        return 0;
+    uint64_t c = (uint64_t)(off - (int64_t)a->data_off) / CREW__CHUNK;
+    uint64_t w0 = c / 64, w1 = (c + n - 1) / 64;
+    /* claim the run as an allocation would, so that nobody takes a chunk of
+     * it while its pages go; a chunk already taken means it is in use again
+     * (and warm): undo exactly the bits this call set */
+    uint64_t w;
+    for (w = w0; w <= w1; w++) {
+        uint64_t lo = w == w0 ? c % 64 : 0, hi = w == w1 ? (c + n - 1) % 64 + 1 : 64;
+        uint64_t m = low_bits((unsigned)(hi - lo)) << lo;
+        uint64_t old = atomic_fetch_or_explicit(&a->ctl->bits[w], m, memory_order_acquire);
+        if (old & m) {
+            atomic_fetch_and_explicit(&a->ctl->bits[w], ~(m & ~old), memory_order_release);
+            break;
+        }
     }
+    int whole = w > w1;
+    if (whole)
+        drop_pages(a, off, n);
+    for (uint64_t k = w0; k < w && k <= w1; k++) {
+        uint64_t lo = k == w0 ? c % 64 : 0, hi = k == w1 ? (c + n - 1) % 64 + 1 : 64;
+        atomic_fetch_and_explicit(&a->ctl->bits[k], ~(low_bits((unsigned)(hi - lo)) << lo),
+                                  memory_order_release);
+    }
+    lower_hint(a, w0);
+    return whole;
+}
+
+/* Frees the run's chunks; its pages stay mapped. */
+static void free_chunks(const crew__arena *a, int64_t off, uint64_t n)
+{
     uint64_t c = (uint64_t)(off - (int64_t)a->data_off) / CREW__CHUNK;
     uint64_t w = c / 64;
     if (n <= 64) {
@@ -168,4 +200,23 @@ void crew__arena_free(const crew__arena *a, int64_t off, size_t len)
     }
     atomic_fetch_sub_explicit(&a->ctl->used, n, memory_order_relaxed);
     lower_hint(a, w);
+}
+
+void crew__arena_free(const crew__arena *a, int64_t off, size_t len)
+{
+    uint64_t n = run_chunks(len);
+    if (off < 0 || !crew__arena_holds(a, (uint64_t)off, n * CREW__CHUNK))
+        return; /* no run of ours: never clear (or punch) bits outside */
+    if (n * CREW__CHUNK >= CREW__ARENA_BIG_BYTES)
+        drop_pages(a, off, n); /* before the chunks are free: no new owner's bytes yet */
+    free_chunks(a, off, n);
+}
+
+int crew__arena_free_keep(const crew__arena *a, int64_t off, size_t len)
+{
+    uint64_t n = run_chunks(len);
+    if (off < 0 || !crew__arena_holds(a, (uint64_t)off, n * CREW__CHUNK))
+        return 0;
+    free_chunks(a, off, n);
+    return n * CREW__CHUNK >= CREW__ARENA_BIG_BYTES;
 }

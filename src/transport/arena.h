@@ -55,10 +55,29 @@ void crew__arena_attach(crew__arena *a, crew__arena_ctl *ctl, uint64_t nwords, u
  * (the control block), or -1 when no run of free chunks is long enough. */
 int64_t crew__arena_alloc(const crew__arena *a, size_t len);
 
-/* Frees the allocation of len bytes at off (the values alloc gave). A run
- * that does not lie inside the arena is ignored (nothing outside is
- * touched, whatever a forged offset says). */
+/* Runs at least this long are big: freed, their pages go back to the
+ * system (a pool that once carried a 512 MiB argument would otherwise keep
+ * it resident until it closes), at once (crew__arena_free) or once the
+ * run has sat unused a while (crew__arena_free_keep, then
+ * crew__arena_return: a big argument handed over again and again then
+ * finds its pages warm). Smaller runs keep their pages. */
+#define CREW__ARENA_BIG_BYTES (64u << 20)
+
+/* Frees the allocation of len bytes at off (the values alloc gave); a big
+ * run's pages go back to the system first. A run that does not lie inside
+ * the arena is ignored (nothing outside is touched, whatever a forged
+ * offset says). */
 void crew__arena_free(const crew__arena *a, int64_t off, size_t len);
+/* Frees the allocation as crew__arena_free does but keeps its pages, even
+ * a big run's. Returns 1 when the run was big (its pages are for the
+ * caller to give back later with crew__arena_return), else 0. */
+int crew__arena_free_keep(const crew__arena *a, int64_t off, size_t len);
+/* Gives the pages of the free run [off, off+len) back to the system,
+ * claiming its chunks meanwhile so that no allocation can take one. Returns
+ * 1 when it did; 0, touching nothing, when a chunk of it is in use again
+ * (it was allocated since: its pages are someone's) or the run is not
+ * inside the arena. */
+int crew__arena_return(const crew__arena *a, int64_t off, size_t len);
 
 /* Whether [off, off+len) is a run of whole chunks' worth inside the arena's
  * data: what an offset read from shared memory must pass before use. */

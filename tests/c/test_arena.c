@@ -315,4 +315,51 @@ TEST(arena_threads_alloc_and_free_without_overlap)
     arena_del(a);
 }
 
+/* crew__arena_return gives back a free run only: while any chunk of it is
+ * someone's again it touches nothing (no bit of the new owner's cleared,
+ * no byte dropped); a free run comes back wholly free for the next
+ * allocation. free_keep says which runs are big. */
+TEST(arena_return_gives_back_free_runs_only)
+{
+    enum { CHUNKS = 16384 + 256 }; /* room for one big run (64 MiB) and more */
+    crew__arena *a = arena_new(CHUNKS);
+    CHECK(a);
+    size_t big = CREW__ARENA_BIG_BYTES, small = 200 * K;
+    int64_t r = crew__arena_alloc(a, big);
+    CHECK(r >= 0);
+    CHECK_EQ_INT(crew__arena_free_keep(a, r, big), 1); /* big: for the caller to return */
+    CHECK(all_free(a));
+    /* the run is taken again (first fit: the same place): return leaves it be */
+    int64_t again = crew__arena_alloc(a, big);
+    CHECK_EQ_INT((int)(again == r), 1);
+    memset(crew__arena_ptr(a, again), 0x5a, 3 * K);
+    CHECK_EQ_INT(crew__arena_return(a, r, big), 0);
+    CHECK(((unsigned char *)crew__arena_ptr(a, again))[3 * K - 1] == 0x5a);
+    int64_t other = crew__arena_alloc(a, small); /* lands after it: its bits held */
+    CHECK(other >= r + (int64_t)big);
+    crew__arena_free(a, other, small);
+    crew__arena_free(a, again, big);
+    CHECK(all_free(a));
+    /* part of the span taken by a small run: nothing of it returned or freed */
+    int64_t s1 = crew__arena_alloc(a, small);
+    CHECK_EQ_INT((int)(s1 == r), 1);
+    CHECK_EQ_INT(crew__arena_return(a, r, big), 0);
+    CHECK(crew__arena_alloc(a, CHUNKS * (size_t)K) < 0); /* s1 still held */
+    crew__arena_free(a, s1, small);
+    CHECK(all_free(a));
+    /* a free run: returned, and free again afterwards */
+    CHECK_EQ_INT(crew__arena_return(a, r, big), 1);
+    CHECK(all_free(a));
+    int64_t whole = crew__arena_alloc(a, CHUNKS * (size_t)K);
+    CHECK_EQ_INT((int)(whole == (int64_t)DATA_OFF), 1);
+    crew__arena_free(a, whole, CHUNKS * (size_t)K);
+    /* small runs are not big; a forged run outside the arena is refused */
+    int64_t s2 = crew__arena_alloc(a, small);
+    CHECK_EQ_INT(crew__arena_free_keep(a, s2, small), 0);
+    CHECK_EQ_INT(crew__arena_return(a, -4096, big), 0);
+    CHECK_EQ_INT(crew__arena_return(a, (int64_t)DATA_OFF + CHUNKS * (int64_t)K, K), 0);
+    CHECK(all_free(a));
+    arena_del(a);
+}
+
 TEST_MAIN()
