@@ -112,14 +112,16 @@ static uint64_t thread_cpu_ns(void)
  * taking that CPU time from a worker. (One CPU: nobody spins anyway.) */
 TEST(a_waiter_does_not_spin_while_every_cpu_runs_a_task)
 {
-    int n = crew_cpu_count();
-    if (n > 8)
-        n = 8;
+    int n = crew_cpu_count(); /* one task in flight per CPU: none free */
+    if (n > 32) {
+        printf("    skipped: %d CPUs, more workers than this case starts\n", n);
+        return;
+    }
     crew_options o = pool_opts(n);
     crew_pool *p;
     CHECK_OK(crew_pool_create(&p, &o));
     enum { WARM = 5, ROUNDS = 20 };
-    crew_future *f[8];
+    crew_future *f[32];
     uint64_t cpu = 0;
     int up = 0, warm = 0;
     for (int round = 0; round < 600 + ROUNDS && warm < ROUNDS; round++) {
