@@ -386,8 +386,8 @@ const char *crew__bad_answer(const crew_pool *p, const crew__wslot *ws, const cr
     else if (!(r->flags & CREW__MSG_ARENA) && r->len > CREW__INLINE)
         snprintf(why, n, "an inline answer of %llu bytes, more than %u",
                  (unsigned long long)r->len, CREW__INLINE);
-    else if ((r->flags & CREW__MSG_ARENA) && !crew__arena_holds(&p->reg.arena, r->off, r->len))
-        snprintf(why, n, "an answer of %llu bytes at arena offset %llu, outside the arena",
+    else if ((r->flags & CREW__MSG_ARENA) && !crew__arena_is_run(&p->reg.arena, r->off, r->len))
+        snprintf(why, n, "an answer of %llu bytes at arena offset %llu, not a run of the arena",
                  (unsigned long long)r->len, (unsigned long long)r->off);
     else if (!(r->flags & CREW__MSG_INIT) &&
              (!ws->inflight.head || (uint64_t)(uintptr_t)ws->inflight.head != r->tag))
@@ -767,6 +767,7 @@ static void stop_threads(crew_pool *p)
     pthread_join(p->collector, NULL);
     pthread_join(p->supervisor, NULL);
     atomic_fetch_sub(&crew__internal_threads, 2);
+    crew__reclaim_stop(p); /* nobody gives pages back later any more */
     crew__lock(&p->mu, CREW__LOCK_POOL);
     p->threads_stopping = false;
     pthread_cond_broadcast(&p->cv);

@@ -131,6 +131,7 @@ struct crew_pool {
     pthread_mutex_t reclaim_mu;  /* guards the two below: a leaf, taken under mu or alone */
     crew__reclaim reclaim[CREW__RECLAIM_MAX]; /* big runs freed, pages kept */
     int nreclaim;
+    bool reclaim_stopped;        /* the supervisor is gone: no more waiting   */
 
     /* statistics */
     _Atomic uint64_t submitted, done, failed, crashed, timed_out, cancelled;
@@ -240,6 +241,9 @@ void crew__pool_msg_free(crew_pool *p, const crew__msg *m);
  * and not allocated again since; returns the ns until the next one is due
  * (UINT64_MAX: none waits). The supervisor's, with no lock held. */
 uint64_t crew__reclaim_due(crew_pool *p);
+/* Once the supervisor has stopped: gives back every run waiting, and makes
+ * crew__pool_free_run give big runs back at once. No lock held. */
+void crew__reclaim_stop(crew_pool *p);
 
 /* --- supervise.c --- */
 /* SIGKILLs slot ws's process through its pidfd (never a recycled pid). */

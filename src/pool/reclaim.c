@@ -15,13 +15,20 @@ void crew__pool_free_run(crew_pool *p, int64_t off, uint64_t len)
     int k;
     for (k = 0; k < p->nreclaim && p->reclaim[k].off != off; k++)
         ;
-    if (k == p->nreclaim && k < CREW__RECLAIM_MAX)
+    bool noted = k < p->nreclaim;
+    if (noted) { /* a run freed again: its clock starts over, and the longer
+                  * span stays noted (what of it is free goes back) */
+        if (p->reclaim[k].len > len)
+            len = p->reclaim[k].len;
+    } else if (k < CREW__RECLAIM_MAX && !p->reclaim_stopped) {
         p->nreclaim++;
-    bool noted = k < CREW__RECLAIM_MAX;
-    if (noted) /* (a run freed again: its clock starts over) */
+        noted = true;
+    }
+    if (noted)
         p->reclaim[k] = (crew__reclaim){.off = off, .len = len, .freed_ns = now};
     crew__unlock(&p->reclaim_mu, CREW__LOCK_RECLAIM);
-    if (!noted) /* that many big runs freed within the delay: this one goes now */
+    if (!noted) /* that many big runs freed within the delay, or no supervisor
+                 * any more: this one goes now */
         (void)crew__arena_return(&p->reg.arena, off, len);
 }
 
@@ -54,4 +61,18 @@ uint64_t crew__reclaim_due(crew_pool *p)
     for (int k = 0; k < ndue; k++)
         (void)crew__arena_return(&p->reg.arena, due[k].off, due[k].len);
     return next;
+}
+
+void crew__reclaim_stop(crew_pool *p)
+{
+    crew__reclaim all[CREW__RECLAIM_MAX];
+    crew__lock(&p->reclaim_mu, CREW__LOCK_RECLAIM);
+    p->reclaim_stopped = true; /* runs freed from now on go back at once */
+    int n = p->nreclaim;
+    for (int k = 0; k < n; k++)
+        all[k] = p->reclaim[k];
+    p->nreclaim = 0;
+    crew__unlock(&p->reclaim_mu, CREW__LOCK_RECLAIM);
+    for (int k = 0; k < n; k++)
+        (void)crew__arena_return(&p->reg.arena, all[k].off, all[k].len);
 }

@@ -22,7 +22,7 @@ static int place_gathered(crew_pool *p, crew_future *f, const struct iovec *iov,
     } else {
         const crew__arena *a = &p->reg.arena;
         int64_t off;
-        while ((off = crew__arena_alloc(a, len)) < 0) {
+        while ((off = crew__arena_alloc_wait(a, len)) < 0) {
             crew__lock(&p->mu, CREW__LOCK_POOL);
             bool idle = atomic_load(&p->inflight) + p->pending.n == 0, closing = p->closing;
             crew__unlock(&p->mu, CREW__LOCK_POOL);

@@ -305,7 +305,7 @@ void *crew__supervisor_main(void *arg)
         int ms = next == UINT64_MAX ? 1000 : (int)(next / 1000000) + 1;
         if (again && ms > 100)
             ms = 100;
-        if (p->kind == CREW_THREADS && next == UINT64_MAX)
+        if (ms > 1000 || ms < 0) /* a big run freed meanwhile is seen within 1 s */
             ms = 1000;
         int r = poll(fds, (nfds_t)n, ms);
         if (r <= 0)

@@ -1,5 +1,6 @@
 /* arena.c — bitmap chunk allocation with compare-and-swap: runs within a word, or whole words. */
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "transport/arena.h"
@@ -25,6 +26,7 @@ void crew__arena_init(crew__arena *a, crew__arena_ctl *ctl, uint64_t chunks, uin
     ctl->data_off = data_off;
     atomic_init(&ctl->low, 0);
     atomic_init(&ctl->used, 0);
+    atomic_init(&ctl->returning, 0);
     for (uint64_t i = 0; i < a->nwords; i++) /* skip pages that are zero already */
         if (atomic_load_explicit(&ctl->bits[i], memory_order_relaxed))
             atomic_store_explicit(&ctl->bits[i], 0, memory_order_relaxed);
@@ -129,6 +131,20 @@ int64_t crew__arena_alloc(const crew__arena *a, size_t len)
     return (int64_t)a->data_off + c * (int64_t)CREW__CHUNK;
 }
 
+int64_t crew__arena_alloc_wait(const crew__arena *a, size_t len)
+{
+    int64_t off = crew__arena_alloc(a, len);
+    /* free chunks held for a moment by crew__arena_return (a slice at a
+     * time): look again once it lets go. Bounded (100 ms), as the counter
+     * lives in shared memory anyone may write */
+    for (int k = 0; off < 0 && k < 1000 && atomic_load(&a->ctl->returning); k++) {
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+        off = crew__arena_alloc(a, len);
+    }
+    return off;
+}
+
 /* Gives the whole pages inside [off, off + n chunks) back to the system. A
  * memfd's pages go from every mapping. Only whole pages inside the run: a
  * page may be bigger than a chunk (arm64), and its neighbour's bytes are not
@@ -150,36 +166,56 @@ static uint64_t run_chunks(size_t len)
     return n ? n : 1;
 }
 
+#define RETURN_SLICE_WORDS 64 /* 16 MiB claimed at a time: an allocation waits that long at most */
+
+/* Drops the pages of chunks [c, e) (chunk indices). */
+static void drop_chunks(const crew__arena *a, uint64_t c, uint64_t e)
+{
+    drop_pages(a, (int64_t)(a->data_off + c * CREW__CHUNK), e - c);
+}
+
 int crew__arena_return(const crew__arena *a, int64_t off, size_t len)
 {
     uint64_t n = run_chunks(len);
     if (off < 0 || !crew__arena_holds(a, (uint64_t)off, n * CREW__CHUNK))
         return 0;
-    uint64_t c = (uint64_t)(off - (int64_t)a->data_off) / CREW__CHUNK;
-    uint64_t w0 = c / 64, w1 = (c + n - 1) / 64;
-    /* claim the run as an allocation would, so that nobody takes a chunk of
-     * it while its pages go; a chunk already taken means it is in use again
-     * (and warm): undo exactly the bits this call set */
-    uint64_t w;
-    for (w = w0; w <= w1; w++) {
-        uint64_t lo = w == w0 ? c % 64 : 0, hi = w == w1 ? (c + n - 1) % 64 + 1 : 64;
-        uint64_t m = low_bits((unsigned)(hi - lo)) << lo;
-        uint64_t old = atomic_fetch_or_explicit(&a->ctl->bits[w], m, memory_order_acquire);
-        if (old & m) {
-            atomic_fetch_and_explicit(&a->ctl->bits[w], ~(m & ~old), memory_order_release);
-            break;
+    uint64_t c0 = (uint64_t)(off - (int64_t)a->data_off) / CREW__CHUNK, end = c0 + n;
+    uint64_t dropped = 0;
+    atomic_fetch_add(&a->ctl->returning, 1); /* before any claim is seen */
+    for (uint64_t s = c0; s < end;) {
+        uint64_t e = (s / 64 + RETURN_SLICE_WORDS) * 64;
+        if (e > end)
+            e = end;
+        uint64_t w0 = s / 64, w1 = (e - 1) / 64, mine[RETURN_SLICE_WORDS];
+        /* claim the free chunks of [s, e), as an allocation would: the bits
+         * this call sets (mine) were nobody's, and are nobody else's until
+         * it clears them again */
+        for (uint64_t w = w0; w <= w1; w++) {
+            uint64_t lo = w == w0 ? s % 64 : 0, hi = w == w1 ? (e - 1) % 64 + 1 : 64;
+            uint64_t m = low_bits((unsigned)(hi - lo)) << lo;
+            uint64_t old = atomic_fetch_or_explicit(&a->ctl->bits[w], m, memory_order_acq_rel);
+            mine[w - w0] = m & ~old;
         }
+        /* drop the pages of each stretch of claimed chunks */
+        uint64_t from = UINT64_MAX;
+        for (uint64_t k = s; k <= e; k++) {
+            bool claimed = k < e && (mine[k / 64 - w0] >> (k % 64) & 1);
+            if (claimed && from == UINT64_MAX)
+                from = k;
+            else if (!claimed && from != UINT64_MAX) {
+                drop_chunks(a, from, k);
+                dropped += k - from;
+                from = UINT64_MAX;
+            }
+        }
+        for (uint64_t w = w0; w <= w1; w++)
+            if (mine[w - w0])
+                atomic_fetch_and_explicit(&a->ctl->bits[w], ~mine[w - w0], memory_order_release);
+        s = e;
     }
-    int whole = w > w1;
-    if (whole)
-        drop_pages(a, off, n);
-    for (uint64_t k = w0; k < w && k <= w1; k++) {
-        uint64_t lo = k == w0 ? c % 64 : 0, hi = k == w1 ? (c + n - 1) % 64 + 1 : 64;
-        atomic_fetch_and_explicit(&a->ctl->bits[k], ~(low_bits((unsigned)(hi - lo)) << lo),
-                                  memory_order_release);
-    }
-    lower_hint(a, w0);
-    return whole;
+    atomic_fetch_sub_explicit(&a->ctl->returning, 1, memory_order_release);
+    lower_hint(a, c0 / 64);
+    return dropped == n;
 }
 
 /* Frees the run's chunks; its pages stay mapped. */

@@ -27,6 +27,8 @@ typedef struct crew__arena_ctl {
     uint64_t data_off;          /* offset of chunk 0 from the block       */
     _Atomic uint64_t low;       /* first word that may have free chunks   */
     _Atomic uint64_t used;      /* chunks in use (statistics)             */
+    _Atomic uint64_t returning; /* crew__arena_return calls under way: an
+                                   allocation that fails meanwhile retries */
     _Atomic uint64_t bits[];
 } crew__arena_ctl;
 
@@ -54,6 +56,10 @@ void crew__arena_attach(crew__arena *a, crew__arena_ctl *ctl, uint64_t nwords, u
 /* Allocates len bytes (> 0). Returns the byte offset from the arena base
  * (the control block), or -1 when no run of free chunks is long enough. */
 int64_t crew__arena_alloc(const crew__arena *a, size_t len);
+/* crew__arena_alloc that, failing while a crew__arena_return holds free
+ * chunks, waits for it (100 ms at most) and looks again. Sleeps: never
+ * under a pool lock. */
+int64_t crew__arena_alloc_wait(const crew__arena *a, size_t len);
 
 /* Runs at least this long are big: freed, their pages go back to the
  * system (a pool that once carried a 512 MiB argument would otherwise keep
@@ -72,11 +78,11 @@ void crew__arena_free(const crew__arena *a, int64_t off, size_t len);
  * a big run's. Returns 1 when the run was big (its pages are for the
  * caller to give back later with crew__arena_return), else 0. */
 int crew__arena_free_keep(const crew__arena *a, int64_t off, size_t len);
-/* Gives the pages of the free run [off, off+len) back to the system,
- * claiming its chunks meanwhile so that no allocation can take one. Returns
- * 1 when it did; 0, touching nothing, when a chunk of it is in use again
- * (it was allocated since: its pages are someone's) or the run is not
- * inside the arena. */
+/* Gives back to the system the pages of the chunks of [off, off+len) that
+ * are free now (a chunk in use again keeps its pages: they are someone's),
+ * claiming them a slice at a time so that no allocation takes one while its
+ * pages go. Returns 1 when it gave back the whole run, else 0 (a run not
+ * inside the arena: nothing touched). */
 int crew__arena_return(const crew__arena *a, int64_t off, size_t len);
 
 /* Whether [off, off+len) is a run of whole chunks' worth inside the arena's
@@ -86,6 +92,22 @@ static inline int crew__arena_holds(const crew__arena *a, uint64_t off, uint64_t
     uint64_t hi = a->data_off + a->nwords * 64 * CREW__CHUNK;
     return len > 0 && off >= a->data_off && off < hi && (off - a->data_off) % CREW__CHUNK == 0 &&
            len <= hi - off;
+}
+
+/* Whether [off, off+len) is a run this allocator can hand out: inside the
+ * arena (crew__arena_holds, over whole chunks), and either within one
+ * bitmap word (64 chunks or fewer) or starting on a word (more). Freeing
+ * any other run would clear bits of chunks that are not its own: what an
+ * answer's run must pass before the parent keeps or frees it. */
+static inline int crew__arena_is_run(const crew__arena *a, uint64_t off, uint64_t len)
+{
+    if (!crew__arena_holds(a, off, len)) /* first: len is bounded from here on */
+        return 0;
+    uint64_t n = len / CREW__CHUNK + (len % CREW__CHUNK != 0);
+    if (!crew__arena_holds(a, off, n * CREW__CHUNK))
+        return 0;
+    uint64_t c = (off - a->data_off) / CREW__CHUNK;
+    return n <= 64 ? c % 64 + n <= 64 : c % 64 == 0;
 }
 
 /* Address of offset off. */

@@ -45,7 +45,7 @@ void *crew_out_alloc(crew_out *out, size_t len)
     r->len = len;
     if (len <= CREW__INLINE)
         return r->data;
-    int64_t off = crew__arena_alloc(a, len);
+    int64_t off = crew__arena_alloc_wait(a, len);
     if (off < 0) {
         r->len = 0;
         return NULL;

@@ -5,6 +5,8 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "transport/arena.h"
 
@@ -315,40 +317,80 @@ TEST(arena_threads_alloc_and_free_without_overlap)
     arena_del(a);
 }
 
-/* crew__arena_return gives back a free run only: while any chunk of it is
- * someone's again it touches nothing (no bit of the new owner's cleared,
- * no byte dropped); a free run comes back wholly free for the next
- * allocation. free_keep says which runs are big. */
-TEST(arena_return_gives_back_free_runs_only)
+/* An arena on a memfd, as a pool's is: MADV_REMOVE really drops its pages
+ * (on malloc'd memory it fails, and a page dropped under its owner would go
+ * unseen). */
+static crew__arena *arena_new_memfd(uint64_t chunks)
+{
+    crew__arena *a = malloc(sizeof *a);
+    int fd = memfd_create("test-arena", 0);
+    size_t size = DATA_OFF + chunks * K;
+    void *m = MAP_FAILED;
+    if (a && fd >= 0 && ftruncate(fd, (off_t)size) == 0)
+        m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (fd >= 0)
+        close(fd);
+    if (m == MAP_FAILED || crew__arena_ctl_bytes(chunks) > DATA_OFF) {
+        free(a);
+        return NULL;
+    }
+    crew__arena_init(a, m, chunks, DATA_OFF);
+    return a;
+}
+
+static void arena_del_memfd(crew__arena *a)
+{
+    munmap(a->ctl, DATA_OFF + a->nwords * 64 * K);
+    free(a);
+}
+
+static unsigned char byte_at(crew__arena *a, int64_t off)
+{
+    return *(volatile unsigned char *)crew__arena_ptr(a, off);
+}
+
+/* crew__arena_return gives back the pages of a run's free chunks only: a
+ * chunk someone holds again keeps its bits and its bytes; the rest of the
+ * span goes back (a small argument placed at its start must not keep a
+ * 64 MiB run resident); the span comes back free for the next allocation.
+ * free_keep says which runs are big. */
+TEST(arena_return_gives_back_free_chunks_only)
 {
     enum { CHUNKS = 16384 + 256 }; /* room for one big run (64 MiB) and more */
-    crew__arena *a = arena_new(CHUNKS);
+    crew__arena *a = arena_new_memfd(CHUNKS);
     CHECK(a);
     size_t big = CREW__ARENA_BIG_BYTES, small = 200 * K;
     int64_t r = crew__arena_alloc(a, big);
     CHECK(r >= 0);
+    memset(crew__arena_ptr(a, r), 0x11, big);
     CHECK_EQ_INT(crew__arena_free_keep(a, r, big), 1); /* big: for the caller to return */
     CHECK(all_free(a));
-    /* the run is taken again (first fit: the same place): return leaves it be */
+    CHECK(byte_at(a, r + (int64_t)big - 1) == 0x11); /* kept its pages */
+    /* the run is taken again (first fit: the same place): its bytes stay */
     int64_t again = crew__arena_alloc(a, big);
     CHECK_EQ_INT((int)(again == r), 1);
-    memset(crew__arena_ptr(a, again), 0x5a, 3 * K);
+    memset(crew__arena_ptr(a, again), 0x5a, big);
     CHECK_EQ_INT(crew__arena_return(a, r, big), 0);
-    CHECK(((unsigned char *)crew__arena_ptr(a, again))[3 * K - 1] == 0x5a);
+    CHECK(byte_at(a, again) == 0x5a && byte_at(a, again + (int64_t)big - 1) == 0x5a);
     int64_t other = crew__arena_alloc(a, small); /* lands after it: its bits held */
     CHECK(other >= r + (int64_t)big);
     crew__arena_free(a, other, small);
-    crew__arena_free(a, again, big);
+    crew__arena_free_keep(a, again, big);
     CHECK(all_free(a));
-    /* part of the span taken by a small run: nothing of it returned or freed */
+    /* part of the span taken by a small run: that part stays, the rest goes */
     int64_t s1 = crew__arena_alloc(a, small);
     CHECK_EQ_INT((int)(s1 == r), 1);
+    memset(crew__arena_ptr(a, s1), 0x77, small);
     CHECK_EQ_INT(crew__arena_return(a, r, big), 0);
+    CHECK(byte_at(a, s1) == 0x77 && byte_at(a, s1 + (int64_t)small - 1) == 0x77);
+    CHECK(byte_at(a, r + (int64_t)big - 1) == 0); /* dropped: reads back zero */
     CHECK(crew__arena_alloc(a, CHUNKS * (size_t)K) < 0); /* s1 still held */
     crew__arena_free(a, s1, small);
     CHECK(all_free(a));
     /* a free run: returned, and free again afterwards */
+    memset(crew__arena_ptr(a, r), 0x22, big);
     CHECK_EQ_INT(crew__arena_return(a, r, big), 1);
+    CHECK(byte_at(a, r) == 0 && byte_at(a, r + (int64_t)big - 1) == 0);
     CHECK(all_free(a));
     int64_t whole = crew__arena_alloc(a, CHUNKS * (size_t)K);
     CHECK_EQ_INT((int)(whole == (int64_t)DATA_OFF), 1);
@@ -359,7 +401,7 @@ TEST(arena_return_gives_back_free_runs_only)
     CHECK_EQ_INT(crew__arena_return(a, -4096, big), 0);
     CHECK_EQ_INT(crew__arena_return(a, (int64_t)DATA_OFF + CHUNKS * (int64_t)K, K), 0);
     CHECK(all_free(a));
-    arena_del(a);
+    arena_del_memfd(a);
 }
 
 TEST_MAIN()

@@ -17,7 +17,8 @@
 static crew__shm *g_shm;
 static const crew__region *g_reg;
 
-enum { FORGE_NONE, FORGE_INLINE_LEN, FORGE_ARENA_OFF, FORGE_TAG, FORGE_FLAGS, FORGE_RUN_TIME };
+enum { FORGE_NONE, FORGE_INLINE_LEN, FORGE_ARENA_OFF, FORGE_ARENA_RUN, FORGE_TAG, FORGE_FLAGS,
+       FORGE_RUN_TIME };
 
 /* Pushes a forged answer of the given kind into its own response ring, then
  * answers normally: what a task (or a C extension) scribbling on crew's
@@ -41,6 +42,13 @@ static int t_forge(const void *arg, size_t len, crew_out *out, void *ud)
             m.flags = CREW__MSG_ARENA;
             m.off = (uint64_t)1 << 40;          /* far outside the mapping */
             m.len = 4096;
+        } else if (kind == FORGE_ARENA_RUN) {
+            /* inside the arena, but no run it hands out: 100 chunks from
+             * chunk 8 (a run of more than 64 starts on a bitmap word);
+             * freed, it would clear chunks 0-7's owners' bits */
+            m.flags = CREW__MSG_ARENA;
+            m.off = g_reg->arena.data_off + 8 * (uint64_t)CREW__CHUNK;
+            m.len = 100 * (uint64_t)CREW__CHUNK;
         } else if (kind == FORGE_RUN_TIME)
             m.fn_hash = ~0ull;                  /* the answer's run time: 2^64-1 ns */
         else if (kind == FORGE_TAG)
@@ -95,7 +103,12 @@ TEST(an_inline_answer_longer_than_a_message_is_refused)
 
 TEST(an_arena_offset_outside_the_arena_is_refused)
 {
-    forged_answer_kills_only_its_worker(FORGE_ARENA_OFF, "outside the arena");
+    forged_answer_kills_only_its_worker(FORGE_ARENA_OFF, "not a run of the arena");
+}
+
+TEST(an_arena_run_the_allocator_never_hands_out_is_refused)
+{
+    forged_answer_kills_only_its_worker(FORGE_ARENA_RUN, "not a run of the arena");
 }
 
 TEST(an_answer_to_a_task_it_was_not_running_is_refused)
