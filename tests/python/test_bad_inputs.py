@@ -131,16 +131,21 @@ def _rss_drops_below(limit, within):
     return _pool_rss_bytes() < limit
 
 
+def _hand_over_a_huge_argument(ex):
+    """Hands ex one 256 MiB argument; returns once its chunks are freed."""
+    np = pytest.importorskip("numpy")
+    big = np.ones(256 << 20, dtype=np.uint8)
+    assert ex.submit(nbytes, big).result(timeout=120) == big.nbytes
+    del big
+    ex.submit(abs, 1).result(timeout=60)    # the argument's chunks are freed by now
+
+
 def test_a_huge_argument_gives_its_memory_back_once_it_is_done():
     """After one 256 MiB argument the pool's shared memory stayed resident
     until the pool closed; runs of 64 MiB and more go back once unused for
     two seconds (the supervisor's tick)."""
-    np = pytest.importorskip("numpy")
     with crew.Executor(1, arena_size=1 << 30) as ex:
-        big = np.ones(256 << 20, dtype=np.uint8)
-        assert ex.submit(nbytes, big).result(timeout=120) == big.nbytes
-        del big
-        ex.submit(abs, 1).result(timeout=60)    # the argument's chunks are freed by now
+        _hand_over_a_huge_argument(ex)
         assert _rss_drops_below(64 << 20, within=30)
 
 
@@ -170,12 +175,8 @@ def test_a_huge_argument_gives_its_memory_back_though_a_small_one_took_its_place
     """A small argument placed (first fit) at the start of a freed 256 MiB
     run when its two seconds were up made the supervisor leave the whole
     run resident for good: only the chunks in use keep their pages."""
-    np = pytest.importorskip("numpy")
     with crew.Executor(1, arena_size=1 << 30) as ex:
-        big = np.ones(256 << 20, dtype=np.uint8)
-        assert ex.submit(nbytes, big).result(timeout=120) == big.nbytes
-        del big
-        ex.submit(abs, 1).result(timeout=60)    # the argument's chunks are freed by now
+        _hand_over_a_huge_argument(ex)
         held = ex.submit(_hold, b"x" * 10000, 3.0)  # in the freed run, past its 2 s
         assert _rss_drops_below(64 << 20, within=30)
         assert held.result(timeout=60) == 10000
@@ -185,12 +186,8 @@ def test_a_closed_pool_keeps_no_big_run_resident():
     """Runs waiting for their two seconds when the pool closed stayed
     resident as long as the pool object lived: the supervisor that would
     give them back is gone."""
-    np = pytest.importorskip("numpy")
     with crew.Executor(1, arena_size=1 << 30) as ex:
-        big = np.ones(256 << 20, dtype=np.uint8)
-        assert ex.submit(nbytes, big).result(timeout=120) == big.nbytes
-        del big
-        ex.submit(abs, 1).result(timeout=60)
+        _hand_over_a_huge_argument(ex)
     assert _pool_rss_bytes() < 64 << 20
     del ex
 
