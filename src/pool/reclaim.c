@@ -38,15 +38,22 @@ void crew__pool_msg_free(crew_pool *p, const crew__msg *m)
         crew__pool_free_run(p, (int64_t)m->off, m->len);
 }
 
-uint64_t crew__reclaim_due(crew_pool *p)
+/* Takes off the list the runs due (freed CREW__RECLAIM_NS ago or more;
+ * every run once `stop`, which also makes later frees give back at once)
+ * and gives their pages back outside every lock: dropping hundreds of MiB
+ * of pages takes a while. A run allocated again since keeps what is in use
+ * (its new owner frees it later). Returns the ns until the next is due. */
+static uint64_t give_back(crew_pool *p, bool stop)
 {
     crew__reclaim due[CREW__RECLAIM_MAX];
     int ndue = 0;
     uint64_t now = crew__now_ns(), next = UINT64_MAX;
     crew__lock(&p->reclaim_mu, CREW__LOCK_RECLAIM);
+    if (stop)
+        p->reclaim_stopped = true;
     for (int k = 0; k < p->nreclaim;) {
         uint64_t at = p->reclaim[k].freed_ns + CREW__RECLAIM_NS;
-        if (at <= now) {
+        if (stop || at <= now) {
             due[ndue++] = p->reclaim[k];
             p->reclaim[k] = p->reclaim[--p->nreclaim];
             continue;
@@ -56,23 +63,17 @@ uint64_t crew__reclaim_due(crew_pool *p)
         k++;
     }
     crew__unlock(&p->reclaim_mu, CREW__LOCK_RECLAIM);
-    /* outside every lock: dropping hundreds of MiB of pages takes a while.
-     * A run allocated again since stays (its new owner frees it later) */
     for (int k = 0; k < ndue; k++)
         (void)crew__arena_return(&p->reg.arena, due[k].off, due[k].len);
     return next;
 }
 
+uint64_t crew__reclaim_due(crew_pool *p)
+{
+    return give_back(p, false);
+}
+
 void crew__reclaim_stop(crew_pool *p)
 {
-    crew__reclaim all[CREW__RECLAIM_MAX];
-    crew__lock(&p->reclaim_mu, CREW__LOCK_RECLAIM);
-    p->reclaim_stopped = true; /* runs freed from now on go back at once */
-    int n = p->nreclaim;
-    for (int k = 0; k < n; k++)
-        all[k] = p->reclaim[k];
-    p->nreclaim = 0;
-    crew__unlock(&p->reclaim_mu, CREW__LOCK_RECLAIM);
-    for (int k = 0; k < n; k++)
-        (void)crew__arena_return(&p->reg.arena, all[k].off, all[k].len);
+    (void)give_back(p, true);
 }

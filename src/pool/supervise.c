@@ -294,19 +294,19 @@ void *crew__supervisor_main(void *arg)
         uint64_t next = check_deadlines(p, late, &nlate);
         if (reclaim_in < next)
             next = reclaim_in;
+        if (next > 1000000000ull) /* a big run freed meanwhile is seen within 1 s */
+            next = 1000000000ull;
         /* when it wakes next at the latest: a sooner deadline sent meanwhile kicks evfd */
-        p->sup_wake_ns = crew__now_ns() + (next == UINT64_MAX ? 1000000000ull : next);
+        p->sup_wake_ns = crew__now_ns() + next;
         crew__unlock(&p->mu, CREW__LOCK_POOL);
         crew__run_done(&done); /* tasks failed by a failed restart */
         for (int k = 0; k < nlate; k++) {
             crew__future_run_callback(late[k]);
             crew__future_unref(late[k]);
         }
-        int ms = next == UINT64_MAX ? 1000 : (int)(next / 1000000) + 1;
+        int ms = (int)(next / 1000000) + 1;
         if (again && ms > 100)
             ms = 100;
-        if (ms > 1000 || ms < 0) /* a big run freed meanwhile is seen within 1 s */
-            ms = 1000;
         int r = poll(fds, (nfds_t)n, ms);
         if (r <= 0)
             continue;

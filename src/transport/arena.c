@@ -159,11 +159,13 @@ static void drop_pages(const crew__arena *a, int64_t off, uint64_t n)
         (void)madvise((void *)lo, hi - lo, MADV_REMOVE);
 }
 
-/* Chunks in a run of len bytes (at least one). */
-static uint64_t run_chunks(size_t len)
+/* Whether the run of len bytes at off lies inside the arena, its n chunks
+ * included: checked before any bit or page of a run is touched, so that a
+ * forged offset never clears, frees or drops anything outside. */
+static bool in_arena(const crew__arena *a, int64_t off, size_t len, uint64_t *n)
 {
-    uint64_t n = (len + CREW__CHUNK - 1) / CREW__CHUNK;
-    return n ? n : 1;
+    *n = crew__arena_chunks(len);
+    return off >= 0 && crew__arena_holds(a, (uint64_t)off, *n * CREW__CHUNK);
 }
 
 #define RETURN_SLICE_WORDS 64 /* 16 MiB claimed at a time: an allocation waits that long at most */
@@ -176,8 +178,8 @@ static void drop_chunks(const crew__arena *a, uint64_t c, uint64_t e)
 
 int crew__arena_return(const crew__arena *a, int64_t off, size_t len)
 {
-    uint64_t n = run_chunks(len);
-    if (off < 0 || !crew__arena_holds(a, (uint64_t)off, n * CREW__CHUNK))
+    uint64_t n;
+    if (!in_arena(a, off, len, &n))
         return 0;
     uint64_t c0 = (uint64_t)(off - (int64_t)a->data_off) / CREW__CHUNK, end = c0 + n;
     uint64_t dropped = 0;
@@ -240,9 +242,9 @@ static void free_chunks(const crew__arena *a, int64_t off, uint64_t n)
 
 void crew__arena_free(const crew__arena *a, int64_t off, size_t len)
 {
-    uint64_t n = run_chunks(len);
-    if (off < 0 || !crew__arena_holds(a, (uint64_t)off, n * CREW__CHUNK))
-        return; /* no run of ours: never clear (or punch) bits outside */
+    uint64_t n;
+    if (!in_arena(a, off, len, &n))
+        return;
     if (n * CREW__CHUNK >= CREW__ARENA_BIG_BYTES)
         drop_pages(a, off, n); /* before the chunks are free: no new owner's bytes yet */
     free_chunks(a, off, n);
@@ -250,8 +252,8 @@ void crew__arena_free(const crew__arena *a, int64_t off, size_t len)
 
 int crew__arena_free_keep(const crew__arena *a, int64_t off, size_t len)
 {
-    uint64_t n = run_chunks(len);
-    if (off < 0 || !crew__arena_holds(a, (uint64_t)off, n * CREW__CHUNK))
+    uint64_t n;
+    if (!in_arena(a, off, len, &n))
         return 0;
     free_chunks(a, off, n);
     return n * CREW__CHUNK >= CREW__ARENA_BIG_BYTES;

@@ -94,6 +94,13 @@ static inline int crew__arena_holds(const crew__arena *a, uint64_t off, uint64_t
            len <= hi - off;
 }
 
+/* Chunks a run of len bytes takes (at least one), without overflow. */
+static inline uint64_t crew__arena_chunks(uint64_t len)
+{
+    uint64_t n = len / CREW__CHUNK + (len % CREW__CHUNK != 0);
+    return n ? n : 1;
+}
+
 /* Whether [off, off+len) is a run this allocator can hand out: inside the
  * arena (crew__arena_holds, over whole chunks), and either within one
  * bitmap word (64 chunks or fewer) or starting on a word (more). Freeing
@@ -103,7 +110,7 @@ static inline int crew__arena_is_run(const crew__arena *a, uint64_t off, uint64_
 {
     if (!crew__arena_holds(a, off, len)) /* first: len is bounded from here on */
         return 0;
-    uint64_t n = len / CREW__CHUNK + (len % CREW__CHUNK != 0);
+    uint64_t n = crew__arena_chunks(len);
     if (!crew__arena_holds(a, off, n * CREW__CHUNK))
         return 0;
     uint64_t c = (off - a->data_off) / CREW__CHUNK;
