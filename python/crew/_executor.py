@@ -646,9 +646,7 @@ class Executor(cf.Executor):
                     futs.popleft().cancel()
                 if bar is not None:
                     bar.close()
-        gen = chunks()
-        next(gen)
-        return _core.flatten(gen)
+        return rt.flatten_primed(chunks())
 
     def map_async(self, fn, *iterables, chunksize=None, ordered=True, task_timeout=None):
         """An async iterator over fn's results, for ``async for`` in a running

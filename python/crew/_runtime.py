@@ -769,6 +769,14 @@ def take_values(res):
     return _core.flatten(_then_raise(vals, err))
 
 
+def flatten_primed(gen):
+    """_core.flatten over gen, a generator of value lists whose first yield
+    is None: gen runs up to it now, so that an iterator closed or dropped
+    unread still runs gen's finally (which cancels the map's tasks)."""
+    next(gen)
+    return _core.flatten(gen)
+
+
 def _then_raise(vals, err):
     yield vals
     raise err

@@ -6,7 +6,7 @@ import itertools
 import multiprocessing
 import threading
 
-from . import _core, _runtime as rt
+from . import _runtime as rt
 from ._executor import Executor, _exception_of
 from ._runtime import take_values
 
@@ -216,9 +216,7 @@ class Pool:
                     pending.pop().cancel()
                 if bar is not None:
                     bar.close()
-        g = gen()
-        next(g)
-        return _core.flatten(g)
+        return rt.flatten_primed(gen())
 
     def close(self):
         if self._state == "RUN":
