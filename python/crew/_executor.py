@@ -734,7 +734,10 @@ class Executor(cf.Executor):
     def stats(self):
         """A dict: ``kind``, ``start_method``, ``workers`` (each: pid, kind,
         tasks, busy_seconds, restarts) and totals ``submitted``, ``done``,
-        ``failed``, ``crashed``, ``timed_out``, ``cancelled``."""
+        ``failed``, ``crashed``, ``timed_out``, ``cancelled``. A thread
+        task's future is settled by the worker thread that ran it, a moment
+        before the pool's collector counts its answer: right after a result
+        the totals can be one behind, for an instant."""
         d = self._pool.stats()
         for w in d["workers"]:
             w["kind"] = "thread" if self._kind == "threads" else "process"
